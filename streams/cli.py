@@ -1,0 +1,78 @@
+"""The `streams` command line.
+
+Exit codes: 0 success; 1 some input could not be read (the rest was processed);
+2 usage or configuration error (bad pattern, bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+
+EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
+log = logging.getLogger("streams")
+
+
+def _common_parse_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--year", type=int, help="year for timestamps that carry none (default: from the clock)")
+    p.add_argument("--timezone", default="UTC", help="time zone of naive timestamps (default: UTC)")
+    p.add_argument("--patterns-dir", action="append", default=[], type=Path, metavar="DIR",
+                   help="extra directory of *.grok / *.yaml pattern files (repeatable; overrides built-ins)")
+    p.add_argument("--max-line", type=int, default=64 * 1024, metavar="BYTES",
+                   help="cut longer lines there and tag them _line_truncated (default: 65536)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="streams", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"streams {__version__}")
+    ap.add_argument("--log-level", default="INFO", help="log level of streams' own logs (stderr)")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("parse", help="parse log lines to JSON, one object per non-empty line",
+                       description="Parse log lines (syslog, Fail2ban, Wazuh alerts.json, ...) and write one "
+                                   "JSON object per non-empty input line, in input order, to stdout.")
+    _common_parse_args(p)
+    p.add_argument("files", nargs="*", default=["-"], metavar="FILE", help="input files, or - for stdin")
+
+    r = sub.add_parser("replay", help="run log files through the whole pipeline into an output folder",
+                       description="Replay log files (or folders of them) through parse -> GeoIP -> "
+                                   "outputs: Elasticsearch bulk NDJSON per dated index and Graphite "
+                                   "plaintext metrics, in --output.")
+    _common_parse_args(r)
+    r.add_argument("paths", nargs="+", metavar="PATH", help="log files or folders")
+    r.add_argument("--output", "-o", type=Path, default=Path("out"), help="output folder (default: ./out)")
+    r.add_argument("--config", type=Path, help="TOML configuration file")
+    r.add_argument("--geoip-city", type=Path, help="GeoIP2/GeoLite2 City .mmdb (default: the installed GeoLite2)")
+    r.add_argument("--geoip-asn", type=Path, help="GeoIP2/GeoLite2 ASN .mmdb")
+    r.add_argument("--no-geoip", action="store_true", help="turn GeoIP enrichment off")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    r.add_argument("--quiet", "-q", action="store_true", help="no summary table")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format='{"level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}')
+    from .parse.grok import PatternError
+    try:
+        if args.command == "parse":
+            from .commands.parse import run_parse
+            return run_parse(args)
+        if args.command == "replay":
+            from .commands.replay import run_replay
+            return run_replay(args)
+    except PatternError as e:
+        log.error("pattern error: %s", e)
+        return EXIT_CONFIG
+    except BrokenPipeError:
+        return EXIT_OK
+    return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""`streams parse`: one JSON object per non-empty input line, in input order."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import orjson
+
+from ..inputs import decode_line, iter_raw_lines, open_input
+from ..parse.dispatch import LineParser
+
+log = logging.getLogger("streams.parse")
+_BATCH = 512
+
+
+def build_line_parser(args) -> LineParser:
+    return LineParser(args.patterns_dir, year=args.year, timezone=args.timezone, max_line=args.max_line)
+
+
+def run_parse(args) -> int:
+    parser = build_line_parser(args)
+    out = sys.stdout.buffer
+    dumps = orjson.dumps
+    status = 0
+    lines = 0
+    for path in args.files:
+        try:
+            stream = open_input(path)
+        except OSError as e:
+            log.error("cannot read %s: %s", path, e)
+            status = 1
+            continue
+        buf: list[bytes] = []
+        with stream:
+            for raw in iter_raw_lines(stream):
+                if not raw.strip():
+                    continue
+                text, problems = decode_line(raw)
+                ev = parser.parse(text)
+                if problems:
+                    ev.tags.extend(problems)
+                    parser.stats.update(problems)
+                buf.append(dumps(ev.to_doc()))
+                lines += 1
+                if len(buf) >= _BATCH:
+                    out.write(b"\n".join(buf) + b"\n")
+                    buf.clear()
+            if buf:
+                out.write(b"\n".join(buf) + b"\n")
+    out.flush()
+    problems = {k: v for k, v in sorted(parser.stats.items()) if v}
+    log.info("parsed %d lines; %s", lines, ", ".join(f"{k}={v}" for k, v in problems.items()) or "no problems")
+    return status

@@ -1,0 +1,165 @@
+"""Line -> Event: recognise the line's shape, split its header, dispatch on the program.
+
+Shapes, decided by the first character so no line pays for a shape it cannot have:
+`{` a JSON line (Wazuh `alerts.json`), a digit a Fail2ban own-log line, anything else
+syslog (RFC 5424, RFC 3164 and variants). The message part then goes to the product
+parser that owns the program name, which tries its rules as one compiled alternation.
+A line nobody understands is still an event: `_grokparsefailure`, `event.original` kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+
+from .. import PATTERNS_DIR
+from ..clock import Clock
+from ..event import Event
+from .grok import GrokLibrary, put
+from .rules import ProductParser, load_rules
+from .syslog import parse_syslog
+from .timestamps import TimeParser
+
+DEFAULT_MAX_LINE = 64 * 1024
+
+# Fail2ban's own log: `2019-11-22 14:30:26,473 fail2ban.actions        [4002]: NOTICE  ...`
+# (0.8 pads the logger before `:`, 0.10+ pads it to 24 columns before `[pid]`).
+_F2B_OWN = re.compile(
+    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[,.]\d+)?) (?P<logger>fail2ban(?:\.[\w.-]+)?) *"
+    r"(?:\[(?P<pid>\d+)\])? *: (?P<msg>.*)", re.DOTALL)
+
+
+def _wazuh_json(fields, ev, parser, doc) -> None:
+    from .products.wazuh import apply_alert
+    apply_alert(doc, fields, ev, parser)
+
+
+class LineParser:
+    """Compiled once from pattern directories; `parse(line)` is the hot path."""
+
+    def __init__(self, pattern_dirs: Iterable[Path] | None = None, *, year: int | None = None,
+                 timezone: str | None = None, clock: Clock | None = None,
+                 max_line: int = DEFAULT_MAX_LINE) -> None:
+        dirs = [PATTERNS_DIR, *(Path(d) for d in pattern_dirs or ())]
+        self.library = GrokLibrary()
+        for d in dirs:
+            self.library.load_dir(d)
+        self.library.validate()
+        self.parsers: list[ProductParser] = load_rules(dirs, self.library)
+        self.by_program: dict[str, ProductParser] = {}
+        self.by_name: dict[str, ProductParser] = {}
+        for p in self.parsers:
+            self.by_name[p.name] = p
+            for prog in p.programs:
+                self.by_program[prog] = p
+        self._resolved: dict[str | None, ProductParser | None] = {}
+        self.times = TimeParser(year=year, tz=timezone, clock=clock)
+        self.max_line = max_line
+        self.stats: Counter[str] = Counter()
+
+    # -- dispatch ------------------------------------------------------------------------
+    def resolve(self, program: str | None) -> ProductParser | None:
+        """Program name -> product parser; normalised names are cached."""
+        try:
+            return self._resolved[program]
+        except KeyError:
+            pass
+        p = None
+        if program:
+            p = self.by_program.get(program)
+            if p is None and "/" in program:
+                # postfix multi-instance / service names: postfix-out/smtp, postfix/submission/smtpd
+                head, _, tail = program.partition("/")
+                p = self.by_program.get(f"{head.partition('-')[0]}/{tail.rpartition('/')[2]}")
+            if p is None:
+                base = re.split(r"[.\-(]", program, maxsplit=1)[0]
+                p = self.by_program.get(base + "*")
+        if len(self._resolved) < 4096:
+            self._resolved[program] = p
+        return p
+
+    def apply(self, parser: ProductParser, msg: str, fields: dict, ev: Event) -> bool:
+        fields["event"]["dataset"] = parser.dataset
+        rule = parser.matcher.match(msg, fields)
+        if rule is None:
+            ev.tags.append("_grokparsefailure")
+            self.stats["grok_failure"] += 1
+            return False
+        for parents, leaf, v in parser.sets:
+            put(fields, parents, leaf, v)
+        for parents, leaf, v in rule.sets:
+            put(fields, parents, leaf, v)
+        for h in rule.hooks:
+            h(fields, ev, self)
+        for h in parser.hooks:
+            h(fields, ev, self)
+        ev.meta["rule"] = rule.name
+        return True
+
+    # -- shapes ------------------------------------------------------------------------------
+    def parse(self, line: str) -> Event:
+        fields: dict = {"event": {"original": line}}
+        ev = Event(fields=fields)
+        if len(line) > self.max_line:
+            line = line[: self.max_line]
+            ev.tags.append("_line_truncated")
+            self.stats["truncated"] += 1
+        c = line[:1]
+        if c == "{":
+            self._json(line, fields, ev)
+        elif c.isdigit() and (m := _F2B_OWN.match(line)) is not None:
+            self._fail2ban_own(m, fields, ev)
+        else:
+            res = parse_syslog(line, fields, self.times)
+            if res is None:
+                ev.message = line
+                ev.tags.append("_grokparsefailure")
+                self.stats["unrecognised"] += 1
+            else:
+                program, msg = res
+                ev.message = msg
+                parser = self.resolve(program)
+                if parser is None:
+                    fields["event"]["dataset"] = "syslog"
+                    ev.tags.append("_grokparsefailure")
+                    self.stats["no_parser"] += 1
+                else:
+                    self.apply(parser, msg, fields, ev)
+        return ev
+
+    def _fail2ban_own(self, m: re.Match, fields: dict, ev: Event) -> None:
+        stamp = self.times.iso(m["ts"])
+        if stamp is not None:
+            fields["@timestamp"] = stamp[1]
+        fields["log"] = {"logger": m["logger"]}
+        if m["pid"]:
+            fields["process"] = {"pid": int(m["pid"])}
+        ev.message = m["msg"]
+        parser = self.by_name.get("fail2ban")
+        if parser is None:
+            fields["event"]["dataset"] = "fail2ban.log"
+            ev.tags.append("_grokparsefailure")
+        else:
+            self.apply(parser, m["msg"], fields, ev)
+
+    def _json(self, line: str, fields: dict, ev: Event) -> None:
+        ev.message = line
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            doc = None
+        if not isinstance(doc, dict):
+            ev.tags.append("_jsonparsefailure")
+            self.stats["json_failure"] += 1
+            if '"rule"' in line:  # a damaged alerts.json line is still a Wazuh alert
+                fields["event"]["dataset"] = "wazuh.alerts"
+            return
+        if isinstance(doc.get("rule"), dict):
+            _wazuh_json(fields, ev, self, doc)
+        else:
+            fields["event"]["dataset"] = "json"
+            fields["json"] = doc

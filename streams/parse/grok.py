@@ -1,0 +1,254 @@
+"""A grok compiler: pattern files of `NAME regex` lines, `%{SYNTAX[:field[:type]]}`
+references, compiled once into Python regular expressions.
+
+Field names are ECS paths, written `source.ip` or `[source][ip]`. Python group names
+cannot hold dots, so every capture becomes a numbered group and a side table maps it to
+its path and conversion. Several top-level patterns can be compiled into one
+alternation; the wrapper group that closed last (`Match.lastindex`) tells which one
+matched, so a line costs one regex call instead of one per pattern.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_REF = re.compile(r"%\{(\w+)(?::([\w@.\[\]-]+))?(?::(int|float|integer|string))?\}")
+# Oniguruma/PCRE named group `(?<name>`, not the lookbehinds `(?<=` and `(?<!`.
+_NAMED = re.compile(r"\(\?<(?![=!])([\w@.\[\]-]+)>")
+_DEF_LINE = re.compile(r"^([A-Za-z0-9_]+)\s+(.+?)\s*$")
+
+
+class PatternError(ValueError):
+    """A pattern that does not compile or refers to an unknown name, with its origin."""
+
+    def __init__(self, message: str, origin: str | None = None) -> None:
+        super().__init__(f"{origin}: {message}" if origin else message)
+        self.origin = origin
+
+
+def _to_int(v: str) -> int | str:
+    try:
+        return int(v)
+    except ValueError:
+        return v
+
+
+def _to_float(v: str) -> float | str:
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+CONVERTERS: dict[str, Callable[[str], Any] | None] = {
+    "int": _to_int, "integer": _to_int, "float": _to_float, "string": None,
+}
+
+
+def field_path(name: str) -> tuple[str, ...]:
+    """`[source][ip]` or `source.ip` -> ('source', 'ip')."""
+    if name.startswith("["):
+        parts = tuple(p for p in re.split(r"\]\[|\[|\]", name) if p)
+    else:
+        parts = tuple(name.split("."))
+    if not parts or any(not p for p in parts):
+        raise PatternError(f"bad field name {name!r}")
+    return parts
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    group: int
+    parents: tuple[str, ...]
+    leaf: str
+    convert: Callable[[str], Any] | None
+
+    @property
+    def path(self) -> str:
+        return ".".join((*self.parents, self.leaf))
+
+
+def put(doc: dict, parents: tuple[str, ...], leaf: str, value: Any) -> None:
+    d = doc
+    for p in parents:
+        nxt = d.get(p)
+        if not isinstance(nxt, dict):
+            nxt = d[p] = {}
+        d = nxt
+    d[leaf] = value
+
+
+def apply_captures(m: re.Match, captures: tuple[Capture, ...], doc: dict) -> None:
+    for c in captures:
+        v = m.group(c.group)
+        if v is None:
+            continue
+        if c.convert is not None:
+            v = c.convert(v)
+        put(doc, c.parents, c.leaf, v)
+
+
+class _Builder:
+    """Expands one expression; numbers its captures `_g1`, `_g2`, …"""
+
+    def __init__(self, lib: GrokLibrary) -> None:
+        self.lib = lib
+        self.fields: list[tuple[str, tuple[str, ...], Callable | None]] = []
+
+    def group(self, path: tuple[str, ...], conv: Callable | None) -> str:
+        name = f"_g{len(self.fields) + 1}"
+        self.fields.append((name, path, conv))
+        return name
+
+    def expand(self, text: str, origin: str, stack: tuple[str, ...] = ()) -> str:
+        def named(m: re.Match) -> str:
+            return f"(?P<{self.group(field_path(m.group(1)), None)}>"
+
+        text = _NAMED.sub(named, text)
+
+        def ref(m: re.Match) -> str:
+            name, fld, typ = m.groups()
+            if name in stack:
+                raise PatternError(f"recursive pattern %{{{name}}} ({' -> '.join((*stack, name))})", origin)
+            defn = self.lib.definitions.get(name)
+            if defn is None:
+                raise PatternError(f"unknown pattern %{{{name}}}", origin)
+            inner = self.expand(defn.regex, defn.origin, (*stack, name))
+            if fld is None:
+                return f"(?:{inner})"
+            try:
+                path = field_path(fld)
+            except PatternError as e:
+                raise PatternError(str(e), origin) from None
+            return f"(?P<{self.group(path, CONVERTERS[typ] if typ else None)}>{inner})"
+
+        return _REF.sub(ref, text)
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    name: str
+    regex: str
+    origin: str  # "file:line"
+
+
+class Grok:
+    """One compiled expression; `match` fills a dict, anchored at both ends."""
+
+    __slots__ = ("regex", "captures", "pattern")
+
+    def __init__(self, pattern: str, regex: re.Pattern, captures: tuple[Capture, ...]) -> None:
+        self.pattern = pattern
+        self.regex = regex
+        self.captures = captures
+
+    def match(self, text: str, doc: dict | None = None) -> dict | None:
+        m = self.regex.fullmatch(text)
+        if m is None:
+            return None
+        doc = {} if doc is None else doc
+        apply_captures(m, self.captures, doc)
+        return doc
+
+
+class Alternation:
+    """Several top-level expressions compiled into one anchored regex.
+
+    `match(text, doc)` returns the payload of the first expression that matches the
+    whole text (captures written into `doc`), or None.
+    """
+
+    __slots__ = ("regex", "branches")
+
+    def __init__(self, regex: re.Pattern, branches: dict[int, tuple[Any, tuple[Capture, ...]]]) -> None:
+        self.regex = regex
+        self.branches = branches
+
+    def match(self, text: str, doc: dict) -> Any:
+        m = self.regex.fullmatch(text)
+        if m is None:
+            return None
+        payload, captures = self.branches[m.lastindex]
+        apply_captures(m, captures, doc)
+        return payload
+
+
+class GrokLibrary:
+    """Named pattern definitions, loaded from files and directories."""
+
+    def __init__(self) -> None:
+        self.definitions: dict[str, Definition] = {}
+
+    # -- loading ---------------------------------------------------------------------
+    def add(self, name: str, regex: str, origin: str = "<inline>") -> None:
+        self.definitions[name] = Definition(name, regex, origin)
+
+    def load_file(self, path: str | Path) -> list[str]:
+        path = Path(path)
+        names = []
+        for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            m = _DEF_LINE.match(line)
+            if m is None:
+                raise PatternError(f"expected 'NAME regex', got {raw!r}", f"{path}:{lineno}")
+            self.add(m.group(1), m.group(2), f"{path}:{lineno}")
+            names.append(m.group(1))
+        return names
+
+    def load_dir(self, directory: str | Path) -> list[str]:
+        names: list[str] = []
+        for p in sorted(Path(directory).glob("*.grok")):
+            names += self.load_file(p)
+        return names
+
+    def validate(self, names: Iterable[str] | None = None) -> None:
+        """Compile every definition once, so a bad one fails at start with its origin."""
+        for name in names if names is not None else list(self.definitions):
+            self.compile(f"%{{{name}}}", origin=self.definitions[name].origin)
+
+    # -- compiling -------------------------------------------------------------------
+    def _expand(self, expr: str, origin: str) -> tuple[str, _Builder]:
+        b = _Builder(self)
+        return b.expand(expr, origin), b
+
+    @staticmethod
+    def _captures(regex: re.Pattern, b: _Builder) -> tuple[Capture, ...]:
+        idx = regex.groupindex
+        return tuple(Capture(idx[n], path[:-1], path[-1], conv) for n, path, conv in b.fields)
+
+    def compile(self, expr: str, origin: str = "<expression>") -> Grok:
+        text, b = self._expand(expr, origin)
+        try:
+            rx = re.compile(text, re.DOTALL)
+        except re.error as e:
+            raise PatternError(f"does not compile: {e}", origin) from None
+        return Grok(expr, rx, self._captures(rx, b))
+
+    def compile_alternation(self, items: Iterable[tuple[Any, str, str]]) -> Alternation:
+        """items: (payload, expression, origin). Order is priority order."""
+        b = _Builder(self)
+        parts, wrappers, spans = [], [], []
+        for payload, expr, origin in items:
+            start = len(b.fields)
+            body = b.expand(expr, origin)
+            try:
+                re.compile(body)
+            except re.error as e:
+                raise PatternError(f"does not compile: {e}", origin) from None
+            wname = f"_w{len(wrappers)}"
+            wrappers.append((wname, payload))
+            spans.append((start, len(b.fields)))
+            parts.append(f"(?P<{wname}>{body})")
+        rx = re.compile("(?:" + "|".join(parts) + ")", re.DOTALL)
+        idx = rx.groupindex
+        branches = {}
+        for (wname, payload), (s, e) in zip(wrappers, spans, strict=True):
+            caps = tuple(Capture(idx[n], p[:-1], p[-1], c) for n, p, c in b.fields[s:e])
+            branches[idx[wname]] = (payload, caps)
+        return Alternation(rx, branches)

@@ -1,0 +1,35 @@
+"""Generic post-processing hooks shared by product parsers."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+
+@lru_cache(maxsize=65536)
+def as_ip(text: str) -> str | None:
+    """The canonical text of an IP address, or None for a host name."""
+    t = text.strip("[]")
+    if t.lower().startswith("::ffff:") and "." in t:
+        t = t[7:]
+    try:
+        return str(ipaddress.ip_address(t.partition("%")[0]))
+    except ValueError:
+        return None
+
+
+def source_address(fields: dict, event, parser) -> None:
+    """`source.address` is the host as logged; `source.ip` only when it is an address."""
+    src = fields.get("source")
+    if not isinstance(src, dict):
+        return
+    addr = src.get("address")
+    if addr is None:
+        ip = src.get("ip")
+        if ip is not None:
+            src["address"] = ip
+        return
+    if "ip" not in src:
+        ip = as_ip(addr)
+        if ip is not None:
+            src["ip"] = ip

@@ -1,0 +1,122 @@
+"""Product rule files (`patterns/*.yaml`): which programs a product owns and which
+top-level grok patterns, tried in order, turn its messages into fields.
+
+```yaml
+parsers:
+  - name: sshd
+    dataset: sshd.log
+    programs: [sshd, sshd-session]     # exact process names (after normalisation)
+    hooks: [source_address]            # run after any rule of this parser matched
+    rules:
+      - pattern: SSHD_FAILED_PASSWORD  # a NAME from a .grok file
+        set: {event.outcome: failure, event.category: [authentication]}
+        hooks: []                      # run after this rule only
+```
+A rule file is data; `build_parsers` compiles all rules of a parser into one
+alternation once, at start.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .grok import Alternation, GrokLibrary, PatternError, field_path
+
+# Hooks are post-processing steps too irregular for a regex (key=value tails, JSON
+# bodies). Names map to "module:function" and are imported only when a rule uses them.
+HOOKS: dict[str, str] = {
+    "source_address": "streams.parse.hooks:source_address",
+    "postfix": "streams.parse.products.postfix:postfix_hook",
+    "fail2ban": "streams.parse.products.fail2ban:fail2ban_hook",
+    "wazuh_json": "streams.parse.products.wazuh:wazuh_json_hook",
+    "wazuh_text": "streams.parse.products.wazuh:wazuh_text_hook",
+}
+
+# A hook gets (fields, event, parser): the parser offers `times` for timestamps.
+Hook = Callable[[dict, Any, Any], None]
+
+
+def resolve_hook(name: str, origin: str) -> Hook:
+    target = HOOKS.get(name)
+    if target is None:
+        raise PatternError(f"unknown hook {name!r} (known: {', '.join(sorted(HOOKS))})", origin)
+    mod, _, fn = target.partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def _setter(values: dict[str, Any], origin: str) -> tuple[tuple[tuple[str, ...], str, Any], ...]:
+    out = []
+    for k, v in (values or {}).items():
+        try:
+            path = field_path(k)
+        except PatternError as e:
+            raise PatternError(str(e), origin) from None
+        # tuples: shared by every event, so they must be immutable (orjson writes arrays)
+        out.append((path[:-1], path[-1], tuple(v) if isinstance(v, list) else v))
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class Rule:
+    name: str
+    sets: tuple[tuple[tuple[str, ...], str, Any], ...]
+    hooks: tuple[Hook, ...]
+    origin: str
+
+
+@dataclass(slots=True)
+class ProductParser:
+    name: str
+    dataset: str
+    programs: tuple[str, ...]
+    rules: list[Rule]
+    hooks: tuple[Hook, ...]
+    origin: str
+    matcher: Alternation | None = None
+    sets: tuple = field(default_factory=tuple)
+
+
+def load_rule_file(path: Path, lib: GrokLibrary) -> list[ProductParser]:
+    origin = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise PatternError(f"bad YAML: {e}", origin) from None
+    parsers = []
+    for i, spec in enumerate(data.get("parsers") or []):
+        porigin = f"{origin}: parsers[{i}]"
+        for key in ("name", "dataset", "rules"):
+            if key not in spec:
+                raise PatternError(f"missing {key!r}", porigin)
+        rules = []
+        for j, r in enumerate(spec["rules"]):
+            rorigin = f"{porigin}.rules[{j}]"
+            name = r.get("pattern")
+            if name not in lib.definitions:
+                raise PatternError(f"rule names unknown pattern {name!r}", rorigin)
+            rules.append(Rule(name, _setter(r.get("set"), rorigin),
+                              tuple(resolve_hook(h, rorigin) for h in r.get("hooks") or ()), rorigin))
+        p = ProductParser(
+            name=spec["name"], dataset=spec["dataset"], programs=tuple(spec.get("programs") or ()),
+            rules=rules, hooks=tuple(resolve_hook(h, porigin) for h in spec.get("hooks") or ()),
+            origin=porigin, sets=_setter(spec.get("set"), porigin))
+        p.matcher = lib.compile_alternation(
+            (rule, f"%{{{rule.name}}}", lib.definitions[rule.name].origin) for rule in rules)
+        parsers.append(p)
+    return parsers
+
+
+def load_rules(directories: list[Path], lib: GrokLibrary) -> list[ProductParser]:
+    """Later directories override parsers of the same name from earlier ones."""
+    by_name: dict[str, ProductParser] = {}
+    for d in directories:
+        for path in sorted(Path(d).glob("*.yaml")):
+            for p in load_rule_file(path, lib):
+                by_name[p.name] = p
+    return list(by_name.values())

@@ -1,0 +1,160 @@
+"""Syslog header parsing: RFC 3164 (BSD, with its real-world variants) and RFC 5424.
+
+`parse_syslog(line, fields, times)` writes `log.syslog.*`, `host.hostname`,
+`process.name`, `process.pid` and `@timestamp` into `fields` and returns
+(program, message) or None when the line is not syslog-shaped. No I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .timestamps import TimeParser
+
+FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+              "authpriv", "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2",
+              "local3", "local4", "local5", "local6", "local7")
+SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+# RFC 3164 and what real senders make of it: optional PRI (and a space after it),
+# `Mmm d[d] [yyyy] hh:mm:ss[.frac][:]` or an RFC 3339 stamp (rsyslog's high-precision
+# file format), then HOST, then TAG[PID]: and the message. Hostname and tag are optional.
+_BSD = re.compile(
+    r"(?:<(?P<pri>\d{1,3})>)? ?"
+    r"(?:(?P<mon>[A-Za-z]{3}) +(?P<day>\d{1,2}) +(?:(?P<year>\d{4}) +)?"
+    r"(?P<time>\d{1,2}:\d\d:\d\d(?:[.,]\d{1,9})?):?"
+    r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?))"
+    r"(?: +(?P<host>\S+)(?: (?P<tag>[^\s\[:]+)(?:\[(?P<pid>[^\]\s]*)\])?:?)? ?)? ?(?P<msg>.*)",
+    re.DOTALL,
+)
+# A journal export or a relay that dropped the timestamp: `host prog[pid]: msg`.
+_NO_TIME = re.compile(r"(?:<(?P<pri>\d{1,3})>)?(?P<host>[\w.-]+) (?P<tag>[\w./-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)",
+                      re.DOTALL)
+_RFC5424 = re.compile(
+    r"<(?P<pri>\d{1,3})>(?P<ver>\d{1,2}) (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
+    r"(?P<sd>-|(?:\[(?:[^\]\\\"]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+)(?: (?P<msg>.*))?",
+    re.DOTALL,
+)
+_SD_ELEMENT = re.compile(r"\[([^\s\]=\"]+)((?:\s+[^\s=\]\"]+=\"(?:[^\"\\]|\\.)*\")*)\s*\]", re.DOTALL)
+_SD_PARAM = re.compile(r"([^\s=\]\"]+)=\"((?:[^\"\\]|\\.)*)\"", re.DOTALL)
+_SD_UNESCAPE = re.compile(r"\\([\"\\\]])")
+
+_PRI_CACHE: dict[str, dict | None] = {}
+
+
+def priority_fields(pri: str) -> dict | None:
+    """'38' -> {'priority': 38, 'facility': {...}, 'severity': {...}}; None if out of range."""
+    hit = _PRI_CACHE.get(pri, False)
+    if hit is not False:
+        return hit
+    n = int(pri)
+    value = None
+    if n <= 191:
+        value = {"priority": n,
+                 "facility": {"code": n >> 3, "name": FACILITIES[n >> 3]},
+                 "severity": {"code": n & 7, "name": SEVERITIES[n & 7]}}
+    _PRI_CACHE[pri] = value
+    return value
+
+
+def _int_or_text(v: str) -> int | str:
+    return int(v) if v.isdigit() else v
+
+
+def structured_data(sd: str) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for el in _SD_ELEMENT.finditer(sd):
+        out[el.group(1)] = {k: _SD_UNESCAPE.sub(r"\1", v) for k, v in _SD_PARAM.findall(el.group(2))}
+    return out
+
+
+def _set_pri(fields: dict, syslog: dict, pri: str | None) -> None:
+    if pri is None:
+        return
+    p = priority_fields(pri)
+    if p is None:
+        fields.setdefault("tags", []).append("_syslog_bad_priority")
+        syslog["priority"] = int(pri)
+    else:
+        # copies: the cached dicts are shared and documents get mutated downstream
+        syslog["priority"] = p["priority"]
+        syslog["facility"] = dict(p["facility"])
+        syslog["severity"] = dict(p["severity"])
+
+
+def parse_rfc5424(m: re.Match, fields: dict, times: TimeParser) -> tuple[str | None, str]:
+    syslog: dict = {"version": int(m["ver"])}
+    _set_pri(fields, syslog, m["pri"])
+    ts = m["ts"]
+    stamp = times.iso(ts) if ts != "-" else None
+    if stamp is not None:
+        fields["@timestamp"] = stamp[1]
+    host, app, procid, msgid, sd = m["host"], m["app"], m["procid"], m["msgid"], m["sd"]
+    if host != "-":
+        syslog["hostname"] = host
+        fields["host"] = {"hostname": host}
+    program = None
+    if app != "-":
+        program = syslog["appname"] = app
+    if procid != "-":
+        syslog["procid"] = _int_or_text(procid)
+    if msgid != "-":
+        syslog["msgid"] = msgid
+    if sd != "-":
+        syslog["structured_data"] = structured_data(sd)
+    proc = {}
+    if program is not None:
+        proc["name"] = program
+    if procid != "-":
+        proc["pid"] = _int_or_text(procid)
+    if proc:
+        fields["process"] = proc
+    fields.setdefault("log", {})["syslog"] = syslog
+    msg = m["msg"] or ""
+    if msg.startswith("\ufeff"):
+        msg = msg[1:]
+    return program, msg
+
+
+def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None, str] | None:
+    if line.startswith("<"):
+        m = _RFC5424.match(line)
+        if m is not None:
+            return parse_rfc5424(m, fields, times)
+    m = _BSD.match(line)
+    if m is None:
+        m = _NO_TIME.match(line)
+        if m is None:
+            return None
+        stamp = None
+    elif m["iso"] is not None:
+        stamp = times.iso(m["iso"])
+    else:
+        stamp = times.syslog(m["mon"], m["day"], m["time"], m["year"])
+        if stamp is None:  # not a month name: not a syslog line after all
+            return None
+    syslog: dict = {}
+    _set_pri(fields, syslog, m["pri"])
+    host, tag, pid, msg = m["host"], m["tag"], m["pid"], m["msg"]
+    if host is not None and (host.endswith(":") or "[" in host):
+        # no hostname: what we took for it is the tag (`Feb 1 10:00:00 sshd[12]: msg`)
+        tm = re.match(r"([^\s\[:]+)(?:\[([^\]\s]*)\])?:?$", host)
+        rest = line[m.start("host") + len(host):]
+        host = None
+        if tm is not None:
+            tag, pid = tm.group(1), tm.group(2)
+            msg = rest[1:] if rest.startswith(" ") else rest
+    if stamp is not None:
+        fields["@timestamp"] = stamp[1]
+    if host is not None:
+        syslog["hostname"] = host
+        fields["host"] = {"hostname": host}
+    if tag is not None:
+        syslog["appname"] = tag
+        proc = {"name": tag}
+        if pid:
+            syslog["procid"] = proc["pid"] = _int_or_text(pid)
+        fields["process"] = proc
+    if syslog:
+        fields.setdefault("log", {})["syslog"] = syslog
+    return tag, msg

@@ -1,0 +1,102 @@
+"""Timestamp parsing for log lines, with caches because logs repeat their seconds.
+
+Year-less syslog dates take the year from `year` when given, else from the clock: a date
+more than a day ahead of "now" belongs to the previous year (a December line read in
+January), and a January line seen in December belongs to the next one. Naive times are
+in `tz` (default UTC).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
+
+from ..clock import Clock, SystemClock
+from ..event import format_timestamp
+
+MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_CACHE_MAX = 65536
+
+
+def get_tz(name: str | None) -> tzinfo:
+    if not name or name.upper() in ("UTC", "Z", "GMT"):
+        return UTC
+    return ZoneInfo(name)
+
+
+class TimeParser:
+    """Turns the timestamp texts of log lines into (epoch seconds, ISO 8601 UTC text)."""
+
+    def __init__(self, year: int | None = None, tz: str | None = None, clock: Clock | None = None) -> None:
+        self.year = year
+        self.tz = get_tz(tz)
+        self.clock = clock or SystemClock()
+        self._cache: dict[str, tuple[float, str] | None] = {}
+
+    def _remember(self, key: str, value: tuple[float, str] | None) -> tuple[float, str] | None:
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[key] = value
+        return value
+
+    def _finish(self, dt: datetime) -> tuple[float, str]:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=self.tz)
+        epoch = dt.timestamp()
+        return epoch, format_timestamp(epoch)
+
+    def _guess_year(self, month: int, day: int, hms: tuple[int, int, int]) -> int:
+        if self.year is not None:
+            return self.year
+        now = datetime.fromtimestamp(self.clock.now(), self.tz)
+        year = now.year
+        if month == 1 and now.month == 12:
+            return year + 1
+        try:
+            candidate = datetime(year, month, day, *hms, tzinfo=self.tz)
+        except ValueError:  # Feb 29 in a non-leap year: the previous leap year
+            return year - 1
+        if candidate - now > timedelta(days=1):
+            return year - 1
+        return year
+
+    def syslog(self, month: str, day: str, clock_time: str, year: str | None = None) -> tuple[float, str] | None:
+        """`Feb`, `5`, `14:34:10[.123]`, optional year -> (epoch, iso)."""
+        key = f"{month} {day} {clock_time} {year}"
+        hit = self._cache.get(key, False)
+        if hit is not False:
+            return hit
+        try:
+            mon = MONTHS[month[:3].lower()]
+            d = int(day)
+            hh, mm, rest = clock_time.split(":")
+            ss, _, frac = rest.replace(",", ".").partition(".")
+            hms = (int(hh), int(mm), int(ss))
+            micro = int((frac + "000000")[:6]) if frac else 0
+            y = int(year) if year else self._guess_year(mon, d, hms)
+            value = self._finish(datetime(y, mon, d, *hms, micro))
+        except (KeyError, ValueError):
+            value = None
+        return self._remember(key, value)
+
+    def iso(self, text: str) -> tuple[float, str] | None:
+        """ISO 8601 / RFC 3339 (`T` or space, `,` or `.` fraction, `Z`, `+hh:mm`, `+hhmm`)."""
+        hit = self._cache.get(text, False)
+        if hit is not False:
+            return hit
+        try:
+            value = self._finish(datetime.fromisoformat(text.replace(",", ".")))
+        except ValueError:
+            value = None
+        return self._remember(text, value)
+
+    def epoch(self, seconds: float) -> tuple[float, str]:
+        return seconds, format_timestamp(seconds)
+
+    def now(self) -> tuple[float, str]:
+        return self.epoch(self.clock.now())
+
+
+def fixed_offset(minutes: int) -> tzinfo:
+    return timezone(timedelta(minutes=minutes))
