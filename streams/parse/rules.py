@@ -29,7 +29,8 @@ import yaml
 from .grok import Alternation, GrokLibrary, PatternError, field_path
 
 # Hooks are post-processing steps too irregular for a regex (key=value tails, JSON
-# bodies). Names map to "module:function" and are imported only when a rule uses them.
+# bodies). Names map to "module:function" (or are written that way in the rule file)
+# and are imported only when a rule uses them.
 HOOKS: dict[str, str] = {
     "source_address": "streams.parse.hooks:source_address",
     "postfix": "streams.parse.products.postfix:postfix_hook",
@@ -43,11 +44,14 @@ Hook = Callable[[dict, Any, Any], None]
 
 
 def resolve_hook(name: str, origin: str) -> Hook:
-    target = HOOKS.get(name)
+    target = HOOKS.get(name) or (name if ":" in name else None)
     if target is None:
         raise PatternError(f"unknown hook {name!r} (known: {', '.join(sorted(HOOKS))})", origin)
     mod, _, fn = target.partition(":")
-    return getattr(importlib.import_module(mod), fn)
+    try:
+        return getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as e:
+        raise PatternError(f"hook {name!r} cannot be loaded: {e}", origin) from None
 
 
 def _setter(values: dict[str, Any], origin: str) -> tuple[tuple[tuple[str, ...], str, Any], ...]:
