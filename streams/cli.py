@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format='{"level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}')
+    from .telemetry import setup_logging
+    setup_logging(args.log_level)
     from .parse.grok import PatternError
     try:
         if args.command == "parse":

@@ -1,0 +1,126 @@
+"""`streams replay`: log files through the whole pipeline into an output folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from ..config import Config, ConfigError, load_config
+from ..enrich.geoip import build_geoip, default_city_database
+from ..enrich.metrics import DerivedMetrics
+from ..inputs import expand_paths
+from ..parse.dispatch import LineParser
+from ..pipeline.replay import Replay, ReplayStats
+from ..sinks.bulk_files import BulkFileSink, IndexNamer
+
+log = logging.getLogger("streams.replay")
+
+
+def config_from_args(args) -> Config:
+    cfg = load_config(args.config)
+    p = cfg.parse
+    if args.year is not None:
+        p.year = args.year
+    if args.timezone != "UTC" or p.timezone is None:
+        p.timezone = args.timezone
+    p.patterns_dirs = [*p.patterns_dirs, *args.patterns_dir]
+    if args.max_line != 64 * 1024:
+        p.max_line = args.max_line
+    if args.output != Path("out"):
+        cfg.output.dir = args.output
+    g = cfg.geoip
+    if args.no_geoip:
+        g.enabled = False
+    if args.geoip_city:
+        g.city = args.geoip_city
+    if args.geoip_asn:
+        g.asn = args.geoip_asn
+    return cfg
+
+
+def build_replay(cfg: Config) -> Replay:
+    parser = LineParser(cfg.parse.patterns_dirs, year=cfg.parse.year, timezone=cfg.parse.timezone,
+                        max_line=cfg.parse.max_line)
+    geoip = None
+    if cfg.geoip.enabled:
+        city = cfg.geoip.city or default_city_database()
+        if city is None and cfg.geoip.asn is None:
+            log.warning("no GeoIP database: install streams[geolite] or pass --geoip-city; enrichment off")
+        geoip = build_geoip(city, cfg.geoip.asn, cache_size=cfg.geoip.cache_size)
+    out = cfg.output.dir
+    out.mkdir(parents=True, exist_ok=True)
+    sink = BulkFileSink(out / "elasticsearch", IndexNamer(cfg.output.index))
+    metrics = DerivedMetrics(cfg.metrics.bucket_seconds, cfg.metrics.template)
+    return Replay(parser, out, geoip=geoip, metrics=metrics, sink=sink)
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None, None
+    from tqdm import tqdm
+    bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="replay",
+               file=sys.stderr, mininterval=0.5)
+    pending = [0]
+
+    def step(n: int) -> None:
+        pending[0] += n
+        if pending[0] >= 1 << 18:
+            bar.update(pending[0])
+            pending[0] = 0
+
+    def close() -> None:
+        bar.update(pending[0])
+        bar.close()
+    return step, close
+
+
+def summary_table(stats: ReplayStats, elapsed: float, extra: dict, geo: dict | None) -> str:
+    rows = [f"lines read        {stats.lines:>10,}   ({stats.empty:,} empty, skipped)",
+            f"events written    {stats.events:>10,}   in {elapsed:.2f}s ({stats.lines / max(elapsed, 1e-9):,.0f} lines/s)",
+            f"indices           {extra['indices']:>10,}   metric points {extra['metric_points']:,}",
+            "", "events per dataset"]
+    rows += [f"  {k:<24}{v:>10,}" for k, v in stats.datasets.most_common()]
+    rows += ["", "problems (tagged, kept)"]
+    rows += [f"  {k:<24}{v:>10,}" for k, v in sorted(stats.problems.items())] or ["  none"]
+    if stats.unreadable_files:
+        rows += [f"  unreadable file: {f}" for f in stats.unreadable_files]
+    for title, counter in (("top banned addresses", stats.banned), ("top attacking addresses", stats.attackers)):
+        if counter:
+            rows += ["", title]
+            rows += [f"  {ip:<40}{n:>8,}  {stats.country.get(ip, '--')}" for ip, n in counter.most_common(10)]
+    if geo:
+        rows += ["", f"geoip cache: {geo['hits']:,} hits, {geo['misses']:,} misses, hit rate {geo['hit_rate']:.1%}"]
+    return "\n".join(rows)
+
+
+def run_replay(args) -> int:
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as e:
+        log.error("configuration: %s", e)
+        return 2
+    replay = build_replay(cfg)
+    paths = expand_paths(args.paths)
+    total = sum(os.path.getsize(p) for p in paths if p != "-" and os.path.isfile(p))
+    step, close = _progress(total, sys.stderr.isatty() and not args.no_progress)
+    start = time.perf_counter()
+    for p in paths:
+        replay.process_file(p, step)
+    extra = replay.finish()
+    elapsed = time.perf_counter() - start
+    if close:
+        close()
+    geo = replay.geoip.cache_stats() if replay.geoip else None
+    summary = {"lines": replay.stats.lines, "events": replay.stats.events, "empty": replay.stats.empty,
+               "datasets": dict(replay.stats.datasets), "problems": dict(replay.stats.problems),
+               "unreadable_files": replay.stats.unreadable_files, "seconds": round(elapsed, 3), **extra,
+               "geoip_cache": geo}
+    (cfg.output.dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    if not args.quiet:
+        print(summary_table(replay.stats, elapsed, extra, geo))
+    return 1 if replay.stats.unreadable_files else 0

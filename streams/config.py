@@ -1,0 +1,81 @@
+"""Configuration: a TOML file read into dataclasses, command-line flags on top.
+
+Runtime objects never read configuration themselves; `build()` functions take these
+dataclasses. Unknown keys are errors, so a typo does not silently do nothing.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ParseConfig:
+    year: int | None = None
+    timezone: str = "UTC"
+    patterns_dirs: list[Path] = field(default_factory=list)
+    max_line: int = 64 * 1024
+
+
+@dataclass
+class GeoIPSettings:
+    enabled: bool = True
+    city: Path | None = None  # None: the installed GeoLite2 City database, if any
+    asn: Path | None = None
+    cache_size: int = 65536
+
+
+@dataclass
+class OutputConfig:
+    dir: Path = Path("out")
+    index: str = "streams-{dataset}-{date}"
+
+
+@dataclass
+class MetricsConfig:
+    bucket_seconds: int = 60
+    template: str = "streams.<host>.<dataset>.<name>"
+
+
+@dataclass
+class Config:
+    parse: ParseConfig = field(default_factory=ParseConfig)
+    geoip: GeoIPSettings = field(default_factory=GeoIPSettings)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+
+_PATHS = {"patterns_dirs", "city", "asn", "dir"}
+
+
+def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
+    known = {f.name for f in fields(obj)}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+        if key in _PATHS and value is not None:
+            value = [Path(v) for v in value] if isinstance(value, list) else Path(value)
+        setattr(obj, key, value)
+
+
+def load_config(path: Path | None) -> Config:
+    cfg = Config()
+    if path is None:
+        return cfg
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+    sections = {f.name for f in fields(cfg)}
+    for section, values in data.items():
+        if section not in sections or not isinstance(values, dict):
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sorted(sections))})")
+        _fill(getattr(cfg, section), values, f"{path} [{section}]")
+    return cfg

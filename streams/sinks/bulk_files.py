@@ -1,0 +1,74 @@
+"""Elasticsearch-bulk-ready NDJSON files, one per dated index.
+
+Each event is an action line plus its document, so a file can be sent as is to
+`POST /_bulk`. `_id` is deterministic (source, position, original text), so loading
+the same archive twice overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+DEFAULT_INDEX = "streams-{dataset}-{date}"
+WAZUH_INDEX = "wazuh-alerts-4.x-{date}"
+_BAD_INDEX_CHARS = re.compile(r"[^a-z0-9._-]+")
+
+
+def event_id(source: str, position: int, original: str) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    h.update(f"{source}\0{position}\0".encode())
+    h.update(original.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+class IndexNamer:
+    def __init__(self, template: str = DEFAULT_INDEX, per_dataset: dict[str, str] | None = None) -> None:
+        self.template = template
+        self.per_dataset = {"wazuh.alerts": WAZUH_INDEX, **(per_dataset or {})}
+        self._cache: dict[tuple[str, str], str] = {}
+
+    def __call__(self, dataset: str, timestamp: str) -> str:
+        key = (dataset, timestamp[:10])
+        name = self._cache.get(key)
+        if name is None:
+            tpl = self.per_dataset.get(dataset, self.template)
+            name = tpl.format(dataset=dataset, date=timestamp[:10].replace("-", "."))
+            name = _BAD_INDEX_CHARS.sub("_", name.lower())
+            self._cache[key] = name
+        return name
+
+
+class BulkFileSink:
+    def __init__(self, directory: Path, namer: IndexNamer | None = None) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.namer = namer or IndexNamer()
+        self.files: dict[str, BinaryIO] = {}
+        self.counts: dict[str, int] = {}
+        self.sent = 0
+
+    def _file(self, index: str) -> BinaryIO:
+        f = self.files.get(index)
+        if f is None:
+            f = self.files[index] = (self.directory / f"{index}.ndjson").open("wb", buffering=1 << 20)
+            self.counts[index] = 0
+        return f
+
+    def write(self, doc: dict, doc_id: str) -> None:
+        dataset = (doc.get("event") or {}).get("dataset") or "unknown"
+        index = self.namer(dataset, doc["@timestamp"])
+        f = self._file(index)
+        f.write(b'{"index":{"_index":"' + index.encode() + b'","_id":"' + doc_id.encode() + b'"}}\n'
+                + orjson.dumps(doc) + b"\n")
+        self.counts[index] += 1
+        self.sent += 1
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()

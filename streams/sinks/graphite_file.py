@@ -1,0 +1,17 @@
+"""Graphite plaintext metrics written to a file (`nc carbon 2003 < metrics.txt` loads it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..enrich.metrics import DerivedMetrics
+from ..protocols.graphite import format_line
+
+
+def write_metrics(metrics: DerivedMetrics, path: Path) -> int:
+    n = 0
+    with path.open("wb") as f:
+        for name, value, ts in metrics.lines():
+            f.write(format_line(name, value, ts))
+            n += 1
+    return n

@@ -1,0 +1,67 @@
+"""Bad input: every non-empty line still becomes exactly one event; problems are tagged."""
+
+import json
+import os
+
+from streams.cli import main
+
+BAD_LINES = [
+    b"Jan  1 00:00:00 h sshd[1]: caf\xe9 invalid utf-8 \xff\xfe",
+    b"Jan  1 00:00:01 h kernel: NUL\x00in the middle",
+    b"Jan  1 00:00:02 h app: " + b"A" * (1024 * 1024),
+    b"",
+    b"   ",
+    bytes(range(1, 10)) + bytes(range(11, 256)),  # binary garbage without LF
+    b'{"timestamp":"2022-05-11T12:29:19.905+0000","rule":{"level":10,"id":"57',  # truncated alert
+    b"{not json at all",
+    b"\r",
+    b"trailing line without LF",
+]
+
+
+def write(tmp_path, lines):
+    p = tmp_path / "bad.log"
+    p.write_bytes(b"\n".join(lines))
+    return p
+
+
+def test_parse_accounts_for_every_line(tmp_path, capsysbinary):
+    p = write(tmp_path, BAD_LINES)
+    assert main(["parse", "--year", "2024", "--max-line", "4096", str(p)]) == 0
+    out, err = capsysbinary.readouterr()
+    docs = [json.loads(x) for x in out.splitlines()]
+    nonempty = [x for x in BAD_LINES if x.strip()]
+    assert len(docs) == len(nonempty)
+    tags = [set(d.get("tags", [])) for d in docs]
+    assert "_invalid_utf8" in tags[0] and "\\xe9" in docs[0]["event"]["original"]
+    assert "_nul_bytes" in tags[1] and "\x00" in docs[1]["event"]["original"]
+    assert "_line_truncated" in tags[2] and len(docs[2]["message"]) < 4096
+    assert "_jsonparsefailure" in tags[4] and docs[4]["event"]["dataset"] == "wazuh.alerts"
+    assert "_jsonparsefailure" in tags[5]
+    assert docs[-1]["message"] == "trailing line without LF"
+    assert b"truncated=1" in err and b"invalid_utf8=1" in err
+
+
+def test_replay_counts_problems(tmp_path):
+    p = write(tmp_path, BAD_LINES)
+    out = tmp_path / "out"
+    assert main(["replay", "--no-geoip", "--year", "2024", "--max-line", "4096", "-q", "-o", str(out), str(p)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["events"] == len([x for x in BAD_LINES if x.strip()])
+    assert summary["problems"]["_invalid_utf8"] == 1 and summary["problems"]["_line_truncated"] == 1
+    written = sum(1 for f in (out / "elasticsearch").iterdir() for _ in f.open("rb")) // 2
+    assert written == summary["events"]
+
+
+def test_missing_file_exit_code(tmp_path, capsysbinary):
+    good = write(tmp_path, [b"Jan  1 00:00:00 h p: x"])
+    assert main(["parse", str(tmp_path / "nope.log"), str(good)]) == 1
+    out, _ = capsysbinary.readouterr()
+    assert len(out.splitlines()) == 1
+
+
+def test_bad_custom_pattern_is_a_config_error(tmp_path, capsysbinary):
+    (tmp_path / "x.grok").write_text("X %{NOPE}\n")
+    assert main(["parse", "--patterns-dir", str(tmp_path), os.devnull]) == 2
+    _, err = capsysbinary.readouterr()
+    assert b"x.grok:1" in err and b"NOPE" in err

@@ -1,0 +1,101 @@
+import pytest
+
+from streams.parse.grok import GrokLibrary, PatternError, field_path
+
+
+@pytest.fixture
+def lib(tmp_path):
+    from streams import PATTERNS_DIR
+    lib = GrokLibrary()
+    lib.load_file(PATTERNS_DIR / "base.grok")
+    return lib
+
+
+def test_field_paths():
+    assert field_path("source.ip") == ("source", "ip")
+    assert field_path("[source][ip]") == ("source", "ip")
+    assert field_path("@timestamp") == ("@timestamp",)
+    with pytest.raises(PatternError):
+        field_path("a..b")
+
+
+def test_captures_types_and_nesting(lib):
+    g = lib.compile(r"%{IP:[source][ip]} port %{POSINT:source.port:int} took %{NUMBER:t:float}s %{WORD}")
+    assert g.match("192.0.2.1 port 22 took 0.5s ok") == {"source": {"ip": "192.0.2.1", "port": 22}, "t": 0.5}
+
+
+def test_anchored(lib):
+    g = lib.compile(r"%{WORD:w}")
+    assert g.match("hello") == {"w": "hello"}
+    assert g.match("hello world") is None  # no partial match: patterns are anchored
+
+
+def test_oniguruma_named_group(lib):
+    g = lib.compile(r"(?<user.name>[a-z]+)@%{HOSTNAME:domain}")
+    assert g.match("bob@example.org") == {"user": {"name": "bob"}, "domain": "example.org"}
+
+
+@pytest.mark.parametrize("addr", ["1.2.3.4", "255.255.255.255", "::1", "2001:db8::8:800:200c:417a",
+                                  "fe80::1%eth0", "::ffff:192.0.2.1", "aaaa:bbbb:cccc:1234::1:1"])
+def test_ip(lib, addr):
+    assert lib.compile("%{IP:a}").match(addr) == {"a": addr}
+
+
+@pytest.mark.parametrize("bad", ["256.1.1.1", "1.2.3", "12:34:56", "host"])
+def test_not_ip(lib, bad):
+    assert lib.compile("%{IP:a}").match(bad) is None
+
+
+def test_standard_names(lib):
+    for name, text in [("SYSLOGTIMESTAMP", "Feb  5 14:34:10"), ("TIMESTAMP_ISO8601", "2024-08-26T01:33:38.572449+00:00"),
+                       ("EMAILADDRESS", "a.b+c@mail.example.org"), ("QS", '"a \\" b"'), ("HOSTNAME", "mx1.example.org"),
+                       ("LOGLEVEL", "WARNING"), ("UUID", "123e4567-e89b-12d3-a456-426614174000")]:
+        assert lib.compile(f"%{{{name}:x}}").match(text) == {"x": text}, name
+
+
+def test_unknown_reference_names_file_and_line(tmp_path, lib):
+    f = tmp_path / "mine.grok"
+    f.write_text("# comment\nGOOD %{WORD}\nBAD %{NOPE:x}\n")
+    lib.load_file(f)
+    with pytest.raises(PatternError, match=r"mine\.grok:3: unknown pattern %\{NOPE\}"):
+        lib.validate(["BAD"])
+
+
+def test_bad_regex_names_file_and_line(tmp_path, lib):
+    f = tmp_path / "mine.grok"
+    f.write_text("BROKEN foo(bar\n")
+    lib.load_file(f)
+    with pytest.raises(PatternError, match=r"mine\.grok:1: does not compile"):
+        lib.validate(["BROKEN"])
+
+
+def test_bad_line_and_recursion(tmp_path, lib):
+    f = tmp_path / "x.grok"
+    f.write_text("lowercase-name! x\n")
+    with pytest.raises(PatternError, match=r"x\.grok:1"):
+        lib.load_file(f)
+    lib.add("LOOP", "%{LOOP2}", "t:1")
+    lib.add("LOOP2", "%{LOOP}", "t:2")
+    with pytest.raises(PatternError, match="recursive"):
+        lib.compile("%{LOOP}")
+
+
+def test_alternation_reports_which_branch(lib):
+    alt = lib.compile_alternation([("first", "a %{INT:n:int}", "o"), ("second", "%{WORD:w} %{INT:n:int}", "o")])
+    doc = {}
+    assert alt.match("a 5", doc) == "first" and doc == {"n": 5}
+    doc = {}
+    assert alt.match("b 6", doc) == "second" and doc == {"w": "b", "n": 6}
+    assert alt.match("zzz", {}) is None
+
+
+def test_custom_pattern_dir_overrides(tmp_path):
+    from streams.parse.dispatch import LineParser
+    (tmp_path / "mine.grok").write_text("MYAPP_LINE user %{USERNAME:user.name} did %{WORD:event.action}\n")
+    (tmp_path / "mine.yaml").write_text(
+        "parsers:\n  - name: myapp\n    dataset: myapp.log\n    programs: [myapp]\n"
+        "    rules:\n      - pattern: MYAPP_LINE\n        set: {event.kind: event}\n")
+    p = LineParser([tmp_path], year=2024)
+    doc = p.parse("Jan  2 03:04:05 h myapp[1]: user bob did login").to_doc()
+    assert doc["user"]["name"] == "bob" and doc["event"]["action"] == "login"
+    assert doc["event"]["dataset"] == "myapp.log" and doc["event"]["kind"] == "event"

@@ -1,0 +1,90 @@
+import pytest
+
+from streams.clock import ManualClock
+from streams.event import parse_timestamp
+from streams.parse.syslog import parse_syslog, structured_data
+from streams.parse.timestamps import TimeParser
+
+
+def parse(line, **kw):
+    fields = {}
+    res = parse_syslog(line, fields, TimeParser(**kw))
+    return res, fields
+
+
+def test_rfc3164_with_pri():
+    (prog, msg), f = parse("<38>Mar 27 19:06:53 source_server sshd(pam_unix)[12750]: session opened", year=2008)
+    assert (prog, msg) == ("sshd(pam_unix)", "session opened")
+    s = f["log"]["syslog"]
+    assert s["priority"] == 38 and s["facility"] == {"code": 4, "name": "auth"}
+    assert s["severity"] == {"code": 6, "name": "info"}
+    assert f["host"]["hostname"] == "source_server" and f["process"] == {"name": "sshd(pam_unix)", "pid": 12750}
+    assert f["@timestamp"] == "2008-03-27T19:06:53.000Z"
+
+
+@pytest.mark.parametrize("line,host,prog,msg", [
+    ("Feb 18 16:01:59 serverX -- MARK --", "serverX", "--", "MARK --"),
+    ("<38> Mar  7 19:06:53 example tag: testmessage", "example", "tag", "testmessage"),
+    ("<38>Mar 7 2008 19:06:53 example tag: testmessage", "example", "tag", "testmessage"),
+    ("<38>Mar 7 19:06:53: example tag: testmessage", "example", "tag", "testmessage"),
+    ("<6>AUG 10 22:18:24 host tag This msg", "host", "tag", "This msg"),
+    ("<14>2010-08-30T23:00:05Z X4711 AAAA", "X4711", "AAAA", ""),
+    ("2024-08-26T01:33:38.572449+00:00 machine postfix/smtpd[60203]: NOQUEUE: x", "machine", "postfix/smtpd", "NOQUEUE: x"),
+    ("Feb 17 17:40:17 sshd[19725]: Connection from 192.0.2.10", None, "sshd", "Connection from 192.0.2.10"),
+    ("host fail2ban[15699]: [postfix-sasl] Ban 192.0.2.3", "host", "fail2ban", "[postfix-sasl] Ban 192.0.2.3"),
+    ("2020-03-24 08:38:47.230409-0700  localhost sshd[2531]: Disconnected", "localhost", "sshd", "Disconnected"),
+])
+def test_rfc3164_variants(line, host, prog, msg):
+    (p, m), f = parse(line, year=2010)
+    assert p == prog and m == msg
+    assert f.get("host", {}).get("hostname") == host
+
+
+def test_rfc3164_year_and_timezone():
+    _, f = parse("Jan  5 01:31:41 www sshd[1]: x", year=2005, tz="Europe/Paris")
+    assert f["@timestamp"] == "2005-01-05T00:31:41.000Z"
+
+
+def test_year_rollover_from_clock():
+    jan_2nd_2025 = parse_timestamp("2025-01-02T10:00:00Z")
+    tp = TimeParser(clock=ManualClock(jan_2nd_2025))
+    assert tp.syslog("Dec", "31", "23:59:59")[1] == "2024-12-31T23:59:59.000Z"  # last year's December
+    assert tp.syslog("Jan", "2", "09:00:00")[1] == "2025-01-02T09:00:00.000Z"
+    dec_31 = parse_timestamp("2024-12-31T23:00:00Z")
+    tp = TimeParser(clock=ManualClock(dec_31))
+    assert tp.syslog("Jan", "1", "00:00:01")[1] == "2025-01-01T00:00:01.000Z"  # sender's clock ahead
+
+
+def test_rfc5424_full():
+    line = ('<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 '
+            '[exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"][examplePriority@32473 class="high"] '
+            '\ufeffAn application event')
+    (prog, msg), f = parse(line)
+    s = f["log"]["syslog"]
+    assert prog == "evntslog" and msg == "An application event"
+    assert s["version"] == 1 and s["msgid"] == "ID47" and "procid" not in s
+    assert s["structured_data"] == {"exampleSDID@32473": {"iut": "3", "eventSource": "Application", "eventID": "1011"},
+                                    "examplePriority@32473": {"class": "high"}}
+    assert f["@timestamp"] == "2003-10-11T22:14:15.003Z"
+
+
+def test_rfc5424_nil_and_offset():
+    (prog, msg), f = parse("<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - %% It's time")
+    assert f["@timestamp"] == "2003-08-24T12:14:15.000Z" and f["process"] == {"name": "myproc", "pid": 8710}
+    assert msg == "%% It's time"
+    (prog, msg), f = parse("<34>1 - - - - - -")
+    assert prog is None and msg == "" and "@timestamp" not in f
+
+
+def test_sd_escapes():
+    assert structured_data(r'[a@1 k="x\"y\]z\\"]') == {"a@1": {"k": 'x"y]z\\'}}
+
+
+def test_bad_priority_tagged():
+    _, f = parse("<999>Jan  1 00:00:00 h p: m", year=2020)
+    assert "_syslog_bad_priority" in f["tags"]
+
+
+def test_not_syslog():
+    assert parse("just some text")[0] is None
+    assert parse("Foo 12 12:00:00 h p: m")[0] is None  # not a month
