@@ -1,0 +1,63 @@
+"""Every sample case parses to its expected fields; every top-level pattern has a case."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streams import PATTERNS_DIR, SAMPLES_DIR
+from streams.parse.dispatch import LineParser
+
+CASES = sorted((SAMPLES_DIR / "cases").rglob("*.yaml"))
+_MISSING = object()
+
+
+def get(doc, path):
+    cur = doc
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return _MISSING
+        cur = cur[part]
+    return cur
+
+
+@cache
+def line_parser(year, timezone) -> LineParser:
+    return LineParser(year=year, timezone=timezone)
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def run_case(case: dict):
+    p = line_parser(case.get("year"), case.get("timezone") or "UTC")
+    ev = p.parse(case["line"])
+    return ev, ev.to_doc()
+
+
+@pytest.mark.parametrize("path", CASES, ids=[str(c.relative_to(SAMPLES_DIR / "cases")) for c in CASES])
+def test_case(path):
+    case = load(path)
+    ev, doc = run_case(case)
+    assert ev.meta.get("rule") == case.get("rule"), f"matched rule {ev.meta.get('rule')!r}"
+    for key, want in (case.get("expected") or {}).items():
+        got = get(doc, key)
+        assert got is not _MISSING, f"{key} missing in {doc}"
+        if isinstance(got, tuple):
+            got = list(got)
+        assert got == want, f"{key}: want {want!r}, got {got!r}"
+    for key in case.get("absent") or ():
+        assert get(doc, key) is _MISSING, f"{key} should be absent, got {get(doc, key)!r}"
+
+
+def test_every_rule_has_a_case():
+    covered = {load(c).get("rule") for c in CASES}
+    parser = LineParser()
+    rules = {r.name for p in parser.parsers for r in p.rules}
+    missing = sorted(rules - covered)
+    assert not missing, f"top-level patterns without a sample case in samples/cases: {missing}"
+    assert PATTERNS_DIR.is_dir()
