@@ -1,8 +1,11 @@
 """Syslog header parsing: RFC 3164 (BSD, with its real-world variants) and RFC 5424.
 
-`parse_syslog(line, fields, times)` writes `log.syslog.*`, `host.hostname`,
-`process.name`, `process.pid` and `@timestamp` into `fields` and returns
-(program, message) or None when the line is not syslog-shaped. No I/O here.
+`parse_syslog(line, fields, times)` writes `host.hostname`, `process.name`,
+`process.pid`, `@timestamp` and, where the header has them, `log.syslog.*` (priority,
+facility, severity; for RFC 5424 also version, appname, procid, msgid,
+structured_data) into `fields` and returns (program, message), or None when the line
+is not syslog-shaped. No I/O here. This is the hot path of every syslog line: one
+regex call, one tuple unpack, cached timestamps.
 """
 
 from __future__ import annotations
@@ -21,15 +24,21 @@ SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "deb
 # file format), then HOST, then TAG[PID]: and the message. Hostname and tag are optional.
 _BSD = re.compile(
     r"(?:<(?P<pri>\d{1,3})>)? ?"
-    r"(?:(?P<mon>[A-Za-z]{3}) +(?P<day>\d{1,2}) +(?:(?P<year>\d{4}) +)?"
-    r"(?P<time>\d{1,2}:\d\d:\d\d(?:[.,]\d{1,9})?):?"
+    r"(?:(?P<bsd>(?P<mon>[A-Za-z]{3}) +(?P<day>\d{1,2}) +(?:(?P<year>\d{4}) +)?"
+    r"(?P<time>\d{1,2}:\d\d:\d\d(?:[.,]\d{1,9})?)):?"
     r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?))"
+    r"(?: <[a-z]+\d?\.[a-z]+>)?"  # FreeBSD `syslogd -v`: `<mail.info>` after the time
     r"(?: +(?P<host>\S+)(?: (?P<tag>[^\s\[:]+)(?:\[(?P<pid>[^\]\s]*)\])?:?)? ?)? ?(?P<msg>.*)",
     re.DOTALL,
 )
 # A journal export or a relay that dropped the timestamp: `host prog[pid]: msg`.
 _NO_TIME = re.compile(r"(?:<(?P<pri>\d{1,3})>)?(?P<host>[\w.-]+) (?P<tag>[\w./-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)",
                       re.DOTALL)
+_TAG_ONLY = re.compile(r"\[?([^\s\[\]:]+)\]?(?:\[([^\]\s]*)\])?:?$")  # also `[sshd]:`
+# a tag with context, Dovecot 2.4's own log: `auth(user,ip,sasl:login)<session>:`
+_TAG_CTX = re.compile(r"(\w[\w-]*\([^\s()]*\)(?:<[^\s<>]*>)?)():$")
+# daemontools/multilog: `@4000000050b7b6e10cd5ef6c prog[pid]: msg` (TAI64N label, no host)
+_TAI64N = re.compile(r"@(4[0-9a-f]{15})[0-9a-f]{8} ([^\s\[:]+)(?:\[(\d+)\])?: (.*)", re.DOTALL)
 _RFC5424 = re.compile(
     r"<(?P<pri>\d{1,3})>(?P<ver>\d{1,2}) (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
     r"(?P<sd>-|(?:\[(?:[^\]\\\"]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+)(?: (?P<msg>.*))?",
@@ -121,40 +130,45 @@ def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None
         m = _RFC5424.match(line)
         if m is not None:
             return parse_rfc5424(m, fields, times)
+    if line[:1] == "@" and (t := _TAI64N.match(line)) is not None:
+        # like Fail2ban, the ~10 s TAI-UTC offset is ignored
+        fields["@timestamp"] = times.epoch(int(t[1], 16) - (1 << 62))[1]
+        fields["process"] = {"name": t[2], "pid": int(t[3])} if t[3] else {"name": t[2]}
+        return t[2], t[4]
     m = _BSD.match(line)
-    if m is None:
+    if m is not None:
+        pri, bsd, mon, day, year, clock, iso, host, tag, pid, msg = m.groups()
+        if iso is not None:
+            stamp = times.iso(iso)
+        else:
+            stamp = times.syslog_cached(bsd, mon, day, clock, year)
+            if stamp is None:  # not a month name: not a syslog line after all
+                return None
+        if host is not None and (host[-1] == ":" or "[" in host):
+            # no hostname: what we took for it is the tag (`Feb 1 10:00:00 sshd[12]: msg`)
+            tm = _TAG_ONLY.match(host) or _TAG_CTX.match(host)
+            rest = line[m.start("host") + len(host):]
+            host = None
+            if tm is not None:
+                tag, pid = tm.groups()
+                msg = rest[1:] if rest[:1] == " " else rest
+    else:
         m = _NO_TIME.match(line)
         if m is None:
             return None
+        pri, host, tag, pid, msg = m.groups()
         stamp = None
-    elif m["iso"] is not None:
-        stamp = times.iso(m["iso"])
-    else:
-        stamp = times.syslog(m["mon"], m["day"], m["time"], m["year"])
-        if stamp is None:  # not a month name: not a syslog line after all
-            return None
-    syslog: dict = {}
-    _set_pri(fields, syslog, m["pri"])
-    host, tag, pid, msg = m["host"], m["tag"], m["pid"], m["msg"]
-    if host is not None and (host.endswith(":") or "[" in host):
-        # no hostname: what we took for it is the tag (`Feb 1 10:00:00 sshd[12]: msg`)
-        tm = re.match(r"([^\s\[:]+)(?:\[([^\]\s]*)\])?:?$", host)
-        rest = line[m.start("host") + len(host):]
-        host = None
-        if tm is not None:
-            tag, pid = tm.group(1), tm.group(2)
-            msg = rest[1:] if rest.startswith(" ") else rest
     if stamp is not None:
         fields["@timestamp"] = stamp[1]
     if host is not None:
-        syslog["hostname"] = host
         fields["host"] = {"hostname": host}
     if tag is not None:
-        syslog["appname"] = tag
-        proc = {"name": tag}
         if pid:
-            syslog["procid"] = proc["pid"] = _int_or_text(pid)
-        fields["process"] = proc
-    if syslog:
-        fields.setdefault("log", {})["syslog"] = syslog
+            fields["process"] = {"name": tag, "pid": int(pid) if pid.isdigit() else pid}
+        else:
+            fields["process"] = {"name": tag}
+    if pri is not None:
+        syslog: dict = {}
+        _set_pri(fields, syslog, pri)
+        fields["log"] = {"syslog": syslog}
     return tag, msg

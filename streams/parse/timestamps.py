@@ -80,6 +80,14 @@ class TimeParser:
             value = None
         return self._remember(key, value)
 
+    def syslog_cached(self, key: str, month: str, day: str, clock_time: str,
+                      year: str | None) -> tuple[float, str] | None:
+        """`syslog` keyed by the timestamp's own text (no key to build on a hit)."""
+        hit = self._cache.get(key, False)
+        if hit is not False:
+            return hit
+        return self._remember(key, self.syslog(month, day, clock_time, year))
+
     def iso(self, text: str) -> tuple[float, str] | None:
         """ISO 8601 / RFC 3339 (`T` or space, `,` or `.` fraction, `Z`, `+hh:mm`, `+hhmm`)."""
         hit = self._cache.get(text, False)
