@@ -92,6 +92,97 @@ def apply_captures(m: re.Match, captures: tuple[Capture, ...], doc: dict) -> Non
         put(doc, c.parents, c.leaf, v)
 
 
+Static = tuple[tuple[str, ...], str, Any]  # (parents, leaf, value): a field every match sets
+
+
+def compile_filler(captures: tuple[Capture, ...], statics: tuple[Static, ...] = ()) -> Callable[[re.Match, dict], None]:
+    """Generate `fill(match, doc)` that writes the captures (and constant fields) into the
+    nested document with straight-line code: one `group()` call, one dict lookup per
+    level, no loops and no empty sub-objects. Done once per pattern at start-up, so the
+    per-line cost is that of hand-written code."""
+    tree: dict = {}
+    for c in captures:
+        node = tree
+        for p in c.parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise PatternError(f"field {c.path} is both a value and an object")
+        node.setdefault(c.leaf, [])
+        if isinstance(node[c.leaf], dict):
+            raise PatternError(f"field {c.path} is both a value and an object")
+        node[c.leaf].append(("cap", c.group, c.convert))
+    for i, (parents, leaf, value) in enumerate(statics):
+        node = tree
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise PatternError(f"field {'.'.join((*parents, leaf))} is both a value and an object")
+        if isinstance(node.setdefault(leaf, []), dict):
+            raise PatternError(f"field {'.'.join((*parents, leaf))} is both a value and an object")
+        node[leaf].append(("const", i, value))
+
+    ns: dict[str, Any] = {}
+    groups = sorted({c.group for c in captures})
+    src = ["def fill(m, doc):"]
+    if len(groups) == 1:
+        src.append(f"    v{groups[0]} = m.group({groups[0]})")
+    elif groups:
+        src.append(f"    {', '.join(f'v{g}' for g in groups)} = m.group({', '.join(map(str, groups))})")
+
+    def needs(node: dict) -> str | None:
+        """Condition under which a sub-object gets created (None: always)."""
+        conds = []
+        for child in node.values():
+            if isinstance(child, dict):
+                c = needs(child)
+                if c is None:
+                    return None
+                conds.append(c)
+            else:
+                for kind, key, _ in child:
+                    if kind == "const":
+                        return None
+                    conds.append(f"v{key} is not None")
+        return " or ".join(conds) if conds else "False"
+
+    counter = [0]
+
+    def emit(node: dict, var: str, indent: str) -> None:
+        for key, child in node.items():
+            if isinstance(child, dict):
+                counter[0] += 1
+                sub = f"d{counter[0]}"
+                cond = needs(child)
+                inner = indent
+                if cond is not None:
+                    src.append(f"{indent}if {cond}:")
+                    inner = indent + "    "
+                src.append(f"{inner}{sub} = {var}.get({key!r})")
+                src.append(f"{inner}if {sub}.__class__ is not dict:")
+                src.append(f"{inner}    {sub} = {var}[{key!r}] = {{}}")
+                emit(child, sub, inner)
+                continue
+            for kind, ref, extra in child:
+                if kind == "const":
+                    ns[f"k{ref}"] = extra
+                    src.append(f"{indent}{var}[{key!r}] = k{ref}")
+                elif extra is None:
+                    src.append(f"{indent}if v{ref} is not None:")
+                    src.append(f"{indent}    {var}[{key!r}] = v{ref}")
+                else:
+                    ns[f"c{ref}"] = extra
+                    src.append(f"{indent}if v{ref} is not None:")
+                    src.append(f"{indent}    {var}[{key!r}] = c{ref}(v{ref})")
+
+    emit(tree, "doc", "    ")
+    if len(src) == 1:
+        src.append("    pass")
+    exec("\n".join(src), ns)  # noqa: S102 - code generated from validated field paths
+    fill = ns["fill"]
+    fill.source = "\n".join(src)
+    return fill
+
+
 class _Builder:
     """Expands one expression; numbers its captures `_g1`, `_g2`, …"""
 
@@ -139,19 +230,20 @@ class Definition:
 class Grok:
     """One compiled expression; `match` fills a dict, anchored at both ends."""
 
-    __slots__ = ("regex", "captures", "pattern")
+    __slots__ = ("regex", "captures", "pattern", "fill")
 
     def __init__(self, pattern: str, regex: re.Pattern, captures: tuple[Capture, ...]) -> None:
         self.pattern = pattern
         self.regex = regex
         self.captures = captures
+        self.fill = compile_filler(captures)
 
     def match(self, text: str, doc: dict | None = None) -> dict | None:
         m = self.regex.fullmatch(text)
         if m is None:
             return None
         doc = {} if doc is None else doc
-        apply_captures(m, self.captures, doc)
+        self.fill(m, doc)
         return doc
 
 
@@ -164,7 +256,7 @@ class Alternation:
 
     __slots__ = ("regex", "branches")
 
-    def __init__(self, regex: re.Pattern, branches: dict[int, tuple[Any, tuple[Capture, ...]]]) -> None:
+    def __init__(self, regex: re.Pattern, branches: dict[int, tuple[Any, Callable[[re.Match, dict], None]]]) -> None:
         self.regex = regex
         self.branches = branches
 
@@ -172,8 +264,8 @@ class Alternation:
         m = self.regex.fullmatch(text)
         if m is None:
             return None
-        payload, captures = self.branches[m.lastindex]
-        apply_captures(m, captures, doc)
+        payload, fill = self.branches[m.lastindex]
+        fill(m, doc)
         return payload
 
 
@@ -230,11 +322,12 @@ class GrokLibrary:
             raise PatternError(f"does not compile: {e}", origin) from None
         return Grok(expr, rx, self._captures(rx, b))
 
-    def compile_alternation(self, items: Iterable[tuple[Any, str, str]]) -> Alternation:
-        """items: (payload, expression, origin). Order is priority order."""
+    def compile_alternation(self, items: Iterable[tuple]) -> Alternation:
+        """items: (payload, expression, origin[, statics]). Order is priority order.
+        `statics` are (parents, leaf, value) fields written on every match of that item."""
         b = _Builder(self)
         parts, wrappers, spans = [], [], []
-        for payload, expr, origin in items:
+        for payload, expr, origin, *rest in items:
             start = len(b.fields)
             body = b.expand(expr, origin)
             try:
@@ -242,13 +335,16 @@ class GrokLibrary:
             except re.error as e:
                 raise PatternError(f"does not compile: {e}", origin) from None
             wname = f"_w{len(wrappers)}"
-            wrappers.append((wname, payload))
+            wrappers.append((wname, payload, tuple(rest[0]) if rest else (), origin))
             spans.append((start, len(b.fields)))
             parts.append(f"(?P<{wname}>{body})")
         rx = re.compile("(?:" + "|".join(parts) + ")", re.DOTALL)
         idx = rx.groupindex
         branches = {}
-        for (wname, payload), (s, e) in zip(wrappers, spans, strict=True):
+        for (wname, payload, statics, origin), (s, e) in zip(wrappers, spans, strict=True):
             caps = tuple(Capture(idx[n], p[:-1], p[-1], c) for n, p, c in b.fields[s:e])
-            branches[idx[wname]] = (payload, caps)
+            try:
+                branches[idx[wname]] = (payload, compile_filler(caps, statics))
+            except PatternError as err:
+                raise PatternError(str(err), origin) from None
         return Alternation(rx, branches)
