@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "samples" / "logs"
 HOST = "mx1"
 FQDN = "mx1.example.org"
-TZ = timezone.utc
+TZ = UTC
 START = datetime(2026, 11, 24, 0, 0, 0, tzinfo=TZ)
 rng = random.Random(2026)
 
-ATTACKERS = (["81.2.69.%d" % i for i in (142, 143, 145, 150, 161, 170, 193, 200)]
-             + ["216.160.83.%d" % i for i in (56, 58, 61)]
-             + ["89.160.20.%d" % i for i in (112, 115, 120, 130, 140)]
-             + ["175.16.199.%d" % i for i in (3, 17, 66, 120, 201)]
-             + ["67.43.156.%d" % i for i in (7, 8, 99)]
-             + ["202.196.224.%d" % i for i in (5, 77)]
+ATTACKERS = ([f"81.2.69.{i}" for i in (142, 143, 145, 150, 161, 170, 193, 200)]
+             + [f"216.160.83.{i}" for i in (56, 58, 61)]
+             + [f"89.160.20.{i}" for i in (112, 115, 120, 130, 140)]
+             + [f"175.16.199.{i}" for i in (3, 17, 66, 120, 201)]
+             + [f"67.43.156.{i}" for i in (7, 8, 99)]
+             + [f"202.196.224.{i}" for i in (5, 77)]
              + ["2.125.160.217", "214.78.120.5", "2001:218::1:2", "2a02:ff00::7"])
 USERS_BAD = ["admin", "test", "oracle", "ubuntu", "pi", "postgres", "git", "support", "user", "guest"]
 USERS_OK = ["alice", "bob", "carol"]
@@ -181,7 +181,7 @@ def inbound_mail(t: datetime) -> datetime:
         f"opendkim[611]: {q}: DKIM verification successful",
         f"postfix/qmgr[902]: {q}: from=<news@{host.split('.', 1)[1]}>, size={size}, nrcpt=1 (queue active)",
         f"postfix/smtpd[{p}]: disconnect from {host}[{ip}] ehlo=2 starttls=1 mail=1 rcpt=1 data=1 quit=1 commands=7",
-        f"spamd[1342]: spamd: connection from localhost [127.0.0.1]:46110 to port 783, fd 5",
+        "spamd[1342]: spamd: connection from localhost [127.0.0.1]:46110 to port 783, fd 5",
         f"spamd[1342]: spamd: processing message {mid} for {rcpt}:1001",
         (f"spamd[1342]: spamd: identified spam ({score}/5.0) for {rcpt}:1001 in 0.8 seconds, {size} bytes."
          if spam else

@@ -20,6 +20,7 @@ from .. import PATTERNS_DIR
 from ..clock import Clock
 from ..event import Event
 from .grok import GrokLibrary, put
+from .products.fail2ban import continuation as fail2ban_continuation
 from .rules import ProductParser, load_rules
 from .syslog import parse_syslog
 from .timestamps import TimeParser
@@ -28,14 +29,17 @@ DEFAULT_MAX_LINE = 64 * 1024
 
 # Fail2ban's own log: `2019-11-22 14:30:26,473 fail2ban.actions        [4002]: NOTICE  ...`
 # (0.8 pads the logger before `:`, 0.10+ pads it to 24 columns before `[pid]`).
+# The level column (`%(levelname)-7s`, fail2ban's own MSG/TRACE/HEAVY/#05-Lev. too) is
+# split off here; the product rules see `[jail] Ban 1.2.3.4`.
 _F2B_OWN = re.compile(
-    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[,.]\d+)?) (?P<logger>fail2ban(?:\.[\w.-]+)?) *"
-    r"(?:\[(?P<pid>\d+)\])? *: (?P<msg>.*)", re.DOTALL)
+    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[,.]\d+)?) (?P<logger>fail2ban(?:\.[\w-]+)*+) *+"
+    r"(?:\[(?P<pid>\d+)\])? *: +"
+    r"(?:(?P<level>CRITICAL|ERROR|WARNING|NOTICE|INFO|MSG|DEBUG|TRACE|HEAVY|WARN|#\d\d-Lev\.|Level \d+)(?: +|$))?"
+    r"(?P<msg>.*)", re.DOTALL)
 
-
-def _wazuh_json(fields, ev, parser, doc) -> None:
-    from .products.wazuh import apply_alert
-    apply_alert(doc, fields, ev, parser)
+# Exim's own main log: `2013-06-02 09:22:06 [pid] [msgid] message`, no host, no program.
+# Taken for Exim only when an Exim rule matches the message; otherwise it is syslog.
+_EXIM_MAIN = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})?)(?: ([+-]\d{4}))? (.*)", re.DOTALL)
 
 
 class LineParser:
@@ -57,8 +61,13 @@ class LineParser:
             for prog in p.programs:
                 self.by_program[prog] = p
         self._resolved: dict[str | None, ProductParser | None] = {}
+        # `programs: ["*"]`: tried for programs no parser owns, used only when it matches
+        self._fallback = self.by_program.get("*")
+        self._exim = self.by_name.get("exim")
         self.times = TimeParser(year=year, tz=timezone, clock=clock)
         self.max_line = max_line
+        # (timestamp, logger, pid, level) of the last line when it was a fail2ban own-log line
+        self._f2b_context: tuple | None = None
         self.stats: Counter[str] = Counter()
 
     # -- dispatch ------------------------------------------------------------------------
@@ -110,19 +119,30 @@ class LineParser:
             self.stats["truncated"] += 1
         c = line[:1]
         if c == "{":
+            self._f2b_context = None
             self._json(line, fields, ev)
         elif c.isdigit() and (m := _F2B_OWN.match(line)) is not None:
             self._fail2ban_own(m, fields, ev)
+        elif c.isdigit() and self._exim_main(line, fields, ev):
+            pass
         else:
             res = parse_syslog(line, fields, self.times)
             if res is None:
                 ev.message = line
+                if self._f2b_context is not None:
+                    # a line of a multi-line fail2ban entry (command output, traceback)
+                    fail2ban_continuation(fields, ev, self._f2b_context)
+                    self.stats["fail2ban_continuation"] += 1
+                    return ev
                 ev.tags.append("_grokparsefailure")
                 self.stats["unrecognised"] += 1
             else:
+                self._f2b_context = None
                 program, msg = res
                 ev.message = msg
                 parser = self.resolve(program)
+                if parser is None and (fb := self._fallback) is not None and fb.matcher.regex.fullmatch(msg):
+                    parser = fb
                 if parser is None:
                     fields["event"]["dataset"] = "syslog"
                     ev.tags.append("_grokparsefailure")
@@ -131,20 +151,39 @@ class LineParser:
                     self.apply(parser, msg, fields, ev)
         return ev
 
-    def _fail2ban_own(self, m: re.Match, fields: dict, ev: Event) -> None:
-        stamp = self.times.iso(m["ts"])
+    def _exim_main(self, line: str, fields: dict, ev: Event) -> bool:
+        p = self._exim
+        if p is None or (m := _EXIM_MAIN.match(line)) is None or p.matcher.regex.fullmatch(m[3]) is None:
+            return False
+        stamp = self.times.iso(m[1] + (m[2] or ""))
         if stamp is not None:
             fields["@timestamp"] = stamp[1]
-        fields["log"] = {"logger": m["logger"]}
-        if m["pid"]:
-            fields["process"] = {"pid": int(m["pid"])}
-        ev.message = m["msg"]
+        fields["process"] = {"name": "exim"}
+        self._f2b_context = None
+        ev.message = m[3]
+        self.apply(p, m[3], fields, ev)
+        return True
+
+    def _fail2ban_own(self, m: re.Match, fields: dict, ev: Event) -> None:
+        stamp = self.times.iso(m["ts"])
+        ts = None
+        if stamp is not None:
+            ts = fields["@timestamp"] = stamp[1]
+        logger, pid, level = m["logger"], m["pid"], m["level"]
+        log = fields["log"] = {"logger": logger}
+        if level:
+            log["level"] = level
+        if pid:
+            fields["process"] = {"pid": int(pid)}
+        # bounded state: the next header-less line continues this entry
+        self._f2b_context = (ts, logger, pid, level)
+        msg = ev.message = m["msg"]
         parser = self.by_name.get("fail2ban")
         if parser is None:
             fields["event"]["dataset"] = "fail2ban.log"
             ev.tags.append("_grokparsefailure")
         else:
-            self.apply(parser, m["msg"], fields, ev)
+            self.apply(parser, msg, fields, ev)
 
     def _json(self, line: str, fields: dict, ev: Event) -> None:
         ev.message = line
@@ -152,14 +191,23 @@ class LineParser:
             doc = orjson.loads(line)
         except orjson.JSONDecodeError:
             doc = None
+        if doc is None and ('"rule"' in line or '"manager"' in line):
+            # a damaged alerts.json line is still a Wazuh alert: recover or salvage it
+            from .products import wazuh
+            doc, recovered = wazuh.loads_lenient(line)
+            if not isinstance(doc, dict):
+                wazuh.damaged_alert(line, fields, ev, self)
+                self.stats["json_failure"] += 1
+                return
+            if recovered:
+                ev.tags.append("_wazuh_json_recovered")
         if not isinstance(doc, dict):
             ev.tags.append("_jsonparsefailure")
             self.stats["json_failure"] += 1
-            if '"rule"' in line:  # a damaged alerts.json line is still a Wazuh alert
-                fields["event"]["dataset"] = "wazuh.alerts"
             return
         if isinstance(doc.get("rule"), dict):
-            _wazuh_json(fields, ev, self, doc)
+            from .products.wazuh import apply_alert
+            apply_alert(doc, fields, ev, self)
         else:
             fields["event"]["dataset"] = "json"
             fields["json"] = doc
