@@ -52,8 +52,8 @@ class LineParser:
         self.library = GrokLibrary()
         for d in dirs:
             self.library.load_dir(d)
-        self.library.validate()
         self.parsers: list[ProductParser] = load_rules(dirs, self.library)
+        self.library.validate()  # the definitions no rule uses
         self.by_program: dict[str, ProductParser] = {}
         self.by_name: dict[str, ProductParser] = {}
         for p in self.parsers:

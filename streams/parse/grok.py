@@ -189,6 +189,7 @@ class _Builder:
     def __init__(self, lib: GrokLibrary) -> None:
         self.lib = lib
         self.fields: list[tuple[str, tuple[str, ...], Callable | None]] = []
+        self.used: set[str] = set()  # definitions expanded (proven sound once this compiles)
 
     def group(self, path: tuple[str, ...], conv: Callable | None) -> str:
         name = f"_g{len(self.fields) + 1}"
@@ -208,6 +209,7 @@ class _Builder:
             defn = self.lib.definitions.get(name)
             if defn is None:
                 raise PatternError(f"unknown pattern %{{{name}}}", origin)
+            self.used.add(name)
             inner = self.expand(defn.regex, defn.origin, (*stack, name))
             if fld is None:
                 return f"(?:{inner})"
@@ -274,6 +276,7 @@ class GrokLibrary:
 
     def __init__(self) -> None:
         self.definitions: dict[str, Definition] = {}
+        self._sound: set[str] = set()  # names already compiled as part of a good pattern
 
     # -- loading ---------------------------------------------------------------------
     def add(self, name: str, regex: str, origin: str = "<inline>") -> None:
@@ -300,9 +303,11 @@ class GrokLibrary:
         return names
 
     def validate(self, names: Iterable[str] | None = None) -> None:
-        """Compile every definition once, so a bad one fails at start with its origin."""
+        """Compile every definition not yet compiled as part of a top-level pattern, so
+        a bad one fails at start with its origin."""
         for name in names if names is not None else list(self.definitions):
-            self.compile(f"%{{{name}}}", origin=self.definitions[name].origin)
+            if name not in self._sound:
+                self.compile(f"%{{{name}}}", origin=self.definitions[name].origin)
 
     # -- compiling -------------------------------------------------------------------
     def _expand(self, expr: str, origin: str) -> tuple[str, _Builder]:
@@ -320,6 +325,7 @@ class GrokLibrary:
             rx = re.compile(text, re.DOTALL)
         except re.error as e:
             raise PatternError(f"does not compile: {e}", origin) from None
+        self._sound |= b.used
         return Grok(expr, rx, self._captures(rx, b))
 
     def compile_alternation(self, items: Iterable[tuple]) -> Alternation:
@@ -330,15 +336,21 @@ class GrokLibrary:
         for payload, expr, origin, *rest in items:
             start = len(b.fields)
             body = b.expand(expr, origin)
-            try:
-                re.compile(body)
-            except re.error as e:
-                raise PatternError(f"does not compile: {e}", origin) from None
             wname = f"_w{len(wrappers)}"
             wrappers.append((wname, payload, tuple(rest[0]) if rest else (), origin))
             spans.append((start, len(b.fields)))
             parts.append(f"(?P<{wname}>{body})")
-        rx = re.compile("(?:" + "|".join(parts) + ")", re.DOTALL)
+        try:
+            rx = re.compile("(?:" + "|".join(parts) + ")", re.DOTALL)
+        except re.error:
+            # compile the items one by one to name the one at fault
+            for (_, _, _, origin), body in zip(wrappers, parts, strict=True):
+                try:
+                    re.compile(body)
+                except re.error as e:
+                    raise PatternError(f"does not compile: {e}", origin) from None
+            raise
+        self._sound |= b.used
         idx = rx.groupindex
         branches = {}
         for (wname, payload, statics, origin), (s, e) in zip(wrappers, spans, strict=True):

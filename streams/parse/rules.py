@@ -28,6 +28,8 @@ import yaml
 
 from .grok import Alternation, GrokLibrary, PatternError, field_path
 
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
+
 # Hooks are post-processing steps too irregular for a regex (key=value tails, JSON
 # bodies). Names map to "module:function" (or are written that way in the rule file)
 # and are imported only when a rule uses them.
@@ -89,7 +91,7 @@ class ProductParser:
 def load_rule_file(path: Path, lib: GrokLibrary) -> list[ProductParser]:
     origin = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader) or {}
     except yaml.YAMLError as e:
         raise PatternError(f"bad YAML: {e}", origin) from None
     parsers = []
