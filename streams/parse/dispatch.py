@@ -19,7 +19,7 @@ import orjson
 from .. import PATTERNS_DIR
 from ..clock import Clock
 from ..event import Event
-from .grok import GrokLibrary, put
+from .grok import GrokLibrary
 from .products.fail2ban import continuation as fail2ban_continuation
 from .rules import ProductParser, load_rules
 from .syslog import parse_syslog
@@ -98,13 +98,7 @@ class LineParser:
             ev.tags.append("_grokparsefailure")
             self.stats["grok_failure"] += 1
             return False
-        for parents, leaf, v in parser.sets:
-            put(fields, parents, leaf, v)
-        for parents, leaf, v in rule.sets:
-            put(fields, parents, leaf, v)
-        for h in rule.hooks:
-            h(fields, ev, self)
-        for h in parser.hooks:
+        for h in rule.after:
             h(fields, ev, self)
         ev.meta["rule"] = rule.name
         return True

@@ -74,6 +74,7 @@ class Rule:
     sets: tuple[tuple[tuple[str, ...], str, Any], ...]
     hooks: tuple[Hook, ...]
     origin: str
+    after: tuple[Hook, ...] = ()  # this rule's hooks, then its parser's
 
 
 @dataclass(slots=True)
@@ -112,8 +113,11 @@ def load_rule_file(path: Path, lib: GrokLibrary) -> list[ProductParser]:
             name=spec["name"], dataset=spec["dataset"], programs=tuple(spec.get("programs") or ()),
             rules=rules, hooks=tuple(resolve_hook(h, porigin) for h in spec.get("hooks") or ()),
             origin=porigin, sets=_setter(spec.get("set"), porigin))
+        for rule in rules:
+            rule.after = rule.hooks + p.hooks
+        # constant fields are folded into each rule's generated fill function
         p.matcher = lib.compile_alternation(
-            (rule, f"%{{{rule.name}}}", lib.definitions[rule.name].origin) for rule in rules)
+            (rule, f"%{{{rule.name}}}", lib.definitions[rule.name].origin, p.sets + rule.sets) for rule in rules)
         parsers.append(p)
     return parsers
 
