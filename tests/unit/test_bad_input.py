@@ -39,7 +39,7 @@ def test_parse_accounts_for_every_line(tmp_path, capsysbinary):
     assert "_jsonparsefailure" in tags[4] and docs[4]["event"]["dataset"] == "wazuh.alerts"
     assert "_jsonparsefailure" in tags[5]
     assert docs[-1]["message"] == "trailing line without LF"
-    assert b"truncated=1" in err and b"invalid_utf8=1" in err
+    assert b"truncated=1" in err and b"invalid_utf8=2" in err  # the garbage line too
 
 
 def test_replay_counts_problems(tmp_path):
@@ -48,7 +48,7 @@ def test_replay_counts_problems(tmp_path):
     assert main(["replay", "--no-geoip", "--year", "2024", "--max-line", "4096", "-q", "-o", str(out), str(p)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["events"] == len([x for x in BAD_LINES if x.strip()])
-    assert summary["problems"]["_invalid_utf8"] == 1 and summary["problems"]["_line_truncated"] == 1
+    assert summary["problems"]["_invalid_utf8"] == 2 and summary["problems"]["_line_truncated"] == 1
     written = sum(1 for f in (out / "elasticsearch").iterdir() for _ in f.open("rb")) // 2
     assert written == summary["events"]
 
