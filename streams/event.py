@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 _RIEMANN_EXTRA = ("metric", "ttl", "description")
+_new = object.__new__
 
 
 def format_timestamp(epoch: float) -> str:
@@ -42,6 +43,18 @@ class Event:
     fields: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_parse(cls, fields: dict[str, Any]) -> Event:
+        """The hot-path constructor of the parser: no keyword handling, no factories
+        beyond the two containers every event needs."""
+        ev = _new(cls)
+        ev.time = ev.host = ev.service = ev.state = ev.metric = ev.ttl = ev.description = ev.message = None
+        ev.tags = []
+        ev.attributes = {}
+        ev.fields = fields
+        ev.meta = {}
+        return ev
+
     def add_tag(self, tag: str) -> None:
         if tag not in self.tags:
             self.tags.append(tag)
@@ -65,10 +78,10 @@ class Event:
                 svc["name"] = self.service
             if self.state is not None:
                 svc["state"] = self.state
-        extra = {k: getattr(self, k) for k in _RIEMANN_EXTRA if getattr(self, k) is not None}
-        if self.attributes:
-            extra["attributes"] = self.attributes
-        if extra:
+        if self.metric is not None or self.ttl is not None or self.description is not None or self.attributes:
+            extra = {k: getattr(self, k) for k in _RIEMANN_EXTRA if getattr(self, k) is not None}
+            if self.attributes:
+                extra["attributes"] = self.attributes
             doc["riemann"] = extra
         return doc
 

@@ -106,7 +106,7 @@ class LineParser:
     # -- shapes ------------------------------------------------------------------------------
     def parse(self, line: str) -> Event:
         fields: dict = {"event": {"original": line}}
-        ev = Event(fields=fields)
+        ev = Event.from_parse(fields)
         if len(line) > self.max_line:
             line = line[: self.max_line]
             ev.tags.append("_line_truncated")
@@ -115,35 +115,48 @@ class LineParser:
         if c == "{":
             self._f2b_context = None
             self._json(line, fields, ev)
-        elif c.isdigit() and (m := _F2B_OWN.match(line)) is not None:
-            self._fail2ban_own(m, fields, ev)
-        elif c.isdigit() and self._exim_main(line, fields, ev):
-            pass
-        else:
-            res = parse_syslog(line, fields, self.times)
-            if res is None:
-                ev.message = line
-                if self._f2b_context is not None:
-                    # a line of a multi-line fail2ban entry (command output, traceback)
-                    fail2ban_continuation(fields, ev, self._f2b_context)
-                    self.stats["fail2ban_continuation"] += 1
-                    return ev
-                ev.tags.append("_grokparsefailure")
-                self.stats["unrecognised"] += 1
-            else:
-                self._f2b_context = None
-                program, msg = res
-                ev.message = msg
-                parser = self.resolve(program)
-                if parser is None and (fb := self._fallback) is not None and fb.matcher.regex.fullmatch(msg):
-                    parser = fb
-                if parser is None:
-                    fields["event"]["dataset"] = "syslog"
-                    ev.tags.append("_grokparsefailure")
-                    self.stats["no_parser"] += 1
-                else:
-                    self.apply(parser, msg, fields, ev)
+            return ev
+        # `YYYY-MM-DD HH:MM:SS`: Fail2ban's own log or Exim's main log (an RFC 3339
+        # syslog stamp has a `T` there and goes straight on)
+        if c.isdigit() and line[10:11] == " " and self._dated_line(line, fields, ev):
+            return ev
+        res = parse_syslog(line, fields, self.times)
+        if res is None:
+            ev.message = line
+            if self._f2b_context is not None:
+                # a line of a multi-line fail2ban entry (command output, traceback)
+                fail2ban_continuation(fields, ev, self._f2b_context)
+                self.stats["fail2ban_continuation"] += 1
+                return ev
+            ev.tags.append("_grokparsefailure")
+            self.stats["unrecognised"] += 1
+            return ev
+        self._f2b_context = None
+        program, msg = res
+        ev.message = msg
+        parser = self.resolve(program)
+        if parser is not None:
+            self.apply(parser, msg, fields, ev)
+            return ev
+        fb = self._fallback
+        if fb is not None:
+            rule = fb.matcher.match(msg, fields)
+            if rule is not None:
+                fields["event"]["dataset"] = fb.dataset
+                for h in rule.after:
+                    h(fields, ev, self)
+                ev.meta["rule"] = rule.name
+                return ev
+        fields["event"]["dataset"] = "syslog"
+        ev.tags.append("_grokparsefailure")
+        self.stats["no_parser"] += 1
         return ev
+
+    def _dated_line(self, line: str, fields: dict, ev: Event) -> bool:
+        if "fail2ban" in line[19:48] and (m := _F2B_OWN.match(line)) is not None:
+            self._fail2ban_own(m, fields, ev)
+            return True
+        return self._exim_main(line, fields, ev)
 
     def _exim_main(self, line: str, fields: dict, ev: Event) -> bool:
         p = self._exim
