@@ -1,17 +1,20 @@
 """Reading log files line by line, robustly: bytes in, (text, problems) out.
 
-Invalid UTF-8 is decoded with backslash escapes (nothing lost, still valid JSON) and
-flagged; NUL bytes are kept and flagged; a final line without LF still counts.
+Blocks of 1 MiB are decoded at once (the common, valid case costs one decode per block);
+a block with invalid UTF-8, NUL bytes or CRLF endings falls back to line-by-line
+decoding. Invalid UTF-8 is decoded with backslash escapes (nothing lost, still valid
+JSON) and flagged; NUL bytes are kept and flagged; a final line without LF still counts.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1 << 20
+NO_PROBLEMS: tuple[str, ...] = ()
 
 
 def decode_line(raw: bytes) -> tuple[str, tuple[str, ...]]:
@@ -19,7 +22,7 @@ def decode_line(raw: bytes) -> tuple[str, tuple[str, ...]]:
         raw = raw[:-1]
     try:
         text = raw.decode("utf-8")
-        problems: tuple[str, ...] = ()
+        problems: tuple[str, ...] = NO_PROBLEMS
     except UnicodeDecodeError:
         text = raw.decode("utf-8", "backslashreplace")
         problems = ("_invalid_utf8",)
@@ -28,19 +31,34 @@ def decode_line(raw: bytes) -> tuple[str, tuple[str, ...]]:
     return text, problems
 
 
-def iter_raw_lines(stream: BinaryIO) -> Iterator[bytes]:
-    """Lines without their LF; bounded memory even for one huge line is not a goal here:
-    the parser cuts long lines, the reader hands them over whole."""
+def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
+               ) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(line without its LF, problems) for every line, empty ones included."""
     tail = b""
     while True:
         chunk = stream.read(CHUNK)
         if not chunk:
             break
-        parts = (tail + chunk).split(b"\n")
-        tail = parts.pop()
-        yield from parts
+        if progress is not None:
+            progress(len(chunk))
+        data = tail + chunk if tail else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            tail = data
+            continue
+        block, tail = data[:cut], data[cut + 1:]
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is None or "\x00" in text or "\r" in text:
+            for raw in block.split(b"\n"):
+                yield decode_line(raw)
+            continue
+        for line in text.split("\n"):
+            yield line, NO_PROBLEMS
     if tail:
-        yield tail
+        yield decode_line(tail)
 
 
 def open_input(path: str) -> BinaryIO:

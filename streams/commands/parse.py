@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from ..inputs import decode_line, iter_raw_lines, open_input
+from ..inputs import iter_lines, open_input
 from ..parse.dispatch import LineParser
 
 log = logging.getLogger("streams.parse")
@@ -32,12 +32,12 @@ def run_parse(args) -> int:
             status = 1
             continue
         buf: list[bytes] = []
+        parse = parser.parse
         with stream:
-            for raw in iter_raw_lines(stream):
-                if not raw.strip():
+            for text, problems in iter_lines(stream):
+                if not text or text.isspace():
                     continue
-                text, problems = decode_line(raw)
-                ev = parser.parse(text)
+                ev = parse(text)
                 if problems:
                     ev.tags.extend(problems)
                     parser.stats.update(problems)

@@ -17,7 +17,7 @@ from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
 from ..enrich.metrics import DerivedMetrics
 from ..event import format_timestamp
-from ..inputs import decode_line, iter_raw_lines, open_input
+from ..inputs import iter_lines, open_input
 from ..parse.dispatch import LineParser
 from ..sinks.bulk_files import BulkFileSink, event_id
 from ..sinks.graphite_file import write_metrics
@@ -32,7 +32,6 @@ class ReplayStats:
     lines: int = 0
     empty: int = 0
     events: int = 0
-    bytes: int = 0
     unreadable_files: list[str] = field(default_factory=list)
     datasets: Counter = field(default_factory=Counter)
     problems: Counter = field(default_factory=Counter)
@@ -64,16 +63,11 @@ class Replay:
         stats, parse, geoip, sink, metrics = self.stats, self.parser.parse, self.geoip, self.sink, self.metrics
         problems, datasets = stats.problems, stats.datasets
         with stream:
-            for lineno, raw in enumerate(iter_raw_lines(stream), 1):
+            for lineno, (text, bad) in enumerate(iter_lines(stream, progress), 1):
                 stats.lines += 1
-                n = len(raw) + 1
-                stats.bytes += n
-                if progress is not None:
-                    progress(n)
-                if not raw.strip():
+                if not text or text.isspace():
                     stats.empty += 1
                     continue
-                text, bad = decode_line(raw)
                 ev = parse(text)
                 tags = ev.tags
                 if bad:
