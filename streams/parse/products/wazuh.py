@@ -103,6 +103,11 @@ def apply_alert(doc: dict, fields: dict, ev, parser) -> None:
         doc = _from_csyslog_json(doc)
     if "message" in doc:  # Wazuh's own `message` stays; the raw line is event.original
         ev.message = None
+    else:  # the logged line the alert is about, else what the rule says (not the JSON twice)
+        rule = doc.get("rule")
+        text = doc.get("full_log") or (rule.get("description") if isinstance(rule, dict) else None)
+        if isinstance(text, str):
+            ev.message = text
     _merge(fields, doc)
     if old_json:
         _manager_agent(fields)
