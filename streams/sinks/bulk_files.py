@@ -44,19 +44,30 @@ class IndexNamer:
 
 
 class BulkFileSink:
-    def __init__(self, directory: Path, namer: IndexNamer | None = None) -> None:
+    """Memory stays flat however many dated indices an archive spans: at most
+    `max_open` files are open (least recently used closed first, reopened to append)."""
+
+    def __init__(self, directory: Path, namer: IndexNamer | None = None, max_open: int = 64,
+                 buffer_size: int = 64 * 1024) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.namer = namer or IndexNamer()
-        self.files: dict[str, BinaryIO] = {}
+        self.max_open = max_open
+        self.buffer_size = buffer_size
+        self.files: dict[str, BinaryIO] = {}  # insertion order = least recently opened first
         self.counts: dict[str, int] = {}
         self.sent = 0
 
     def _file(self, index: str) -> BinaryIO:
         f = self.files.get(index)
         if f is None:
-            f = self.files[index] = (self.directory / f"{index}.ndjson").open("wb", buffering=1 << 20)
-            self.counts[index] = 0
+            if len(self.files) >= self.max_open:
+                self.files.pop(next(iter(self.files))).close()
+            seen = index in self.counts
+            f = self.files[index] = (self.directory / f"{index}.ndjson").open(
+                "ab" if seen else "wb", buffering=self.buffer_size)
+            if not seen:
+                self.counts[index] = 0
         return f
 
     def write(self, doc: dict, doc_id: str) -> None:

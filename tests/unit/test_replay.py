@@ -112,3 +112,19 @@ def test_config_file(tmp_path):
 
 def test_unreadable_input_exit_code(tmp_path):
     assert main(["replay", "-q", "--no-geoip", "-o", str(tmp_path / "o"), str(Path(tmp_path) / "missing.log")]) == 1
+
+
+def test_bulk_sink_bounds_open_files(tmp_path):
+    from streams.sinks.bulk_files import BulkFileSink
+    sink = BulkFileSink(tmp_path, max_open=3)
+    days = [f"2026-01-{d:02d}T00:00:00.000Z" for d in range(1, 11)]
+    for rnd in range(3):
+        for i, ts in enumerate(days):
+            sink.write({"@timestamp": ts, "event": {"dataset": "x"}, "n": rnd}, f"{rnd}-{i}")
+            assert len(sink.files) <= 3
+    sink.close()
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 10
+    for f in files:
+        lines = f.read_bytes().splitlines()
+        assert len(lines) == 6 and [json.loads(x)["n"] for x in lines[1::2]] == [0, 1, 2]
