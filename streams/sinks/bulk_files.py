@@ -47,8 +47,8 @@ class BulkFileSink:
     """Memory stays flat however many dated indices an archive spans: at most
     `max_open` files are open (least recently used closed first, reopened to append)."""
 
-    def __init__(self, directory: Path, namer: IndexNamer | None = None, max_open: int = 64,
-                 buffer_size: int = 64 * 1024) -> None:
+    def __init__(self, directory: Path, namer: IndexNamer | None = None, max_open: int = 256,
+                 buffer_size: int = 32 * 1024) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.namer = namer or IndexNamer()
