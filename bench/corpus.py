@@ -62,3 +62,10 @@ def near_miss(lines: list[str]) -> list[str]:
 def write(path: Path, lines: list[str]) -> Path:
     path.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
     return path
+
+
+if __name__ == "__main__":
+    # `python bench/corpus.py N PATH`: write N mixed lines (a child process, so that the
+    # caller never holds them: a forked child would inherit its memory high-water mark)
+    import sys
+    write(Path(sys.argv[2]), scaled(mixed_lines(), int(sys.argv[1])))

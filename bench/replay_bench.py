@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import ROOT, mixed_lines, scaled, write  # noqa: E402
+from corpus import ROOT  # noqa: E402
 
 from streams.enrich.geoip import default_city_database  # noqa: E402
 
@@ -48,12 +48,12 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=1_000_000)
     args = ap.parse_args()
     db = default_city_database() or ROOT / "tests" / "data" / "geoip" / "GeoIP2-City-Test.mmdb"
-    base = mixed_lines()
     res: dict = {"geoip_database": str(db)}
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         for n in (args.lines // 10, args.lines):
-            f = write(d / f"mixed-{n}.log", scaled(base, n))
+            f = d / f"mixed-{n}.log"
+            subprocess.run([sys.executable, str(Path(__file__).parent / "corpus.py"), str(n), str(f)], check=True)
             res[f"geoip_{n}"] = run(f, d / f"out-geo-{n}", ["--geoip-city", str(db)])
             res[f"nogeoip_{n}"] = run(f, d / f"out-nogeo-{n}", ["--no-geoip"])
     RESULTS.mkdir(exist_ok=True)
