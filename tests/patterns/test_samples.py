@@ -11,17 +11,14 @@ import yaml
 from streams import PATTERNS_DIR, SAMPLES_DIR
 from streams.parse.dispatch import LineParser
 
+from ..corpus import MISSING as _MISSING
+from ..corpus import get as _get
+
 CASES = sorted((SAMPLES_DIR / "cases").rglob("*.yaml"))
-_MISSING = object()
 
 
 def get(doc, path):
-    cur = doc
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return _MISSING
-        cur = cur[part]
-    return cur
+    return _get(doc, path, _MISSING)
 
 
 @cache

@@ -14,8 +14,6 @@ listed in KNOWN_MISSES with the reason.
 from __future__ import annotations
 
 import ipaddress
-import json
-import re
 import time
 from pathlib import Path
 
@@ -23,10 +21,11 @@ import pytest
 
 from streams.parse.dispatch import LineParser
 
+from ..corpus import read_failjson
+
 LOGS = Path(__file__).resolve().parents[1] / "data" / "fail2ban-samples" / "logs"
 FILES = ["sshd", "dovecot", "sieve", "sendmail-auth", "sendmail-reject", "exim", "exim-spam",
          "courier-auth", "courier-smtp", "cyrus-imap", "uwimap-auth", "perdition", "pam-generic"]
-_FAILJSON = re.compile(r"^#\s*failJSON:\s*(\{.*\})\s*$")
 
 # (file, start of the message part) -> why the line is not reported as a failure
 KNOWN_MISSES = {
@@ -53,20 +52,6 @@ KNOWN_MISSES = {
 }
 
 
-def read_failjson(path: Path):
-    lines, cases, pending = [], [], None
-    for raw in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
-        m = _FAILJSON.match(raw)
-        if m:
-            pending = json.loads(m.group(1))
-            continue
-        if not raw.strip() or raw.startswith("#"):
-            continue
-        if pending is not None:
-            cases.append((len(lines), pending))
-            pending = None
-        lines.append(raw)
-    return lines, cases
 
 
 def same_host(a, b) -> bool:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from pathlib import Path
 
 import pytest
 
 from streams.parse.dispatch import LineParser
 from streams.parse.products.fail2ban import bantime_seconds
+
+from ..corpus import failjson_cases, get
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "fail2ban-ownlog"
 FIELDS = {"logger": "log.logger", "pid": "process.pid", "level": "log.level",
@@ -20,12 +21,6 @@ ROWS = [json.loads(line) for sub in ("fail2ban-repo", "unlicense")
         for line in (DATA / sub / "lines.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def get(doc, path):
-    for part in path.split("."):
-        if not isinstance(doc, dict) or part not in doc:
-            return None
-        doc = doc[part]
-    return doc
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +56,8 @@ def test_multi_line_entry_continuations(parser):
     assert "_grokparsefailure" in parser.parse("iptables -D INPUT -s 50.30.34.7 -j DROP").tags
 
 
-def _failjson(path: Path):
-    pending = None
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^#\s*failJSON:\s*(\{.*\})\s*$", raw)
-        if m:
-            pending = json.loads(m.group(1))
-        elif raw.strip() and not raw.startswith("#") and pending is not None:
-            yield raw, pending
-            pending = None
 
-
-RECIDIVE = list(_failjson(DATA / "fail2ban-testsuite" / "recidive")) + [
+RECIDIVE = failjson_cases(DATA / "fail2ban-testsuite" / "recidive") + [
     # upstream lines kept out of the local copy, written here from the same test file
     ("Mar 05 08:41:28 test.org fail2ban-server[11524]: fail2ban.actions        [11524]: NOTICE  [postfix-auth] Ban 192.0.2.2",
      {"match": True, "host": "192.0.2.2"}),

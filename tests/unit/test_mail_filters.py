@@ -6,13 +6,7 @@ import pytest
 
 from streams.parse.dispatch import LineParser
 
-
-def get(doc, path):
-    for part in path.split("."):
-        if not isinstance(doc, dict) or part not in doc:
-            return None
-        doc = doc[part]
-    return doc
+from ..corpus import get
 
 
 @pytest.fixture(scope="module")

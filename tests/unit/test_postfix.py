@@ -3,7 +3,6 @@ postfix-grok-patterns corpus contract and fail2ban's postfix sample contract."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from functools import cache
@@ -15,12 +14,18 @@ import yaml
 from streams.parse.dispatch import LineParser
 from streams.parse.products.postfix import parse_command_counters, parse_kv, postfix_hook
 
+from ..corpus import MISSING, failjson_cases
+from ..corpus import get as _get
+
 DATA = Path(__file__).resolve().parent.parent / "data"
 PGP_CASES = sorted((DATA / "postfix-grok-patterns" / "cases").glob("*.yaml"))
 F2B_POSTFIX = DATA / "fail2ban-samples" / "logs" / "postfix"
 SUBPATTERNS = {"POSTFIX_TLS_FEATURES", "POSTFIX_COMMAND_COUNTER_DATA", "POSTFIX_DELAYS", "POSTFIX_RELAY"}
 COMPONENT = {"POSTFIX_TRIVIAL_REWRITE": "trivial-rewrite", "POSTFIX_SCRIPT": "postfix-script"}
-_MISSING = object()
+
+
+def get(doc, path):
+    return _get(doc, path, MISSING)
 
 
 @cache
@@ -28,13 +33,6 @@ def parser(year: int = 2023, tz: str = "UTC") -> LineParser:
     return LineParser(year=year, timezone=tz)
 
 
-def get(doc, path):
-    cur = doc
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return _MISSING
-        cur = cur[part]
-    return cur
 
 
 def norm(v) -> str:
@@ -180,29 +178,17 @@ def test_postfix_grok_patterns_case(path):
         if key == "postfix_keyvalue_data":
             # every key of the tail (keys only: values may hold `=` themselves, e.g. SRS addresses)
             for k in re.findall(r"(?:^|[\s,])([\w-]+)=", str(want)):
-                assert get(doc, f"postfix.{k}") is not _MISSING, f"postfix.{k} missing"
+                assert get(doc, f"postfix.{k}") is not MISSING, f"postfix.{k} missing"
             continue
         got = get(doc, "postfix." + key[len("postfix_"):])
-        assert got is not _MISSING, f"{key} missing in {doc.get('postfix')}"
+        assert got is not MISSING, f"{key} missing in {doc.get('postfix')}"
         assert norm(got) == norm(want), f"{key}: want {want!r}, got {got!r}"
 
 
 # -- fail2ban's postfix samples ---------------------------------------------------------------
-def _failjson(path: Path):
-    pending = None
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^#+ ?failJSON:\s*(\{.*\})\s*$", raw)
-        if m:
-            pending = json.loads(m.group(1))
-            continue
-        if not raw.strip() or raw.startswith("#"):
-            continue
-        if pending is not None:
-            yield raw, pending
-        pending = None
 
 
-F2B = list(_failjson(F2B_POSTFIX))
+F2B = list(failjson_cases(F2B_POSTFIX))
 # The same line is expected both ways in fail2ban's file (not a failure in its default
 # mode "auth", a failure in "aggressive"): we follow the default mode (outcome unknown).
 F2B_MODE_DEPENDENT = {"Jan 14 16:18:16 xxx postfix/smtpd[14933]: warning: host[192.0.2.5]: "

@@ -12,16 +12,12 @@ import pytest
 
 from streams.parse.dispatch import LineParser
 
+from ..corpus import get
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "wazuh" / "alerts" / "alerts.jsonl"
 ROWS = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def get(doc, path):
-    for part in path.split("."):
-        if not isinstance(doc, dict) or part not in doc:
-            return None
-        doc = doc[part]
-    return doc
 
 
 @pytest.fixture(scope="module")
