@@ -19,7 +19,9 @@ def as_ip(text: str) -> str | None:
 
 
 def source_address(fields: dict, event, parser) -> None:
-    """`source.address` is the host as logged; `source.ip` only when it is an address."""
+    """`source.address` is the host as logged; `source.ip` only when it is an address.
+    Daemons' decorations of an address are taken off: `[1.2.3.4]`, `IPv6:2001:db8::1`
+    (sendmail), and an IPv4-mapped `::ffff:1.2.3.4` is the IPv4 client it stands for."""
     src = fields.get("source")
     if not isinstance(src, dict):
         return
@@ -29,6 +31,12 @@ def source_address(fields: dict, event, parser) -> None:
         if ip is not None:
             src["address"] = ip
         return
+    if addr[:1] == "[" and addr[-1:] == "]":
+        addr = src["address"] = addr[1:-1]
+    if addr[:7].lower() == "::ffff:" and "." in addr:
+        addr = src["address"] = addr[7:]
+    elif addr[:5] == "IPv6:":
+        addr = src["address"] = addr[5:]
     if "ip" not in src:
         ip = as_ip(addr)
         if ip is not None:

@@ -281,24 +281,6 @@ def perdition_status(fields: dict, event, parser) -> None:
     _event(fields)["outcome"] = "success" if status == "ok" else "failure"
 
 
-# -- shared -------------------------------------------------------------------------------------
-def client_address(fields: dict, event, parser) -> None:
-    """`[::ffff:1.2.3.4]` and `::ffff:1.2.3.4` (IPv4-mapped) are the IPv4 client 1.2.3.4."""
-    src = fields.get("source")
-    if not isinstance(src, dict):
-        return
-    addr = src.get("address")
-    if addr is None:
-        return
-    if addr[:1] == "[" and addr[-1:] == "]":
-        addr = addr[1:-1]
-    if addr[:7].lower() == "::ffff:" and "." in addr:
-        addr = addr[7:]
-    if addr[:5] == "IPv6:":
-        addr = addr[5:]
-    src["address"] = addr
-
-
 def sshd_connection(fields: dict, event, parser) -> None:
     """`Connection from HOST port N`: a new connection of this pid, fresh state."""
     key = _conn_key(fields)
