@@ -1,4 +1,4 @@
-"""Mail filters next to the MTA: SpamAssassin's spamd and OpenDKIM.
+"""Mail filters next to the MTA: SpamAssassin's spamd, OpenDKIM and amavisd-new.
 
 `spamd_result` completes `spamd: result: <flag> <score> - <tests> <key=value,...>`: the
 verdict from the flag, the tests as a list, and the comma-separated details
@@ -64,3 +64,45 @@ def spamd_result(fields: dict, ev, parser) -> None:
             rhost = sa.get("rhost")
             if rhost and rhost != raddr:
                 src["domain"] = rhost
+
+
+# amavis' `key: value, ` tail: `Queue-ID: X, Message-ID: <y>, mail_id: z, Hits: 1.2, size: 5, 104 ms`
+_AMAVIS_KV = re.compile(r"([\w-]+): ([^,]*)")
+_AMAVIS_MS = re.compile(r"(\d+) ms$")
+
+
+def amavis_result(fields: dict, ev, parser) -> None:
+    """Recipients as a list, the verdict as `event.type`, the details as typed fields."""
+    am = fields["amavis"]
+    event = fields["event"]
+    event["type"] = ("denied",) if am["action"] != "Passed" else ("allowed",)
+    email = fields.setdefault("email", {})
+    sender = email.get("from", {}).get("address")
+    if sender is not None:
+        email["from"]["address"] = [sender] if sender else []
+    email["to"] = {"address": [a.strip("<>") for a in am.pop("to_text").split(",")]}
+    if "actions" in am:
+        am["actions"] = am["actions"].split(",")
+    details = am.pop("details", None)
+    if not details:
+        return
+    for key, value in _AMAVIS_KV.findall(details):
+        key = key.lower().replace("-", "_")
+        if key == "message_id":
+            email["message_id"] = value.strip("<>")
+        elif key == "queue_id":
+            email["local_id"] = am["queue_id"] = value
+        elif key == "hits":
+            if value != "-":
+                try:
+                    am["score"] = float(value)
+                except ValueError:
+                    pass
+        elif key == "size":
+            if value.isdigit():
+                am["size"] = int(value)
+        else:
+            am[key] = value
+    m = _AMAVIS_MS.search(details)
+    if m is not None:
+        am["elapsed_ms"] = int(m.group(1))
