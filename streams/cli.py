@@ -27,7 +27,9 @@ def _common_parse_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="streams", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="streams", description="streams: an event-stream log and metrics processor for mail, SSH, "
+                                    "Fail2ban and Wazuh hosts.", epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--version", action="version", version=f"streams {__version__}")
     ap.add_argument("--log-level", default="INFO", help="log level of streams' own logs (stderr)")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from .telemetry import setup_logging
     setup_logging(args.log_level)
     from .parse.grok import PatternError
+    from .parse.timestamps import UnknownTimezone
     try:
         if args.command == "parse":
             from .commands.parse import run_parse
@@ -68,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_replay(args)
     except PatternError as e:
         log.error("pattern error: %s", e)
+        return EXIT_CONFIG
+    except UnknownTimezone as e:
+        log.error("%s", e)
         return EXIT_CONFIG
     except BrokenPipeError:
         return EXIT_OK

@@ -9,7 +9,7 @@ in `tz` (default UTC).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..clock import Clock, SystemClock
 from ..event import format_timestamp
@@ -19,10 +19,17 @@ MONTHS = {m: i for i, m in enumerate(
 _CACHE_MAX = 65536
 
 
+class UnknownTimezone(ValueError):
+    pass
+
+
 def get_tz(name: str | None) -> tzinfo:
     if not name or name.upper() in ("UTC", "Z", "GMT"):
         return UTC
-    return ZoneInfo(name)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UnknownTimezone(f"unknown time zone {name!r} (an IANA name such as Europe/Paris)") from None
 
 
 class TimeParser:

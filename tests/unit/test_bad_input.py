@@ -65,3 +65,9 @@ def test_bad_custom_pattern_is_a_config_error(tmp_path, capsysbinary):
     assert main(["parse", "--patterns-dir", str(tmp_path), os.devnull]) == 2
     _, err = capsysbinary.readouterr()
     assert b"x.grok:1" in err and b"NOPE" in err
+
+
+def test_unknown_timezone_is_a_config_error(capsysbinary):
+    assert main(["parse", "--timezone", "Nope/Zone", os.devnull]) == 2
+    _, err = capsysbinary.readouterr()
+    assert b"unknown time zone" in err
