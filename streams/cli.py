@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="streams", description="streams: an event-stream log and metrics processor for mail, SSH, "
                                     "Fail2ban and Wazuh hosts.", epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--version", action="version", version=f"streams {__version__}")
-    ap.add_argument("--log-level", default="INFO", help="log level of streams' own logs (stderr)")
+    ap.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                    help="log level of streams' own logs (JSON lines on stderr)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("parse", help="parse log lines to JSON, one object per non-empty line",
