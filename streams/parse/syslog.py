@@ -31,6 +31,11 @@ _BSD = re.compile(
     r"(?: +(?P<host>\S+)(?: (?P<tag>[^\s\[:]+)(?:\[(?P<pid>[^\]\s]*)\])?:?)? ?)? ?(?P<msg>.*)",
     re.DOTALL,
 )
+# The shape of nearly every line of a syslog file, matched first because it is twice as
+# cheap as the general pattern: `Mmm dd hh:mm:ss host tag[pid]: msg`, no PRI.
+_COMMON = re.compile(
+    r"(?P<bsd>(?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]?\d) (?P<time>\d\d:\d\d:\d\d)) "
+    r"(?P<host>[^\s:\[\]]+) (?P<tag>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<msg>.*)", re.DOTALL)
 # A journal export or a relay that dropped the timestamp: `host prog[pid]: msg`.
 _NO_TIME = re.compile(r"(?:<(?P<pri>\d{1,3})>)?(?P<host>[\w.-]+) (?P<tag>[\w./-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)",
                       re.DOTALL)
@@ -135,6 +140,15 @@ def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None
         fields["@timestamp"] = times.epoch(int(t[1], 16) - (1 << 62))[1]
         fields["process"] = {"name": t[2], "pid": int(t[3])} if t[3] else {"name": t[2]}
         return t[2], t[4]
+    m = _COMMON.match(line)
+    if m is not None:
+        bsd, mon, day, clock, host, tag, pid, msg = m.groups()
+        stamp = times.syslog_cached(bsd, mon, day, clock, None)
+        if stamp is not None:
+            fields["@timestamp"] = stamp[1]
+            fields["host"] = {"hostname": host}
+            fields["process"] = {"name": tag, "pid": int(pid)} if pid else {"name": tag}
+            return tag, msg
     m = _BSD.match(line)
     if m is not None:
         pri, bsd, mon, day, year, clock, iso, host, tag, pid, msg = m.groups()
