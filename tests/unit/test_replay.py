@@ -128,3 +128,10 @@ def test_bulk_sink_bounds_open_files(tmp_path):
     for f in files:
         lines = f.read_bytes().splitlines()
         assert len(lines) == 6 and [json.loads(x)["n"] for x in lines[1::2]] == [0, 1, 2]
+
+
+def test_example_config_loads():
+    from streams import PROJECT_ROOT
+    from streams.config import load_config
+    cfg = load_config(PROJECT_ROOT / "deploy" / "streams.example.toml")
+    assert cfg.parse.max_line == 65536 and cfg.geoip.enabled and cfg.output.index == "streams-{dataset}-{date}"
