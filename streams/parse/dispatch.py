@@ -1,8 +1,9 @@
 """Line -> Event: recognise the line's shape, split its header, dispatch on the program.
 
-Shapes, decided by the first character so no line pays for a shape it cannot have:
-`{` a JSON line (Wazuh `alerts.json`), a digit a Fail2ban own-log line, anything else
-syslog (RFC 5424, RFC 3164 and variants). The message part then goes to the product
+Shapes, decided by the first characters so no line pays for a shape it cannot have:
+`{` a JSON line (Wazuh `alerts.json`); `YYYY-MM-DD HH:MM:SS` a Fail2ban own-log line or
+Exim's main log; anything else syslog (RFC 5424, RFC 3164 and variants, the no-host and
+journal shapes). The message part then goes to the product
 parser that owns the program name, which tries its rules as one compiled alternation.
 A line nobody understands is still an event: `_grokparsefailure`, `event.original` kept.
 """
