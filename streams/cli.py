@@ -54,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-geoip", action="store_true", help="turn GeoIP enrichment off")
     r.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     r.add_argument("--quiet", "-q", action="store_true", help="no summary table")
+
+    u = sub.add_parser("run", help="listen for RELP, syslog and Riemann; run the pipeline into an output folder",
+                       description="Run the listeners (RELP 2514, syslog UDP+TCP 5514, Riemann TCP+UDP 5555, "
+                                   "HTTP health/metrics 5556, on 127.0.0.1 unless configured in [listeners.*]) "
+                                   "and the same parse -> GeoIP -> outputs chain as replay, until SIGTERM/SIGINT "
+                                   "(graceful: drained, flushed, exit 0). SIGHUP reopens the output files.")
+    _common_parse_args(u)
+    u.add_argument("--output", "-o", type=Path, default=Path("out"), help="output folder (default: ./out)")
+    u.add_argument("--config", type=Path, help="TOML configuration file ([listeners.NAME], [run], ...)")
+    u.add_argument("--geoip-city", type=Path, help="GeoIP2/GeoLite2 City .mmdb (default: the installed GeoLite2)")
+    u.add_argument("--geoip-asn", type=Path, help="GeoIP2/GeoLite2 ASN .mmdb")
+    u.add_argument("--no-geoip", action="store_true", help="turn GeoIP enrichment off")
     return ap
 
 
@@ -70,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             from .commands.replay import run_replay
             return run_replay(args)
+        if args.command == "run":
+            from .commands.run import run_run
+            return run_run(args)
     except PatternError as e:
         log.error("pattern error: %s", e)
         return EXIT_CONFIG

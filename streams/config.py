@@ -7,7 +7,7 @@ dataclasses. Unknown keys are errors, so a typo does not silently do nothing.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,48 @@ class MetricsConfig:
 
 
 @dataclass
+class ListenerConfig:
+    """One listener of `streams run`. `port = 0` asks the OS for a free port (the bound
+    port is logged as a `listening` line). `max_message`: None is the protocol's default
+    (syslog 64 KiB, RELP frame 128 KiB, Riemann TCP frame 16 MiB, Riemann UDP 16 KiB)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_connections: int = 1000     # TCP only: further connections are closed at once
+    idle_timeout: float = 300.0     # TCP only: seconds without a byte from the client
+    max_message: int | None = None
+
+
+def _listener(port: int) -> Any:
+    return field(default_factory=lambda: ListenerConfig(port=port))
+
+
+@dataclass
+class ListenersConfig:
+    relp: ListenerConfig = _listener(2514)
+    syslog_udp: ListenerConfig = _listener(5514)
+    syslog_tcp: ListenerConfig = _listener(5514)
+    riemann_tcp: ListenerConfig = _listener(5555)
+    riemann_udp: ListenerConfig = _listener(5555)
+    http: ListenerConfig = _listener(5556)
+
+
+@dataclass
+class RunConfig:
+    queue_size: int = 10_000        # events between the listeners and the worker
+    batch_size: int = 500           # events written (and flushed, and acked) together at most
+    shutdown_timeout: float = 10.0  # seconds to drain the queue on SIGTERM/SIGINT
+
+
+@dataclass
 class Config:
     parse: ParseConfig = field(default_factory=ParseConfig)
     geoip: GeoIPSettings = field(default_factory=GeoIPSettings)
     output: OutputConfig = field(default_factory=OutputConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    listeners: ListenersConfig = field(default_factory=ListenersConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
 
 _PATHS = {"patterns_dirs", "city", "asn", "dir"}
@@ -60,6 +97,12 @@ def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
     for key, value in data.items():
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+        current = getattr(obj, key)
+        if is_dataclass(current):  # a sub-table, e.g. [listeners.relp]
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key} must be a table")
+            _fill(current, value, f"{where}.{key}")
+            continue
         if key in _PATHS and value is not None:
             value = [Path(v) for v in value] if isinstance(value, list) else Path(value)
         setattr(obj, key, value)

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from ..config import Config, ConfigError, load_config
-from ..enrich.geoip import build_geoip, default_city_database
+from ..enrich.geoip import GeoIP, build_geoip, default_city_database
 from ..enrich.metrics import DerivedMetrics
 from ..inputs import expand_paths
 from ..parse.dispatch import LineParser
@@ -43,7 +43,8 @@ def config_from_args(args) -> Config:
     return cfg
 
 
-def build_replay(cfg: Config) -> Replay:
+def build_stages(cfg: Config) -> tuple[LineParser, GeoIP | None]:
+    """The parser and the optional GeoIP enricher, as configured (shared with `streams run`)."""
     parser = LineParser(cfg.parse.patterns_dirs, year=cfg.parse.year, timezone=cfg.parse.timezone,
                         max_line=cfg.parse.max_line)
     geoip = None
@@ -52,6 +53,11 @@ def build_replay(cfg: Config) -> Replay:
         if city is None and cfg.geoip.asn is None:
             log.warning("no GeoIP database: install streams[geolite] or pass --geoip-city; enrichment off")
         geoip = build_geoip(city, cfg.geoip.asn, cache_size=cfg.geoip.cache_size)
+    return parser, geoip
+
+
+def build_replay(cfg: Config) -> Replay:
+    parser, geoip = build_stages(cfg)
     out = cfg.output.dir
     out.mkdir(parents=True, exist_ok=True)
     sink = BulkFileSink(out / "elasticsearch", IndexNamer(cfg.output.index))

@@ -1,0 +1,68 @@
+"""`streams run`: the long-running process: listeners -> live pipeline -> outputs in DIR.
+
+SIGTERM/SIGINT stop it gracefully (exit 0 once drained); SIGHUP closes the output files,
+which are reopened (appending) on the next write, for log rotation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from ..clock import Clock, SystemClock
+from ..config import Config, ConfigError
+from ..enrich.metrics import DerivedMetrics
+from ..ingest.service import IngestService
+from ..pipeline.live import LivePipeline
+from ..sinks.bulk_files import IndexNamer
+from ..telemetry import Telemetry
+from .replay import build_stages, config_from_args
+
+log = logging.getLogger("streams.run")
+
+
+def build_service(cfg: Config, clock: Clock | None = None) -> IngestService:
+    """Everything `streams run` runs, built from the configuration (no sockets yet:
+    `await service.start()` binds them, inside the running event loop)."""
+    parser, geoip = build_stages(cfg)
+    out = cfg.output.dir
+    out.mkdir(parents=True, exist_ok=True)
+    telemetry = Telemetry()
+    pipeline = LivePipeline(parser, out, telemetry, geoip=geoip,
+                            metrics=DerivedMetrics(cfg.metrics.bucket_seconds, cfg.metrics.template),
+                            namer=IndexNamer(cfg.output.index), queue_size=cfg.run.queue_size,
+                            batch_size=cfg.run.batch_size)
+    return IngestService(cfg, pipeline, telemetry, clock or SystemClock())
+
+
+async def serve(cfg: Config) -> int:
+    service = build_service(cfg)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_stop(signame: str) -> None:
+        if not stop.is_set():
+            log.info("signal received, shutting down", extra={"signal": signame})
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_stop, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, service.pipeline.reopen)
+    try:
+        await service.start()
+    except OSError as e:
+        log.error("cannot listen: %s", e)
+        return 2
+    await stop.wait()
+    await service.stop()
+    return 0
+
+
+def run_run(args) -> int:
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as e:
+        log.error("configuration: %s", e)
+        return 2
+    return asyncio.run(serve(cfg))

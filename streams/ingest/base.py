@@ -1,0 +1,262 @@
+"""What every listener shares: binding, connection limit, idle timeout, clean stop.
+
+A TCP listener owns an `asyncio` server; each accepted socket becomes a `Connection`
+whose `serve()` (one per protocol) loops over `read()`. `read()` returns b"" at EOF, after
+the idle timeout, on a socket error and once the listener is stopping, so every protocol
+loop ends the same way. A connection's exception is logged and counted; it never reaches
+the other connections.
+
+Stopping (graceful shutdown) goes in two steps, so that nothing already read is lost:
+`close()` stops accepting; `stop_reading()` pauses every socket and ends its reader with
+EOF, so each protocol loop hands over what it had already read and returns; then the
+caller drains the pipeline (RELP acks go out), and `finish()` lets the protocols say
+goodbye (RELP `serverclose`) and closes the sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from ..clock import Clock
+from ..config import ListenerConfig
+from ..pipeline.live import LivePipeline
+from ..telemetry import Telemetry
+
+log = logging.getLogger("streams.ingest")
+
+READ_SIZE = 64 * 1024
+STREAM_LIMIT = 256 * 1024
+
+
+class Listener:
+    """Common state: name, configuration, counters."""
+
+    kind = "tcp"
+
+    def __init__(self, name: str, cfg: ListenerConfig, pipeline: LivePipeline | None, telemetry: Telemetry,
+                 clock: Clock) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.pipeline = pipeline
+        self.telemetry = telemetry
+        self.clock = clock
+        self.stats = telemetry.component(name)
+        if pipeline is not None:
+            self.stats.update(accepted=0, queued=0)
+        self.host = cfg.host
+        self.port: int | None = None
+
+    def bound(self, sockname: Any) -> None:
+        self.host, self.port = sockname[0], sockname[1]
+        log.info("listening", extra={"listener": self.name, "transport": self.kind, "host": self.host,
+                                     "port": self.port})
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop accepting (TCP) or receiving (UDP)."""
+
+    async def stop_reading(self, timeout: float) -> None:
+        """Let every connection hand over what it has read, and stop."""
+
+    async def finish(self, timeout: float) -> None:
+        """Say goodbye to the clients and close every connection."""
+
+
+class Connection:
+    """One accepted TCP socket."""
+
+    def __init__(self, listener: TcpListener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.listener = listener
+        self.reader = reader
+        self.writer = writer
+        self.peer = writer.get_extra_info("peername")
+        self.stats = listener.stats
+        self.stopping = False
+        self.done = asyncio.Event()       # serve() returned: everything read was handed over
+        self.closed = asyncio.Event()     # the socket is closed
+        self.detached = False             # the transport was given another protocol (RELP linger)
+
+    @property
+    def peer_text(self) -> str:
+        p = self.peer
+        return f"{p[0]}:{p[1]}" if isinstance(p, tuple) and len(p) >= 2 else str(p)
+
+    async def read(self) -> bytes:
+        """The next bytes, or b"" at EOF / idle timeout / socket error / stop."""
+        if self.stopping:
+            return b""
+        try:
+            async with asyncio.timeout(self.listener.cfg.idle_timeout):
+                return await self.reader.read(READ_SIZE)
+        except TimeoutError:
+            self.stats["idle_closed"] += 1
+            log.warning("idle connection closed", extra={"listener": self.listener.name, "peer": self.peer_text,
+                                                          "idle_timeout": self.listener.cfg.idle_timeout})
+            return b""
+        except (ConnectionError, OSError) as e:
+            log.info("connection error: %s", e, extra={"listener": self.listener.name, "peer": self.peer_text})
+            return b""
+
+    def stop_reading(self) -> None:
+        """Pause the socket and end the reader: a pending read() returns what is buffered, then b""."""
+        if self.stopping:
+            return
+        self.stopping = True
+        with contextlib.suppress(Exception):
+            self.writer.transport.pause_reading()
+        with contextlib.suppress(Exception):
+            if not self.reader.at_eof():
+                self.reader.feed_eof()
+
+    def write(self, data: bytes) -> None:
+        if data and not self.writer.is_closing():
+            self.writer.write(data)
+
+    async def drain(self) -> None:
+        """Wait for the client to take our replies (bounded by the idle timeout)."""
+        if self.writer.is_closing():
+            return
+        try:
+            async with asyncio.timeout(self.listener.cfg.idle_timeout):
+                await self.writer.drain()
+        except (TimeoutError, ConnectionError, OSError):
+            self.writer.close()
+
+    async def serve(self) -> None:
+        """The protocol loop: read, decode, hand over, reply. Returns when reading ends."""
+        raise NotImplementedError
+
+    async def goodbye(self) -> None:
+        """Shutdown: last words before the socket is closed (RELP: serverclose)."""
+
+    async def wait_until_finished(self) -> None:
+        """Before closing: wait for what this connection still owes the client."""
+
+    async def close(self) -> None:
+        if not self.writer.is_closing():
+            self.writer.close()
+        if self.detached:  # the stream's protocol was replaced: wait_closed() would never return
+            self.closed.set()
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self.writer.wait_closed()
+        self.closed.set()
+
+
+class TcpListener(Listener):
+    connection_class: type[Connection] = Connection
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.server: asyncio.Server | None = None
+        self.connections: set[Connection] = set()
+        self.stats.update(connections=0, connections_total=0, rejected=0)
+        self.stopping = False
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._accept, self.cfg.host, self.cfg.port, limit=STREAM_LIMIT)
+        self.bound(self.server.sockets[0].getsockname())
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stats = self.stats
+        if self.stopping or len(self.connections) >= self.cfg.max_connections:
+            stats["rejected"] += 1
+            log.warning("connection refused: limit reached" if not self.stopping else "connection refused: stopping",
+                        extra={"listener": self.name, "peer": str(writer.get_extra_info("peername")),
+                               "max_connections": self.cfg.max_connections})
+            writer.close()
+            return
+        conn = self.connection_class(self, reader, writer)
+        self.connections.add(conn)
+        stats["connections"] += 1
+        stats["connections_total"] += 1
+        try:
+            await conn.serve()
+            conn.done.set()
+            if not self.stopping:
+                await conn.wait_until_finished()
+                await conn.close()
+            else:
+                await conn.closed.wait()   # finish() closes it, after the drain
+        except Exception as e:
+            stats["errors"] += 1
+            log.exception("connection failed: %s", e, extra={"listener": self.name, "peer": conn.peer_text})
+            await conn.close()
+        finally:
+            conn.done.set()
+            self.connections.discard(conn)
+            stats["connections"] -= 1
+
+    def close(self) -> None:
+        self.stopping = True
+        if self.server is not None:
+            self.server.close()
+
+    async def stop_reading(self, timeout: float) -> None:
+        conns = list(self.connections)
+        for c in conns:
+            c.stop_reading()
+        if conns:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*(c.done.wait() for c in conns))
+
+    async def finish(self, timeout: float) -> None:
+        conns = list(self.connections)
+
+        async def bye(c: Connection) -> None:
+            with contextlib.suppress(Exception):
+                await c.wait_until_finished()
+                await c.goodbye()
+            await c.close()
+
+        if conns:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*(bye(c) for c in conns))
+            for c in conns:  # whatever did not finish in time
+                if not c.closed.is_set():
+                    c.writer.close()
+                    c.closed.set()
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await self.server.wait_closed()
+
+
+class UdpListener(Listener, asyncio.DatagramProtocol):
+    kind = "udp"
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.stats.update(dropped=0)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(self.cfg.host, self.cfg.port))
+        self.bound(self.transport.get_extra_info("sockname"))
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            self.handle(data, addr)
+        except Exception as e:  # one bad datagram never stops the listener
+            self.stats["errors"] += 1
+            log.exception("datagram failed: %s", e, extra={"listener": self.name})
+
+    def handle(self, data: bytes, addr: Any) -> None:
+        raise NotImplementedError
+
+    def error_received(self, exc: Exception) -> None:
+        self.stats["errors"] += 1
+        log.warning("socket error: %s", exc, extra={"listener": self.name})
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,137 @@
+"""RELP over TCP (rsyslog's omrelp, librelp's dialect), on top of `RelpServerConnection`.
+
+Every `syslog` frame becomes a record carrying an ack callback. The live pipeline calls
+it once the record's batch was written by the bulk-file sink and flushed to the OS (see
+`streams.pipeline.live` for the exact guarantee: page cache, not fsync); only then is
+`rsp 200 OK` written (`RelpServerConnection.ack` keeps the replies in txnr order). A
+record that could not be written is answered `500` (the sender keeps it).
+
+A protocol error is logged with its reason and counted; the offending txnr (when it has
+one) gets a `500`, earlier messages still get their acks, then the connection is closed
+(librelp does the same and resends what was not acked on a new session). At shutdown,
+reading stops, the queue is drained (acks go out), then each open session gets a
+`serverclose` hint and is closed; anything still unacked is resent by the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from ..inputs import decode_line
+from ..pipeline.live import Received
+from ..protocols.relp import DEFAULT_MAX_FRAME, Close, Open, ProtocolError, RelpServerConnection, Syslog
+from .base import Connection, TcpListener
+
+log = logging.getLogger("streams.ingest.relp")
+
+NAK_REASON = "message could not be stored"
+LINGER_SECONDS = 2.0   # at shutdown, how long to wait for the client to close after serverclose
+
+
+class RelpConnection(Connection):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.relp = RelpServerConnection(self.listener.cfg.max_message or DEFAULT_MAX_FRAME)
+        self.pending = 0                 # records queued and not yet acked or nak'ed
+        self.settled = asyncio.Event()   # pending == 0
+        self.settled.set()
+
+    async def serve(self) -> None:
+        relp, listener, stats = self.relp, self.listener, self.stats
+        name = listener.name
+        while not relp.failed and not relp.closing:
+            data = await self.read()
+            if not data:
+                break
+            events = relp.receive_data(data)
+            now = listener.clock.now()
+            for ev in events:
+                if isinstance(ev, Syslog):
+                    stats["received"] += 1
+                    text, problems = decode_line(ev.message)
+                    self.pending += 1
+                    self.settled.clear()
+                    await listener.pipeline.put(Received(name, now, text=text or "", tags=problems, peer=self.peer,
+                                                         ack=self._acker(ev.txnr)))
+                elif isinstance(ev, Open):
+                    self.write(relp.answer_open(ev.txnr))
+                    log.info("session opened", extra={"listener": name, "peer": self.peer_text,
+                                                      "software": ev.offers.get("relp_software", "")})
+                elif isinstance(ev, Close):
+                    self.write(relp.answer_close(ev.txnr))   # held back until the earlier acks
+                elif isinstance(ev, ProtocolError):
+                    stats["errors"] += 1
+                    log.warning("protocol error, closing the session: %s", ev.reason,
+                                extra={"listener": name, "peer": self.peer_text, "txnr": ev.txnr})
+                    if ev.txnr is not None:
+                        self.write(relp.nak(ev.txnr, ev.reason))
+            await self.drain()
+
+    def _acker(self, txnr: int):
+        def ack(ok: bool) -> None:
+            relp = self.relp
+            if ok:
+                self.write(relp.ack(txnr))
+            else:
+                self.stats["nak"] += 1
+                self.write(relp.nak(txnr, NAK_REASON))
+            self.pending -= 1
+            if not self.pending:
+                self.settled.set()
+        return ack
+
+    async def wait_until_finished(self) -> None:
+        # Replies owed for queued messages: the worker will answer them (bounded wait).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.listener.cfg.idle_timeout):
+                await self.settled.wait()
+        await self.drain()
+
+    async def goodbye(self) -> None:
+        relp = self.relp
+        if relp.is_open and not relp.closing and not relp.failed:
+            self.write(relp.server_close())
+            await self.drain()
+            await self.linger(LINGER_SECONDS)
+
+    async def linger(self, timeout: float) -> None:
+        """Half-close, then read and discard until the client closes (it resends whatever
+        it sent after our last ack). Closing with unread data would reset the connection
+        and could destroy our last acks and the `serverclose` in the client's buffer."""
+        transport = self.writer.transport
+        if transport.is_closing() or not transport.can_write_eof():
+            return
+        gone = asyncio.get_running_loop().create_future()
+        transport.set_protocol(_Discard(gone))
+        self.detached = True
+        with contextlib.suppress(Exception):
+            transport.write_eof()
+            transport.resume_reading()
+            async with asyncio.timeout(timeout):
+                await gone
+
+
+class _Discard(asyncio.Protocol):
+    def __init__(self, gone: asyncio.Future) -> None:
+        self.gone = gone
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        self._done()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._done()
+
+    def _done(self) -> None:
+        if not self.gone.done():
+            self.gone.set_result(None)
+
+
+class RelpListener(TcpListener):
+    connection_class = RelpConnection

@@ -1,0 +1,88 @@
+"""Riemann over TCP (length-prefixed protobuf `Msg`, one reply per request) and UDP (one
+`Msg` per datagram, no reply), on top of `streams.protocols.riemann`.
+
+TCP: a submission is answered `ok` once all its events are in the queue (the reader waits
+for room, so a full queue slows the client down); a query is answered with an error until
+the index exists; a frame that does not decode is answered with an error naming the
+reason and the connection goes on; an oversize length is fatal (the stream cannot be
+resynchronised): error reply, then close. Events without a time get the receive time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..pipeline.live import Received
+from ..protocols.riemann import (
+    DEFAULT_MAX_FRAME,
+    UDP_MAX_SIZE,
+    FrameError,
+    RiemannDecodeError,
+    RiemannTcpConnection,
+    decode_datagram,
+    error_reply,
+    ok_reply,
+    stamp,
+)
+from .base import Connection, TcpListener, UdpListener
+
+log = logging.getLogger("streams.ingest.riemann")
+
+QUERY_UNSUPPORTED = "queries are not supported yet: the index comes with a later issue"
+
+
+class RiemannConnection(Connection):
+    async def serve(self) -> None:
+        listener, stats = self.listener, self.stats
+        conn = RiemannTcpConnection(listener.cfg.max_message or DEFAULT_MAX_FRAME)
+        name = listener.name
+        while conn.error is None:
+            data = await self.read()
+            if not data:
+                err = conn.end_of_stream()
+                if err is not None:
+                    stats["errors"] += 1
+                    log.warning("%s", err.reason, extra={"listener": name, "peer": self.peer_text})
+                break
+            for msg in conn.receive_data(data):
+                if isinstance(msg, FrameError):
+                    stats["errors"] += 1
+                    log.warning("bad frame: %s", msg.reason, extra={"listener": name, "peer": self.peer_text,
+                                                                    "fatal": msg.fatal})
+                    self.write(error_reply(msg.reason))
+                    continue
+                if msg.query is not None:
+                    stats["queries"] += 1
+                    self.write(error_reply(QUERY_UNSUPPORTED))
+                    continue
+                now = listener.clock.now()
+                for ev in stamp(msg.events, now):
+                    stats["received"] += 1
+                    await listener.pipeline.put(Received(name, now, event=ev, peer=self.peer))
+                self.write(ok_reply())
+            await self.drain()
+
+
+class RiemannTcpListener(TcpListener):
+    connection_class = RiemannConnection
+
+
+class RiemannUdpListener(UdpListener):
+    def handle(self, data: bytes, addr: Any) -> None:
+        stats = self.stats
+        try:
+            msg = decode_datagram(data, self.cfg.max_message or UDP_MAX_SIZE)
+        except RiemannDecodeError as e:
+            stats["errors"] += 1
+            log.warning("bad datagram: %s", e, extra={"listener": self.name, "peer": str(addr)})
+            return
+        if msg.query is not None:
+            stats["queries"] += 1
+            stats["errors"] += 1
+            return
+        now = self.clock.now()
+        for ev in stamp(msg.events, now):
+            stats["received"] += 1
+            if not self.pipeline.offer(Received(self.name, now, event=ev, peer=addr)):
+                stats["dropped"] += 1

@@ -1,0 +1,127 @@
+"""All listeners of `streams run` and the live pipeline, started and stopped together.
+
+Graceful stop (SIGTERM/SIGINT): stop accepting and receiving; let every connection hand
+over what it had already read; drain the queue (the worker writes, flushes and sends the
+RELP acks); send RELP sessions a `serverclose` and close every connection; stop the
+worker; close the output files and append the Graphite metrics. The HTTP endpoint stays
+up until the end and reports `"status": "stopping"` meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from ..clock import Clock, SystemClock
+from ..config import Config, ListenerConfig
+from ..pipeline.live import ES_SINK, GRAPHITE_SINK, LivePipeline
+from ..telemetry import Telemetry
+from .base import Listener
+from .http import HttpListener
+from .relp import RelpListener
+from .riemann import RiemannTcpListener, RiemannUdpListener
+from .syslog import SyslogTcpListener, SyslogUdpListener
+
+log = logging.getLogger("streams.run")
+
+LISTENERS: dict[str, type[Listener]] = {
+    "relp": RelpListener,
+    "syslog_udp": SyslogUdpListener,
+    "syslog_tcp": SyslogTcpListener,
+    "riemann_tcp": RiemannTcpListener,
+    "riemann_udp": RiemannUdpListener,
+}
+
+
+class IngestService:
+    def __init__(self, cfg: Config, pipeline: LivePipeline, telemetry: Telemetry, clock: Clock | None = None) -> None:
+        self.cfg = cfg
+        self.pipeline = pipeline
+        self.telemetry = telemetry
+        self.clock = clock or SystemClock()
+        self.listeners: dict[str, Listener] = {}
+        self.http: HttpListener | None = None
+        self.status = "starting"
+        self.started_at = self.clock.now()
+        for name, cls in LISTENERS.items():
+            lc: ListenerConfig = getattr(cfg.listeners, name)
+            if lc.enabled:
+                self.listeners[name] = cls(name, lc, pipeline, telemetry, self.clock)
+        if cfg.listeners.http.enabled:
+            self.http = HttpListener("http", cfg.listeners.http, None, telemetry, self.clock,
+                                     routes={"/health": self.health, "/metrics": self.metrics})
+
+    @property
+    def ports(self) -> dict[str, int | None]:
+        out = {name: lst.port for name, lst in self.listeners.items()}
+        if self.http is not None:
+            out["http"] = self.http.port
+        return out
+
+    async def start(self) -> None:
+        self.pipeline.start()
+        started: list[Listener] = []
+        try:
+            for lst in [*self.listeners.values(), *([self.http] if self.http else [])]:
+                await lst.start()
+                started.append(lst)
+        except OSError:
+            for lst in started:
+                lst.close()
+            await self.pipeline.stop()
+            raise
+        self.status = "ok"
+        log.info("ready", extra={"ports": self.ports, "output": str(self.pipeline.output)})
+
+    async def stop(self) -> None:
+        timeout = self.cfg.run.shutdown_timeout
+        self.status = "stopping"
+        log.info("stopping: no new connections, draining the queue", extra={"queued": self.pipeline.queue.qsize()})
+        listeners = list(self.listeners.values())
+        for lst in listeners:
+            lst.close()
+        await asyncio.gather(*(lst.stop_reading(timeout) for lst in listeners))
+        try:
+            async with asyncio.timeout(timeout):
+                await self.pipeline.drain()
+        except TimeoutError:
+            log.error("queue not drained in time: unwritten messages are lost unless their sender resends them",
+                      extra={"queued": self.pipeline.queue.qsize()})
+        await asyncio.gather(*(lst.finish(timeout) for lst in listeners))
+        await self.pipeline.stop()
+        points = self.pipeline.close()
+        self.status = "stopped"
+        if self.http is not None:
+            self.http.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await self.http.server.wait_closed()
+        log.info("stopped", extra={"events": self.pipeline.stats.events, "metric_points": points,
+                                   "counters": self.counters()})
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+    # -- HTTP views ----------------------------------------------------------------------
+
+    def counters(self) -> dict[str, Any]:
+        snap = self.telemetry.snapshot()
+        names = [*self.listeners, *(["http"] if self.http else [])]
+        q = self.pipeline.queue
+        return {
+            "listeners": {n: {"port": self.ports.get(n), **snap.get(n, {})} for n in names},
+            "queue": {"depth": q.qsize(), "capacity": q.maxsize},
+            "sinks": {n.removeprefix("sink."): snap.get(n, {}) for n in (ES_SINK, GRAPHITE_SINK)},
+            "events": self.pipeline.stats.events,
+            "datasets": dict(self.pipeline.stats.datasets),
+        }
+
+    def health(self) -> dict[str, Any]:
+        return {"status": self.status, "uptime_seconds": round(self.clock.now() - self.started_at, 3), **self.counters()}
+
+    def metrics(self) -> dict[str, Any]:
+        return self.counters()

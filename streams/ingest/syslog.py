@@ -1,0 +1,82 @@
+"""Syslog over UDP (one message per datagram) and TCP (LF or octet-counted framing,
+detected per connection by `SyslogFramer`).
+
+Messages are decoded as UTF-8; invalid bytes are kept as backslash escapes and the event
+is tagged `_invalid_utf8` (as replay does for files). A message cut at the size limit is
+tagged `_message_truncated`; bytes skipped by a framing error are still delivered, tagged
+`_framing_error`, and counted as errors. Syslog has no acknowledgement: TCP senders are
+slowed down (the reader waits for room in the queue), UDP datagrams that find the queue
+full are dropped and counted (`dropped`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..inputs import decode_line
+from ..pipeline.live import Received
+from ..protocols.framing import DEFAULT_MAX_SIZE, Frame, SyslogFramer, datagram_frame
+from .base import Connection, TcpListener, UdpListener
+
+log = logging.getLogger("streams.ingest.syslog")
+
+TRUNCATED_TAG = "_message_truncated"
+FRAMING_TAG = "_framing_error"
+
+
+def frame_record(listener: str, frame: Frame, now: float, peer: Any) -> Received | None:
+    text, problems = decode_line(frame.data)
+    if not text or text.isspace():
+        return None
+    if frame.truncated:
+        problems += (TRUNCATED_TAG,)
+    if frame.error:
+        problems += (FRAMING_TAG,)
+    return Received(listener, now, text=text, tags=problems, peer=peer)
+
+
+class SyslogTcpConnection(Connection):
+    async def serve(self) -> None:
+        listener = self.listener
+        framer = SyslogFramer(listener.cfg.max_message or DEFAULT_MAX_SIZE)
+        while True:
+            data = await self.read()
+            if not data:
+                break
+            await self._deliver(framer.receive_data(data))
+        await self._deliver(framer.end_of_stream())
+
+    async def _deliver(self, frames: list[Frame]) -> None:
+        if not frames:
+            return
+        listener, stats = self.listener, self.stats
+        now = listener.clock.now()
+        for f in frames:
+            stats["received"] += 1
+            if f.error:
+                stats["errors"] += 1
+                log.warning("framing error: %s", f.error, extra={"listener": listener.name, "peer": self.peer_text})
+            rec = frame_record(listener.name, f, now, self.peer)
+            if rec is None:
+                stats["empty"] += 1
+                continue
+            await listener.pipeline.put(rec)
+
+
+class SyslogTcpListener(TcpListener):
+    connection_class = SyslogTcpConnection
+
+
+class SyslogUdpListener(UdpListener):
+    def handle(self, data: bytes, addr: Any) -> None:
+        stats = self.stats
+        frame = datagram_frame(data, self.cfg.max_message or DEFAULT_MAX_SIZE)
+        if frame is None:
+            return
+        stats["received"] += 1
+        rec = frame_record(self.name, frame, self.clock.now(), addr)
+        if rec is None:
+            stats["empty"] += 1
+        elif not self.pipeline.offer(rec):
+            stats["dropped"] += 1
