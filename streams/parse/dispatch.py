@@ -139,6 +139,8 @@ class LineParser:
         if parser is not None:
             self.apply(parser, msg, fields, ev)
             return ev
+        if msg[:1].isalnum() and self._unwrap(msg, fields, ev):
+            return ev
         fb = self._fallback
         if fb is not None:
             rule = fb.matcher.match(msg, fields)
@@ -152,6 +154,31 @@ class LineParser:
         ev.tags.append("_grokparsefailure")
         self.stats["no_parser"] += 1
         return ev
+
+    def _unwrap(self, msg: str, fields: dict, ev: Event) -> bool:
+        """A relay's header around a whole syslog line (rsyslog's imfile reading a log file
+        and forwarding it with its default template): when the message is itself a syslog
+        line whose program has a parser, that inner line is the event. The relay's header
+        is kept under `log.syslog` (its priority, `hostname` and `appname`)."""
+        inner: dict = {"event": fields["event"]}
+        res = parse_syslog(msg, inner, self.times)
+        if res is None or (parser := self.resolve(res[0])) is None:
+            return False
+        syslog = (fields.get("log") or {}).get("syslog") or {}
+        relay = fields.get("host")
+        if relay is not None:
+            syslog["hostname"] = relay["hostname"]
+        proc = fields.get("process")
+        if proc is not None:
+            syslog["appname"] = proc["name"]
+        for key in ("@timestamp", "host", "process", "log"):
+            fields.pop(key, None)
+        fields.update(inner)
+        if syslog:
+            fields.setdefault("log", {})["syslog"] = {**syslog, **(inner.get("log") or {}).get("syslog", {})}
+        ev.message = res[1]
+        self.apply(parser, res[1], fields, ev)
+        return True
 
     def _dated_line(self, line: str, fields: dict, ev: Event) -> bool:
         if "fail2ban" in line[19:48] and (m := _F2B_OWN.match(line)) is not None:

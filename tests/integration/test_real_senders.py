@@ -189,9 +189,6 @@ def test_rsyslog_imfile_mail_log_over_relp_as_lines(tmp_path, city_db):
     check_postfix(docs, lines)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="product bug: a syslog line whose MSG is itself a full syslog "
-                                       "line (a mail.log line read by imfile, forwarded in omrelp's default "
-                                       "RSYSLOG_ForwardFormat) is not unwrapped: dataset syslog, _grokparsefailure")
 def test_rsyslog_imfile_mail_log_over_relp_default_template(tmp_path, city_db):
     """A postfix mail.log read by imfile and relayed in omrelp's default template:
     `<133>TIMESTAMP HOST maillog: 2026-11-24T00:45:07.790894+00:00 mx1 postfix/smtpd[4369]: …`."""

@@ -1,0 +1,27 @@
+"""Line shapes the dispatcher recognises before any product rule runs."""
+
+from streams.parse.dispatch import LineParser
+
+from ..corpus import get
+
+
+def test_relayed_syslog_line_is_unwrapped():
+    # rsyslog imfile reading mail.log, forwarded with its default template: a header around a line
+    line = ("<133>2026-11-26T08:20:35.059207+00:00 vm maillog: 2026-11-24T00:45:07.790894+00:00 mx1 "
+            "postfix/smtpd[4369]: connect from unknown[67.43.156.7]")
+    ev = LineParser().parse(line)
+    doc = ev.to_doc()
+    assert get(doc, "event.dataset") == "postfix.log" and "tags" not in doc
+    assert get(doc, "host.hostname") == "mx1" and get(doc, "process.pid") == 4369
+    assert get(doc, "@timestamp") == "2026-11-24T00:45:07.790Z"
+    assert get(doc, "log.syslog.hostname") == "vm" and get(doc, "log.syslog.appname") == "maillog"
+    assert get(doc, "log.syslog.facility.name") == "local0"
+    assert get(doc, "source.ip") == "67.43.156.7"
+    assert doc["message"] == "connect from unknown[67.43.156.7]"
+    assert doc["event"]["original"] == line
+
+
+def test_unowned_program_with_plain_message_stays_as_it_was():
+    doc = LineParser(year=2026).parse("Nov 24 00:18:25 mx1 systemd-logind[512]: New session 3 of user bob.").to_doc()
+    assert get(doc, "event.dataset") == "syslog" and doc["tags"] == ["_grokparsefailure"]
+    assert get(doc, "process.name") == "systemd-logind"
