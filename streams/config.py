@@ -58,6 +58,19 @@ class ListenerConfig:
     max_message: int | None = None
 
 
+@dataclass
+class TlsListenerConfig(ListenerConfig):
+    """The syslog TLS listener (RFC 5425): off until `cert_file` is set. `key_file`: the
+    private key, when it is not in `cert_file`. `ca_file`: CAs whose client certificates
+    are checked when a client sends one; `require_client_cert = true` refuses clients
+    without one (needs `ca_file`)."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = None
+    require_client_cert: bool = False
+
+
 def _listener(port: int) -> Any:
     return field(default_factory=lambda: ListenerConfig(port=port))
 
@@ -67,6 +80,7 @@ class ListenersConfig:
     relp: ListenerConfig = _listener(2514)
     syslog_udp: ListenerConfig = _listener(5514)
     syslog_tcp: ListenerConfig = _listener(5514)
+    syslog_tls: TlsListenerConfig = field(default_factory=lambda: TlsListenerConfig(port=6514))
     riemann_tcp: ListenerConfig = _listener(5555)
     riemann_udp: ListenerConfig = _listener(5555)
     http: ListenerConfig = _listener(5556)
@@ -89,7 +103,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
 
-_PATHS = {"patterns_dirs", "city", "asn", "dir"}
+_PATHS = {"patterns_dirs", "city", "asn", "dir", "cert_file", "key_file", "ca_file"}
 
 
 def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
@@ -121,4 +135,27 @@ def load_config(path: Path | None) -> Config:
         if section not in sections or not isinstance(values, dict):
             raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sorted(sections))})")
         _fill(getattr(cfg, section), values, f"{path} [{section}]")
+    check_tls(cfg.listeners.syslog_tls, f"{path} [listeners.syslog_tls]")
     return cfg
+
+
+def check_tls(lc: TlsListenerConfig, where: str = "[listeners.syslog_tls]") -> None:
+    """The certificate files must be readable (the listener loads them when it starts)."""
+    if lc.cert_file is None:
+        for key in ("key_file", "ca_file"):
+            if getattr(lc, key) is not None:
+                raise ConfigError(f"{where}: {key} is set but cert_file is not")
+        if lc.require_client_cert:
+            raise ConfigError(f"{where}: require_client_cert is set but cert_file is not")
+        return
+    if lc.require_client_cert and lc.ca_file is None:
+        raise ConfigError(f"{where}: require_client_cert needs ca_file (the CAs client certificates are checked against)")
+    for key in ("cert_file", "key_file", "ca_file"):
+        value = getattr(lc, key)
+        if value is None:
+            continue
+        try:
+            with open(value, "rb"):
+                pass
+        except OSError as e:
+            raise ConfigError(f"{where}: {key}: cannot read {value}: {e.strerror or e}") from None

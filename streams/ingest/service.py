@@ -23,6 +23,7 @@ from .http import HttpListener
 from .relp import RelpListener
 from .riemann import RiemannTcpListener, RiemannUdpListener
 from .syslog import SyslogTcpListener, SyslogUdpListener
+from .tls import SyslogTlsListener
 
 log = logging.getLogger("streams.run")
 
@@ -30,6 +31,7 @@ LISTENERS: dict[str, type[Listener]] = {
     "relp": RelpListener,
     "syslog_udp": SyslogUdpListener,
     "syslog_tcp": SyslogTcpListener,
+    "syslog_tls": SyslogTlsListener,   # only when a certificate is configured
     "riemann_tcp": RiemannTcpListener,
     "riemann_udp": RiemannUdpListener,
 }
@@ -47,7 +49,7 @@ class IngestService:
         self.started_at = self.clock.now()
         for name, cls in LISTENERS.items():
             lc: ListenerConfig = getattr(cfg.listeners, name)
-            if lc.enabled:
+            if lc.enabled and (name != "syslog_tls" or getattr(lc, "cert_file", None) is not None):
                 self.listeners[name] = cls(name, lc, pipeline, telemetry, self.clock)
         if cfg.listeners.http.enabled:
             self.http = HttpListener("http", cfg.listeners.http, None, telemetry, self.clock,
