@@ -10,6 +10,7 @@ A line nobody understands is still an event: `_grokparsefailure`, `event.origina
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ from .syslog import parse_syslog
 from .timestamps import TimeParser
 
 DEFAULT_MAX_LINE = 64 * 1024
+log = logging.getLogger("streams.parse")
 
 # Fail2ban's own log: `2019-11-22 14:30:26,473 fail2ban.actions        [4002]: NOTICE  ...`
 # (0.8 pads the logger before `:`, 0.10+ pads it to 24 columns before `[pid]`).
@@ -106,6 +108,22 @@ class LineParser:
 
     # -- shapes ------------------------------------------------------------------------------
     def parse(self, line: str) -> Event:
+        """One line -> one Event, always: a bug in a pattern hook must not lose the line
+        or stop the process, so it becomes a tagged event with the line intact."""
+        try:
+            return self._parse(line)
+        except Exception as e:  # noqa: BLE001 - counted, logged, the line kept
+            self.stats["parser_error"] += 1
+            if self.stats["parser_error"] <= 10:
+                log.exception("parser error on a line (kept, tagged _parser_error): %s", e,
+                              extra={"line": line[:500]})
+            self._f2b_context = None
+            ev = Event.from_parse({"event": {"original": line}})
+            ev.message = line
+            ev.tags.append("_parser_error")
+            return ev
+
+    def _parse(self, line: str) -> Event:
         fields: dict = {"event": {"original": line}}
         ev = Event.from_parse(fields)
         if len(line) > self.max_line:

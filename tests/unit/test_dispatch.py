@@ -25,3 +25,21 @@ def test_unowned_program_with_plain_message_stays_as_it_was():
     doc = LineParser(year=2026).parse("Nov 24 00:18:25 mx1 systemd-logind[512]: New session 3 of user bob.").to_doc()
     assert get(doc, "event.dataset") == "syslog" and doc["tags"] == ["_grokparsefailure"]
     assert get(doc, "process.name") == "systemd-logind"
+
+
+def test_a_failing_hook_keeps_the_line_tagged(tmp_path):
+    (tmp_path / "boom.grok").write_text("BOOM_LINE boom %{GREEDYDATA:x}\n")
+    (tmp_path / "boom.yaml").write_text(
+        "parsers:\n  - name: boom\n    dataset: boom.log\n    programs: [boom]\n"
+        "    rules:\n      - pattern: BOOM_LINE\n        hooks: ['tests.unit.test_dispatch:_explode']\n")
+    p = LineParser([tmp_path], year=2026)
+    line = "Nov 24 00:00:00 h boom[1]: boom now"
+    doc = p.parse(line).to_doc()
+    assert doc["tags"] == ["_parser_error"] and doc["event"]["original"] == line
+    assert p.stats["parser_error"] == 1
+    ok = p.parse("Nov 24 00:00:01 h sshd[2]: Accepted publickey for bob from 192.0.2.1 port 2 ssh2").to_doc()
+    assert ok["event"]["dataset"] == "sshd.log"  # the parser goes on
+
+
+def _explode(fields, ev, parser):
+    raise RuntimeError("a bug in a hook")
