@@ -56,6 +56,7 @@ class ListenerConfig:
     max_connections: int = 1000     # TCP only: further connections are closed at once
     idle_timeout: float = 300.0     # TCP only: seconds without a byte from the client
     max_message: int | None = None
+    receive_buffer: int = 4 * 1024 * 1024  # UDP only: SO_RCVBUF, capped by net.core.rmem_max
 
 
 @dataclass

@@ -111,6 +111,10 @@ class IngestService:
     # -- HTTP views ----------------------------------------------------------------------
 
     def counters(self) -> dict[str, Any]:
+        for listener in self.listeners.values():
+            refresh = getattr(listener, "refresh", None)
+            if refresh is not None:
+                refresh()
         snap = self.telemetry.snapshot()
         names = [*self.listeners, *(["http"] if self.http else [])]
         q = self.pipeline.queue

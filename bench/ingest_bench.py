@@ -1,0 +1,429 @@
+#!/usr/bin/env python3
+"""`streams run` ingest throughput, end to end: from the first byte sent until every
+document is in the output NDJSON (the bulk sink's `sent` counter on `GET /metrics`,
+checked afterwards against the lines of the output files).
+
+The server (`python -m streams.cli run`) is pinned to core 1 (`taskset -c 1`), the
+senders (this process, and rsyslogd) to core 0. A fresh server per scenario, every
+listener on port 0, GeoIP off (`--geoip` uses MaxMind's test City database).
+
+1. syslog over TCP, octet-counted: lines of samples/logs/auth.log + mail.log (with a
+   `<PRI>` header, as a forwarder sends them), repeated, sent as fast as possible;
+2. RELP from a private rsyslogd (imfile -> omrelp, windowSize="1024", `%rawmsg%`
+   template), when rsyslogd and rsyslog-relp are installed;
+3. Riemann TCP, batches of 100 events, the client waiting for each `ok` reply;
+4. syslog over UDP at increasing paced rates; share lost (listener `dropped`: queue full;
+   `lost_in_kernel`: sent but never received by the listener).
+
+    python3 bench/ingest_bench.py [--syslog 200000] [--relp 100000] [--riemann 200000]
+                                  [--udp-rates 2000,5000,10000,30000,100000] [--udp-seconds 2] [--geoip]
+
+Prints a table and writes bench/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import os
+import platform
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from streams.event import Event  # noqa: E402
+from streams.protocols.riemann import encode_msg, frame, ok_reply  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SAMPLES = ROOT / "samples" / "logs"
+CITY_TEST_DB = ROOT / "tests" / "data" / "geoip" / "GeoIP2-City-Test.mmdb"
+LISTENERS = ("relp", "syslog_udp", "syslog_tcp", "riemann_tcp", "riemann_udp", "http")
+SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin"])
+SERVER_CORE, CLIENT_CORE = "1", 0
+STALL = 30.0        # seconds without progress before a scenario is declared stuck
+
+
+# ---------------------------------------------------------------- server
+
+class Server:
+    """`python -m streams.cli run` in a subprocess pinned to one core."""
+
+    def __init__(self, work: Path, geoip: bool) -> None:
+        self.out = work / "out"
+        conf = work / "streams.toml"
+        parts = [f"[listeners.{n}]\nport = 0\n" for n in LISTENERS]
+        parts.append(f"[output]\ndir = {json.dumps(str(self.out))}\n")
+        parts.append(f"[geoip]\ncity = {json.dumps(str(CITY_TEST_DB))}\n" if geoip else "[geoip]\nenabled = false\n")
+        parts.append("[parse]\nyear = 2026\n")
+        conf.write_text("\n".join(parts))
+        argv = [sys.executable, "-m", "streams.cli", "run", "--config", str(conf)]
+        if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+            argv = ["taskset", "-c", SERVER_CORE, *argv]
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.logs: queue.Queue[dict] = queue.Queue()
+        self.seen: list[dict] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                d = self.logs.get(timeout=0.2)
+            except queue.Empty:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"streams run did not start: {self.seen[-10:]}") from None
+                continue
+            self.seen.append(d)
+            if d.get("msg") == "ready":
+                self.ports: dict[str, int] = d["ports"]
+                break
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            try:
+                self.logs.put(json.loads(line))
+            except ValueError:
+                self.logs.put({"raw": line.decode(errors="replace")})
+
+    def metrics(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['http']}/metrics", timeout=10) as r:
+            return json.loads(r.read())
+
+    def written(self) -> int:
+        return self.metrics()["sinks"]["elasticsearch_files"]["sent"]
+
+    def wait_written(self, n: int, what: str) -> float:
+        """Poll /metrics until `n` documents are written; the time it happened."""
+        last, last_change = -1, time.monotonic()
+        while True:
+            w = self.written()
+            now = time.perf_counter()
+            if w >= n:
+                return now
+            if w != last:
+                last, last_change = w, time.monotonic()
+            elif time.monotonic() - last_change > STALL:
+                raise RuntimeError(f"{what}: stuck at {w}/{n} documents written for {STALL}s; "
+                                   f"metrics: {json.dumps(self.metrics()['listeners'])}")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{what}: streams run exited ({self.proc.returncode}): {self.seen[-10:]}")
+            time.sleep(0.02)
+
+    def output_docs(self) -> int:
+        n = 0
+        for f in (self.out / "elasticsearch").glob("*.ndjson"):
+            with open(f, "rb") as fh:
+                n += sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        return n // 2
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+                return None
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def server(work: Path, geoip: bool) -> Iterator[Server]:
+    s = Server(work, geoip)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def finish(srv: Server, n: int, t0: float, t1: float, **extra) -> dict:
+    docs = srv.output_docs()
+    m = srv.metrics()
+    tags: dict[str, int] = {}
+    return {"messages": n, "seconds": round(t1 - t0, 3), "msg_per_s": round(n / (t1 - t0)),
+            "docs_in_output": docs, "missing": n - docs, "datasets": m.get("datasets", tags), **extra}
+
+
+# ---------------------------------------------------------------- corpus
+
+def sample_lines() -> list[str]:
+    """auth.log with facility auth (<38>), mail.log with facility mail (<22>), interleaved."""
+    auth = [f"<38>{x}" for x in (SAMPLES / "auth.log").read_text().splitlines() if x.strip()]
+    mail = [f"<22>{x}" for x in (SAMPLES / "mail.log").read_text().splitlines() if x.strip()]
+    out = []
+    for i in range(max(len(auth), len(mail))):
+        if i < len(auth):
+            out.append(auth[i])
+        if i < len(mail):
+            out.append(mail[i])
+    return out
+
+
+def repeated(lines: list[str], n: int) -> list[str]:
+    return [lines[i % len(lines)] for i in range(n)]
+
+
+# ---------------------------------------------------------------- scenarios
+
+def bench_syslog_tcp(work: Path, n: int, geoip: bool) -> dict:
+    lines = repeated(sample_lines(), n)
+    payload = b"".join(b"%d %s" % (len(b), b) for b in (x.encode() for x in lines))
+    with server(work, geoip) as srv:
+        s = socket.create_connection(("127.0.0.1", srv.ports["syslog_tcp"]))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        view = memoryview(payload)
+        t0 = time.perf_counter()
+        for i in range(0, len(view), 65536):
+            s.sendall(view[i:i + 65536])
+        t_sent = time.perf_counter()
+        t1 = srv.wait_written(n, "syslog tcp")
+        s.close()
+        return finish(srv, n, t0, t1, bytes=len(payload), send_seconds=round(t_sent - t0, 3))
+
+
+def riemann_events(k: int, i: int) -> list[Event]:
+    now = time.time()
+    return [Event(time=now, host=f"web{(i + j) % 16}.example.net", service=f"cpu-{j % 8} user",
+                  state="ok" if j % 10 else "warning", metric=(i + j) % 100 / 3.0, ttl=60.0,
+                  description="collectd cpu", tags=["collectd", "bench"],
+                  attributes={"plugin": "cpu", "type": "percent"}) for j in range(k)]
+
+
+def bench_riemann_tcp(work: Path, n: int, geoip: bool, batch: int = 100) -> dict:
+    # distinct batches, encoded before timing
+    frames = [frame(encode_msg(events=riemann_events(batch, i))) for i in range(64)]
+    nbatches = n // batch
+    n = nbatches * batch
+    ok = ok_reply()
+    with server(work, geoip) as srv:
+        s = socket.create_connection(("127.0.0.1", srv.ports["riemann_tcp"]))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t0 = time.perf_counter()
+        for i in range(nbatches):
+            s.sendall(frames[i % len(frames)])
+            got = b""
+            while len(got) < len(ok):
+                chunk = s.recv(len(ok) - len(got))
+                if not chunk:
+                    raise RuntimeError(f"riemann: connection closed after {i} batches")
+                got += chunk
+            if got != ok:
+                raise RuntimeError(f"riemann: reply {got!r} to batch {i}, not ok")
+        t_acked = time.perf_counter()
+        t1 = srv.wait_written(n, "riemann tcp")
+        s.close()
+        return finish(srv, n, t0, t1, batch=batch, acked_seconds=round(t_acked - t0, 3),
+                      acked_events_per_s=round(n / (t_acked - t0)))
+
+
+def kernel_udp_drops(port: int) -> int | None:
+    """The kernel's drop counter of the socket bound to `port` (/proc/net/udp, last column)."""
+    try:
+        rows = Path("/proc/net/udp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for r in rows:
+        f = r.split()
+        if f[1].endswith(f":{port:04X}"):
+            return int(f[-1])
+    return None
+
+
+def bench_udp(work: Path, rates: list[int], seconds: float, geoip: bool) -> list[dict]:
+    lines = [x.encode() for x in sample_lines()]
+    out = []
+    with server(work, geoip) as srv:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        addr = ("127.0.0.1", srv.ports["syslog_udp"])
+        written = 0
+        for rate in rates:
+            before = srv.metrics()["listeners"]["syslog_udp"]
+            kdrops0 = kernel_udp_drops(addr[1])
+            total = int(rate * seconds)
+            tick = 0.001
+            per_tick = rate * tick
+            sent, k = 0, 0
+            t0 = time.perf_counter()
+            while sent < total:
+                due = min(total, int((time.perf_counter() - t0) / tick * per_tick) + int(per_tick) + 1)
+                while sent < due:
+                    s.sendto(lines[k], addr)
+                    k = (k + 1) % len(lines)
+                    sent += 1
+                wait = t0 + sent / rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            t_send = time.perf_counter() - t0
+            # let the queue drain: written stops moving and the queue is empty
+            last, still = -1, 0
+            while still < 5:
+                m = srv.metrics()
+                w = m["sinks"]["elasticsearch_files"]["sent"]
+                still = still + 1 if (w == last and m["queue"]["depth"] == 0) else 0
+                last = w
+                time.sleep(0.1)
+            after = m["listeners"]["syslog_udp"]
+            kdrops1 = kernel_udp_drops(addr[1])
+            received = after["received"] - before["received"]
+            dropped = after["dropped"] - before["dropped"]
+            docs = w - written
+            written = w
+            out.append({"target_rate": rate, "sent": sent, "achieved_send_rate": round(sent / t_send),
+                        "received": received, "dropped": dropped, "lost_in_kernel": sent - received,
+                        "proc_net_udp_drops": None if kdrops0 is None or kdrops1 is None else kdrops1 - kdrops0,
+                        "written": docs, "dropped_share": round(dropped / sent, 4),
+                        "lost_share": round((sent - docs) / sent, 4)})
+        s.close()
+        out_docs = srv.output_docs()
+    if out and out_docs != written:
+        out[-1]["note"] = f"output holds {out_docs} documents, sink counter {written}"
+    return out
+
+
+def rsyslog_available() -> tuple[str | None, str]:
+    exe = shutil.which("rsyslogd", path=SEARCH_PATH)
+    if exe is None:
+        return None, "rsyslogd not installed (deploy/dev/install-debian-packages)"
+    dirs = glob.glob("/usr/lib/*/rsyslog") + ["/usr/lib/rsyslog", "/usr/lib64/rsyslog"]
+    for mod in ("imfile", "omrelp"):
+        if not any(Path(d, f"{mod}.so").exists() for d in dirs):
+            return None, f"rsyslog module {mod} not installed (rsyslog / rsyslog-relp)"
+    return exe, ""
+
+
+def bench_relp(work: Path, n: int, geoip: bool, window: int) -> dict:
+    exe, why = rsyslog_available()
+    if exe is None:
+        return {"skipped": why}
+    lines = repeated([x.split(">", 1)[1] for x in sample_lines()], n)
+    src = work / "input.log"
+    src.write_text("".join(f"{x}\n" for x in lines))
+    rwork = work / "rsyslog-work"
+    rwork.mkdir()
+    conf = work / "rsyslog.conf"
+    with server(work, geoip) as srv:
+        conf.write_text(
+            f'global(workDirectory="{rwork}")\n'
+            'module(load="imfile")\nmodule(load="omrelp")\n'
+            'template(name="line" type="string" string="%rawmsg%")\n'
+            f'input(type="imfile" File="{src}" Tag="bench:" ruleset="relp")\n'
+            'ruleset(name="relp" queue.type="LinkedList" queue.size="200000") {\n'
+            f'  action(type="omrelp" target="127.0.0.1" port="{srv.ports["relp"]}" template="line"'
+            f' windowSize="{window}")\n'
+            '}\n')
+        check = subprocess.run([exe, "-N1", "-f", str(conf)], capture_output=True, text=True, timeout=20)
+        if check.returncode != 0:
+            return {"skipped": f"rsyslogd -N1 rejects the config: {check.stdout}{check.stderr}"}
+        argv = [exe, "-n", "-f", str(conf), "-i", str(work / "rsyslogd.pid")]
+        if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+            argv = ["taskset", "-c", str(CLIENT_CORE), *argv]
+        with open(work / "rsyslogd.out", "wb") as log:
+            rs = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                t_start = time.perf_counter()
+                # first byte: the RELP listener's first connection / message
+                while True:
+                    lst = srv.metrics()["listeners"]["relp"]
+                    if lst["received"] > 0:
+                        t0 = time.perf_counter()
+                        break
+                    if rs.poll() is not None:
+                        raise RuntimeError(f"rsyslogd exited {rs.returncode}: "
+                                           f"{(work / 'rsyslogd.out').read_text(errors='replace')}")
+                    if time.perf_counter() - t_start > STALL:
+                        raise RuntimeError("relp: nothing received from rsyslogd")
+                    time.sleep(0.005)
+                t1 = srv.wait_written(n, "relp from rsyslogd")
+            finally:
+                if rs.poll() is None:
+                    rs.terminate()
+                    try:
+                        rs.wait(15)
+                    except subprocess.TimeoutExpired:
+                        rs.kill()
+                        rs.wait(5)
+        lst = srv.metrics()["listeners"]["relp"]
+        return finish(srv, n, t0, t1, window=window, from_rsyslogd_start_seconds=round(t1 - t_start, 3),
+                      relp_received=lst["received"], relp_errors=lst["errors"])
+
+
+# ---------------------------------------------------------------- main
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--syslog", type=int, default=200_000, help="syslog TCP messages (0: skip)")
+    ap.add_argument("--relp", type=int, default=100_000, help="RELP messages via rsyslogd (0: skip)")
+    ap.add_argument("--relp-window", type=int, default=1024)
+    ap.add_argument("--riemann", type=int, default=200_000, help="Riemann events, batches of 100 (0: skip)")
+    ap.add_argument("--udp-rates", default="2000,5000,10000,30000,100000", help="msg/s, comma separated ('' : skip)")
+    ap.add_argument("--udp-seconds", type=float, default=2.0)
+    ap.add_argument("--geoip", action="store_true", help=f"GeoIP on, with {CITY_TEST_DB.name}")
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {CLIENT_CORE})
+    res: dict = {"python": platform.python_version(), "cpus": os.cpu_count(),
+                 "server_pinned": bool(shutil.which("taskset")) and (os.cpu_count() or 1) > 1,
+                 "geoip": str(CITY_TEST_DB) if args.geoip else None, "command": " ".join(sys.argv)}
+    rows: list[tuple[str, str, str, str]] = []
+
+    def run(name: str, fn, *a):
+        with tempfile.TemporaryDirectory(prefix=f"ingest-{name}-") as d:
+            try:
+                r = fn(Path(d), *a)
+            except RuntimeError as e:
+                r = {"error": str(e)}
+        res[name] = r
+        return r
+
+    if args.syslog:
+        r = run("syslog_tcp_octet", bench_syslog_tcp, args.syslog, args.geoip)
+        rows.append(row("syslog TCP octet-counted", r, "≥ 100,000"))
+    if args.relp:
+        r = run("relp_rsyslog", bench_relp, args.relp, args.geoip, args.relp_window)
+        rows.append(row(f"RELP rsyslog omrelp (window {args.relp_window})", r, "≥ 50,000"))
+    if args.riemann:
+        r = run("riemann_tcp_batch100", bench_riemann_tcp, args.riemann, args.geoip)
+        rows.append(row("Riemann TCP, batches of 100", r, "≥ 100,000"))
+    rates = [int(x) for x in args.udp_rates.split(",") if x.strip()]
+    if rates:
+        r = run("syslog_udp", bench_udp, rates, args.udp_seconds, args.geoip)
+        for u in r if isinstance(r, list) else []:
+            rows.append((f"syslog UDP @ {u['target_rate']:,}/s ({u['achieved_send_rate']:,} sent/s)",
+                         f"{u['sent']:,}", f"dropped {u['dropped_share']:.1%}, lost {u['lost_share']:.1%} (kernel)",
+                         "loss onset"))
+        if isinstance(r, dict):
+            rows.append(("syslog UDP", "-", r.get("error", "?"), ""))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ingest.json").write_text(json.dumps(res, indent=2) + "\n")
+    w = max(len(x[0]) for x in rows) if rows else 10
+    print(f"{'scenario':<{w}}  {'messages':>9}  {'result':<32}  goal")
+    for name, n, result, goal in rows:
+        print(f"{name:<{w}}  {n:>9}  {result:<32}  {goal}")
+    print(f"\nwritten to {RESULTS / 'ingest.json'}")
+
+
+def row(name: str, r: dict, goal: str) -> tuple[str, str, str, str]:
+    if "skipped" in r:
+        return name, "-", "skipped: " + r["skipped"], goal
+    if "error" in r:
+        return name, "-", "ERROR: " + r["error"][:200], goal
+    miss = f", {r['missing']} missing" if r["missing"] else ""
+    return name, f"{r['messages']:,}", f"{r['msg_per_s']:,} msg/s ({r['seconds']} s){miss}", goal
+
+
+if __name__ == "__main__":
+    main()
