@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from ..enrich.geoip import GeoIP
 from ..enrich.metrics import DerivedMetrics
 from ..event import Event, format_timestamp
@@ -111,6 +113,8 @@ class LivePipeline:
         self._es.update(failed=0)
         telemetry.component(GRAPHITE_SINK)
         self._worker: asyncio.Task | None = None
+        self._dlq: BinaryIO | None = None
+        self._es.update(dead_lettered=0)
 
     # -- intake (listeners) --------------------------------------------------------------
 
@@ -179,17 +183,21 @@ class LivePipeline:
             try:
                 self._one(item)
             except Exception as e:
-                ok = False
-                es["failed"] += 1
                 c["errors"] += 1
                 log.error("event could not be processed or written: %s", e,
                           extra={"listener": item.listener, "error": type(e).__name__})
+                # kept in the dead-letter file, it counts as handed on (a RELP sender would
+                # otherwise resend the same message forever); if even that fails: nak
+                ok = self._dead_letter(item, e)
+                es["dead_lettered" if ok else "failed"] += 1
             else:
                 es["sent"] += 1
             if item.ack is not None:
                 acks.append((item.ack, ok))
         try:
             self.sink.flush()
+            if self._dlq is not None:
+                self._dlq.flush()
         except OSError as e:
             log.error("flushing the output files failed: %s", e)
             es["failed"] += len(acks)
@@ -200,6 +208,20 @@ class LivePipeline:
                 ack(ok)
             except Exception:
                 log.exception("ack callback failed")
+
+    def _dead_letter(self, item: Received, error: Exception) -> bool:
+        """One NDJSON line in DIR/dead-letter.ndjson: the message as received and why."""
+        try:
+            if self._dlq is None:
+                self._dlq = (self.output / "dead-letter.ndjson").open("ab")
+            record = {"@timestamp": format_timestamp(item.received_at), "listener": item.listener,
+                      "peer": str(item.peer), "error": f"{type(error).__name__}: {error}",
+                      "original": item.text if item.text is not None else repr(item.event)}
+            self._dlq.write(orjson.dumps(record) + b"\n")
+            return True
+        except Exception:  # noqa: BLE001 - the caller naks and counts
+            log.exception("dead-letter write failed", extra={"listener": item.listener})
+            return False
 
     def _one(self, item: Received) -> None:
         if item.text is not None:
@@ -238,11 +260,17 @@ class LivePipeline:
     def reopen(self) -> None:
         """SIGHUP: close the output files; they are reopened (appending) on the next write."""
         self.sink.close()
+        if self._dlq is not None:
+            self._dlq.close()
+            self._dlq = None
         log.info("output files closed for reopening")
 
     def close(self) -> int:
         """Close the bulk files and append the metrics to graphite.txt; returns the points written."""
         self.sink.close()
+        if self._dlq is not None:
+            self._dlq.close()
+            self._dlq = None
         n = 0
         with (self.output / "graphite.txt").open("ab") as f:
             for name, value, ts in self.metrics.lines():

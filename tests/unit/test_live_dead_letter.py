@@ -1,0 +1,49 @@
+"""The live pipeline keeps a message it cannot write in the dead-letter file and acks it,
+so a RELP sender does not resend it forever; only when that fails too is it nak'ed."""
+
+from __future__ import annotations
+
+import json
+
+from streams.parse.dispatch import LineParser
+from streams.pipeline.live import LivePipeline, Received
+from streams.telemetry import Telemetry
+
+GOOD = "Nov 24 00:05:02 mx1 sshd[4007]: Failed password for root from 81.2.69.142 port 44633 ssh2"
+BAD = "Nov 24 00:05:03 mx1 sshd[4008]: Failed password for root from 81.2.69.143 port 44634 ssh2"
+
+
+def pipeline(tmp_path):
+    p = LivePipeline(LineParser(year=2026), tmp_path, Telemetry())
+    write = p.sink.write
+
+    def failing_write(doc, doc_id):
+        if doc["event"]["original"] == BAD:
+            raise OSError("disk says no")
+        write(doc, doc_id)
+    p.sink.write = failing_write
+    return p
+
+
+def run(p, lines):
+    acks = []
+    p.process([Received("relp", 1764000000.0, text=t, ack=lambda ok, t=t: acks.append((t, ok))) for t in lines])
+    return acks
+
+
+def test_unwritable_event_goes_to_dead_letter_and_is_acked(tmp_path):
+    p = pipeline(tmp_path)
+    assert run(p, [GOOD, BAD, GOOD]) == [(GOOD, True), (BAD, True), (GOOD, True)]
+    p.close()
+    dead = [json.loads(x) for x in (tmp_path / "dead-letter.ndjson").read_text().splitlines()]
+    assert [d["original"] for d in dead] == [BAD]
+    assert dead[0]["listener"] == "relp" and "disk says no" in dead[0]["error"]
+    es = p.telemetry.snapshot()["sink.elasticsearch_files"]
+    assert es["sent"] == 2 and es["dead_lettered"] == 1 and es["failed"] == 0
+
+
+def test_nak_when_the_dead_letter_file_fails_too(tmp_path):
+    p = pipeline(tmp_path)
+    (tmp_path / "dead-letter.ndjson").mkdir()  # cannot be opened as a file
+    assert run(p, [BAD]) == [(BAD, False)]
+    assert p.telemetry.snapshot()["sink.elasticsearch_files"]["failed"] == 1
