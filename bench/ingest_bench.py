@@ -13,10 +13,15 @@ listener on port 0, GeoIP off (`--geoip` uses MaxMind's test City database).
    template), when rsyslogd and rsyslog-relp are installed;
 3. Riemann TCP, batches of 100 events, the client waiting for each `ok` reply;
 4. syslog over UDP at increasing paced rates; share lost (listener `dropped`: queue full;
-   `lost_in_kernel`: sent but never received by the listener).
+   `lost_in_kernel`: sent but never received by the listener);
+5. peer figure: the private syslog-ng 3.38 (deploy/dev/install-syslog-ng-private), pinned like
+   the server, receiving the same octet-counted stream as 1. (`network(transport("framed"))`,
+   RFC 3164 parsing) into a `file()`: first byte sent until the file holds every line; the
+   ratio streams / syslog-ng is reported.
 
     python3 bench/ingest_bench.py [--syslog 200000] [--relp 100000] [--riemann 200000]
                                   [--udp-rates 2000,5000,10000,30000,100000] [--udp-seconds 2] [--geoip]
+                                  [--syslog-ng | --no-syslog-ng]
 
 Prints a table and writes bench/results/ingest.json.
 """
@@ -50,6 +55,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLES = ROOT / "samples" / "logs"
 CITY_TEST_DB = ROOT / "tests" / "data" / "geoip" / "GeoIP2-City-Test.mmdb"
 LISTENERS = ("relp", "syslog_udp", "syslog_tcp", "riemann_tcp", "riemann_udp", "http")
+SYSLOG_NG_ROOT = ROOT / ".cache" / "syslog-ng-root"
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin"])
 SERVER_CORE, CLIENT_CORE = "1", 0
 STALL = 30.0        # seconds without progress before a scenario is declared stuck
@@ -179,9 +185,13 @@ def repeated(lines: list[str], n: int) -> list[str]:
 
 # ---------------------------------------------------------------- scenarios
 
-def bench_syslog_tcp(work: Path, n: int, geoip: bool) -> dict:
+def octet_counted(n: int) -> bytes:
     lines = repeated(sample_lines(), n)
-    payload = b"".join(b"%d %s" % (len(b), b) for b in (x.encode() for x in lines))
+    return b"".join(b"%d %s" % (len(b), b) for b in (x.encode() for x in lines))
+
+
+def bench_syslog_tcp(work: Path, n: int, geoip: bool) -> dict:
+    payload = octet_counted(n)
     with server(work, geoip) as srv:
         s = socket.create_connection(("127.0.0.1", srv.ports["syslog_tcp"]))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -361,6 +371,107 @@ def bench_relp(work: Path, n: int, geoip: bool, window: int) -> dict:
                       relp_received=lst["received"], relp_errors=lst["errors"])
 
 
+def syslog_ng_available() -> tuple[list[str] | None, dict[str, str], str]:
+    """The private syslog-ng's argv prefix and environment (as tests/integration/test_syslog_ng_sender.py)."""
+    exe = SYSLOG_NG_ROOT / "usr" / "sbin" / "syslog-ng"
+    modules = sorted(glob.glob(str(SYSLOG_NG_ROOT / "usr" / "lib" / "syslog-ng" / "[0-9]*")))
+    if not exe.exists() or not modules:
+        return None, {}, f"syslog-ng not unpacked into {SYSLOG_NG_ROOT} (deploy/dev/install-syslog-ng-private)"
+    libs = [str(SYSLOG_NG_ROOT / "usr" / "lib" / "syslog-ng"),
+            *glob.glob(str(SYSLOG_NG_ROOT / "usr" / "lib" / "*-linux-gnu")),
+            *glob.glob(str(SYSLOG_NG_ROOT / "lib" / "*-linux-gnu"))]
+    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join([*libs, os.environ.get("LD_LIBRARY_PATH", "")])}
+    return [str(exe), "--no-caps", f"--module-path={modules[-1]}"], env, ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_syslog_ng(work: Path, n: int) -> dict:
+    """The same octet-counted stream as bench_syslog_tcp into syslog-ng -> file()."""
+    argv, env, why = syslog_ng_available()
+    if argv is None:
+        return {"skipped": why}
+    payload = octet_counted(n)
+    port = free_port()
+    out = work / "sng-out.log"
+    conf = work / "syslog-ng.conf"
+    # network() + transport("framed"): octet-counted framing, RFC 3164 parsing of each message
+    # (syslog() would parse them as RFC 5424, which these lines are not)
+    conf.write_text(
+        "@version: 3.38\noptions { stats-freq(0); };\n"
+        f'source s {{ network(ip(127.0.0.1) port({port}) transport("framed") max-connections(10)'
+        " log-iw-size(10000)); };\n"
+        f'destination d {{ file("{out}"); }};\n'
+        "log { source(s); destination(d); };\n")
+    files = ["-f", str(conf), "-R", str(work / "sng.persist"), "-c", str(work / "sng.ctl"),
+             "-p", str(work / "sng.pid")]
+    check = subprocess.run([*argv, "--syntax-only", *files], capture_output=True, text=True, timeout=20, env=env)
+    if check.returncode != 0:
+        return {"skipped": f"syslog-ng --syntax-only rejects the config: {check.stdout}{check.stderr}"}
+    cmd = [*argv, "-F", "--stderr", *files]
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        cmd = ["taskset", "-c", SERVER_CORE, *cmd]
+    log_path = work / "syslog-ng.out"
+    with open(log_path, "wb") as log:
+        sng = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    s = socket.create_connection(("127.0.0.1", port), timeout=1)
+                    break
+                except OSError:
+                    if sng.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"syslog-ng did not start: "
+                                           f"{log_path.read_text(errors='replace')[-2000:]}") from None
+                    time.sleep(0.05)
+            s.settimeout(None)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            view = memoryview(payload)
+            t0 = time.perf_counter()
+            for i in range(0, len(view), 65536):
+                s.sendall(view[i:i + 65536])
+            t_sent = time.perf_counter()
+            # poll the file's line count, reading only what was appended since the last look
+            lines, pos, last_change = 0, 0, time.monotonic()
+            while True:
+                if out.exists():
+                    with open(out, "rb") as fh:
+                        fh.seek(pos)
+                        chunk = fh.read()
+                    if chunk:
+                        pos += len(chunk)
+                        lines += chunk.count(b"\n")
+                        last_change = time.monotonic()
+                t1 = time.perf_counter()
+                if lines >= n:
+                    break
+                if sng.poll() is not None:
+                    raise RuntimeError(f"syslog-ng exited ({sng.returncode}) at {lines}/{n} lines: "
+                                       f"{log_path.read_text(errors='replace')[-2000:]}")
+                if time.monotonic() - last_change > STALL:
+                    raise RuntimeError(f"syslog-ng: stuck at {lines}/{n} lines in the file for {STALL}s")
+                time.sleep(0.02)
+            s.close()
+        finally:
+            if sng.poll() is None:
+                sng.terminate()
+                try:
+                    sng.wait(15)
+                except subprocess.TimeoutExpired:
+                    sng.kill()
+                    sng.wait(5)
+    version = subprocess.run([*argv, "--version"], capture_output=True, text=True, env=env).stdout.split("\n")[0]
+    return {"messages": n, "seconds": round(t1 - t0, 3), "msg_per_s": round(n / (t1 - t0)),
+            "lines_in_file": lines, "missing": n - lines, "bytes": len(payload),
+            "send_seconds": round(t_sent - t0, 3), "version": version,
+            "pinned": cmd[0] == "taskset", "source": 'network(transport("framed"))', "destination": "file()"}
+
+
 # ---------------------------------------------------------------- main
 
 def main() -> None:
@@ -372,6 +483,10 @@ def main() -> None:
     ap.add_argument("--udp-rates", default="2000,5000,10000,30000,100000", help="msg/s, comma separated ('' : skip)")
     ap.add_argument("--udp-seconds", type=float, default=2.0)
     ap.add_argument("--geoip", action="store_true", help=f"GeoIP on, with {CITY_TEST_DB.name}")
+    ap.add_argument("--syslog-ng", action=argparse.BooleanOptionalAction,
+                    default=syslog_ng_available()[0] is not None,
+                    help="peer figure: the private syslog-ng receiving the --syslog stream into a file "
+                         "(default: on when .cache/syslog-ng-root holds it)")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {CLIENT_CORE})
@@ -392,6 +507,13 @@ def main() -> None:
     if args.syslog:
         r = run("syslog_tcp_octet", bench_syslog_tcp, args.syslog, args.geoip)
         rows.append(row("syslog TCP octet-counted", r, "≥ 100,000"))
+        if args.syslog_ng:
+            p = run("syslog_ng_tcp_octet_file", bench_syslog_ng, args.syslog)
+            rows.append(row("syslog-ng TCP octet-counted -> file", p, "peer"))
+            if "msg_per_s" in r and "msg_per_s" in p:
+                ratio = r["msg_per_s"] / p["msg_per_s"]
+                res["ratio_streams_to_syslog_ng"] = round(ratio, 3)
+                rows.append(("ratio streams / syslog-ng", "-", f"{ratio:.2f}", ""))
     if args.relp:
         r = run("relp_rsyslog", bench_relp, args.relp, args.geoip, args.relp_window)
         rows.append(row(f"RELP rsyslog omrelp (window {args.relp_window})", r, "≥ 50,000"))
