@@ -243,6 +243,24 @@ def client_in_text(fields: dict, ev, parser) -> None:
                 pf["client_port"] = int(m["port"])
 
 
+def _endpoint(pf: dict, prefix: str) -> dict | None:
+    """`client_*` / `relay_*` -> an ECS `source` / `destination` object."""
+    addr = pf.get(f"{prefix}_ip")
+    if addr is None:
+        return None
+    out = {"address": addr}
+    canon = as_ip(addr)
+    if canon is not None:
+        out["ip"] = canon
+    host = pf.get(f"{prefix}_hostname")
+    if host and host != "unknown" and host != addr:
+        out["domain"] = host
+    port = pf.get(f"{prefix}_port")
+    if port.__class__ is int:
+        out["port"] = port
+    return out
+
+
 # -- parser hook: kv tail and ECS aliases, for every postfix line --------------------------------
 def postfix_hook(fields: dict, ev, parser) -> None:
     pf = fields.get("postfix")
@@ -251,30 +269,12 @@ def postfix_hook(fields: dict, ev, parser) -> None:
     kv = pf.pop("keyvalue_data", None)
     if kv:
         parse_kv(kv, pf)
-    ip = pf.get("client_ip")
-    if ip is not None:
-        src = fields["source"] = {"address": ip}
-        canon = as_ip(ip)
-        if canon is not None:
-            src["ip"] = canon
-        host = pf.get("client_hostname")
-        if host and host != "unknown":
-            src["domain"] = host
-        port = pf.get("client_port")
-        if port.__class__ is int:
-            src["port"] = port
-    rip = pf.get("relay_ip")
-    if rip is not None:
-        dst = fields["destination"] = {"address": rip}
-        canon = as_ip(rip)
-        if canon is not None:
-            dst["ip"] = canon
-        host = pf.get("relay_hostname")
-        if host and host != rip:
-            dst["domain"] = host
-        port = pf.get("relay_port")
-        if port.__class__ is int:
-            dst["port"] = port
+    src = _endpoint(pf, "client")
+    if src is not None:
+        fields["source"] = src
+    dst = _endpoint(pf, "relay")
+    if dst is not None:
+        fields["destination"] = dst
     email = {}
     qid = pf.get("queueid")
     if qid is not None and qid != "NOQUEUE":
