@@ -40,6 +40,19 @@ def wait_for(cond: Callable[[], Any], timeout: float = TIMEOUT, what: str = "con
         delay = min(delay * 2, 0.1)
 
 
+def assert_sshd_failure(d: dict, port: int, ip: str = "81.2.69.160") -> None:
+    """What every sender test expects of a `Failed password ... from IP port N` line that
+    went through `streams run`: parsed as an sshd failure from that client, GeoIP'd (the
+    test database puts 81.2.69.160 in London), the line intact."""
+    assert d["event"]["dataset"] == "sshd.log"
+    assert d["event"]["outcome"] == "failure"
+    assert d["process"]["name"] == "sshd"
+    assert d["source"]["ip"] == ip and d["source"]["port"] == port
+    assert d["source"]["geo"]["city_name"] == "London"
+    assert "_grokparsefailure" not in d.get("tags", [])
+    assert not d["event"]["original"].endswith("\n")
+
+
 def read_docs(out: Path) -> list[tuple[dict, dict]]:
     """Every (action, document) pair of the bulk NDJSON files (complete lines only)."""
     pairs = []
