@@ -136,15 +136,21 @@ class Server:
         return n // 2
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-                return None
-        return self.proc.returncode
+        """The exit code after SIGTERM, or None when it had to be killed."""
+        return self.proc.returncode if stop_process(self.proc, 30) else None
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> bool:
+    """SIGTERM, then SIGKILL if it does not go within `timeout` seconds; False if killed."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            return False
+    return True
 
 
 @contextlib.contextmanager
@@ -359,13 +365,7 @@ def bench_relp(work: Path, n: int, geoip: bool, window: int) -> dict:
                     time.sleep(0.005)
                 t1 = srv.wait_written(n, "relp from rsyslogd")
             finally:
-                if rs.poll() is None:
-                    rs.terminate()
-                    try:
-                        rs.wait(15)
-                    except subprocess.TimeoutExpired:
-                        rs.kill()
-                        rs.wait(5)
+                stop_process(rs, 15)
         lst = srv.metrics()["listeners"]["relp"]
         return finish(srv, n, t0, t1, window=window, from_rsyslogd_start_seconds=round(t1 - t_start, 3),
                       relp_received=lst["received"], relp_errors=lst["errors"])
@@ -458,13 +458,7 @@ def bench_syslog_ng(work: Path, n: int) -> dict:
                 time.sleep(0.02)
             s.close()
         finally:
-            if sng.poll() is None:
-                sng.terminate()
-                try:
-                    sng.wait(15)
-                except subprocess.TimeoutExpired:
-                    sng.kill()
-                    sng.wait(5)
+            stop_process(sng, 15)
     version = subprocess.run([*argv, "--version"], capture_output=True, text=True, env=env).stdout.split("\n")[0]
     return {"messages": n, "seconds": round(t1 - t0, 3), "msg_per_s": round(n / (t1 - t0)),
             "lines_in_file": lines, "missing": n - lines, "bytes": len(payload),
