@@ -95,16 +95,22 @@ class LineParser:
         return p
 
     def apply(self, parser: ProductParser, msg: str, fields: dict, ev: Event) -> bool:
-        fields["event"]["dataset"] = parser.dataset
         rule = parser.matcher.match(msg, fields)
         if rule is None:
+            fields["event"]["dataset"] = parser.dataset
             ev.tags.append("_grokparsefailure")
             self.stats["grok_failure"] += 1
             return False
+        self._matched(parser, rule, fields, ev)
+        return True
+
+    def _matched(self, parser: ProductParser, rule, fields: dict, ev: Event) -> None:
+        """After a rule of `parser` matched (its captures and constants are in `fields`; a
+        rule may set its own `event.dataset`): the parser's dataset, then the hooks."""
+        fields["event"].setdefault("dataset", parser.dataset)
         for h in rule.after:
             h(fields, ev, self)
         ev.meta["rule"] = rule.name
-        return True
 
     # -- shapes ------------------------------------------------------------------------------
     def parse(self, line: str) -> Event:
@@ -163,10 +169,7 @@ class LineParser:
         if fb is not None:
             rule = fb.matcher.match(msg, fields)
             if rule is not None:
-                fields["event"]["dataset"] = fb.dataset
-                for h in rule.after:
-                    h(fields, ev, self)
-                ev.meta["rule"] = rule.name
+                self._matched(fb, rule, fields, ev)
                 return ev
         fields["event"]["dataset"] = "syslog"
         ev.tags.append("_grokparsefailure")
@@ -206,7 +209,10 @@ class LineParser:
 
     def _exim_main(self, line: str, fields: dict, ev: Event) -> bool:
         p = self._exim
-        if p is None or (m := _EXIM_MAIN.match(line)) is None or p.matcher.regex.fullmatch(m[3]) is None:
+        if p is None or (m := _EXIM_MAIN.match(line)) is None:
+            return False
+        rule = p.matcher.match(m[3], fields)  # writes nothing when it does not match
+        if rule is None:
             return False
         stamp = self.times.iso(m[1] + (m[2] or ""))
         if stamp is not None:
@@ -214,7 +220,7 @@ class LineParser:
         fields["process"] = {"name": "exim"}
         self._f2b_context = None
         ev.message = m[3]
-        self.apply(p, m[3], fields, ev)
+        self._matched(p, rule, fields, ev)
         return True
 
     def _fail2ban_own(self, m: re.Match, fields: dict, ev: Event) -> None:
