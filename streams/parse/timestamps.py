@@ -70,7 +70,12 @@ class TimeParser:
 
     def syslog(self, month: str, day: str, clock_time: str, year: str | None = None) -> tuple[float, str] | None:
         """`Feb`, `5`, `14:34:10[.123]`, optional year -> (epoch, iso)."""
-        key = f"{month} {day} {clock_time} {year}"
+        return self.syslog_cached(f"{month} {day} {clock_time} {year}", month, day, clock_time, year)
+
+    def syslog_cached(self, key: str, month: str, day: str, clock_time: str,
+                      year: str | None) -> tuple[float, str] | None:
+        """`syslog`, cached under `key` (the hot path passes the timestamp's own text, so a
+        hit costs one dict lookup)."""
         hit = self._cache.get(key, False)
         if hit is not False:
             return hit
@@ -86,14 +91,6 @@ class TimeParser:
         except (KeyError, ValueError):
             value = None
         return self._remember(key, value)
-
-    def syslog_cached(self, key: str, month: str, day: str, clock_time: str,
-                      year: str | None) -> tuple[float, str] | None:
-        """`syslog` keyed by the timestamp's own text (no key to build on a hit)."""
-        hit = self._cache.get(key, False)
-        if hit is not False:
-            return hit
-        return self._remember(key, self.syslog(month, day, clock_time, year))
 
     def iso(self, text: str) -> tuple[float, str] | None:
         """ISO 8601 / RFC 3339 (`T` or space, `,` or `.` fraction, `Z`, `+hh:mm`, `+hhmm`)."""
