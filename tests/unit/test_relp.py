@@ -1,9 +1,13 @@
 """RELP server connection (librelp's dialect). Every input stream is fed whole, one byte
 at a time and split at every offset (h11 test_io style): the events must not change."""
 
+import random
+import re
+
 import pytest
 
 from streams.protocols.relp import (
+    DEFAULT_MAX_FRAME,
     MAX_TXNR,
     Close,
     Open,
@@ -351,3 +355,402 @@ def test_buffered_stays_bounded_by_max_frame():
 def test_build_frame():
     assert build_frame(3, "close") == b"3 close 0\n"
     assert build_frame(2, "rsp", b"200 OK") == b"2 rsp 6 200 OK\n"
+
+
+# -- fuzzing ----------------------------------------------------------------------------
+#
+# Seeded `random.Random` inputs, each fed whole and in random chunks. `check_session`
+# holds the invariants: nothing raises, every chunking gives the same events and state,
+# the buffer stays within max_frame + a header, a ProtocolError is the last event and the
+# connection is then dead, the events are exactly those of `reference_session` (an
+# independent whole-input reading of the grammar with regexes, not a state machine), and
+# every txnr owed a reply can be answered, the replies leaving in txnr order.
+# The `mutant` tests at the end prove the checks can fail.
+
+FUZZ_MAX_FRAME = 100
+HEADER_MAX = 9 + 1 + 32 + 1 + 9 + 1    # TXNR SP COMMAND SP DATALEN SP
+_HEADER = re.compile(rb"([0-9]{1,9}) ([A-Za-z]{1,32}) ([0-9]{1,9})([ \n])")
+_PARTIAL_HEADER = re.compile(rb"[0-9]{0,9}|([0-9]{1,9}) (?:[A-Za-z]{0,32}|[A-Za-z]{1,32} [0-9]{0,9})")
+_RSP = re.compile(rb"([0-9]+) rsp ([0-9]+)[ \n]")
+VALID = "valid"   # reference outcome: no error (the input may end inside a frame)
+
+
+def _offers_accepted(data: bytes) -> bool:
+    offers = dict(line.partition("=")[::2] for line in data.decode("utf-8", "replace").split("\n") if line)
+    version = offers.get("relp_version")
+    return version is not None and version.strip().isdigit() and "syslog" in offers.get("commands", "").split(",")
+
+
+def reference_session(data: bytes, max_frame: int = FUZZ_MAX_FRAME):
+    """(events, outcome) of a whole session: the Open/Syslog/Close events, and VALID or
+    the txnr owed a 500 for the first error (None when no txnr is owed)."""
+    events, pos, expected, state = [], 0, 1, "await open"
+    while pos < len(data):
+        if state == "closing":
+            return events, None                     # data after close
+        m = _HEADER.match(data, pos)
+        if m is None:
+            p = _PARTIAL_HEADER.fullmatch(data, pos)
+            sound = p is not None and (p[1] is None or int(p[1]) > 0)
+            return events, VALID if sound else None
+        txnr, command, datalen = int(m[1]), m[2].decode(), int(m[3])
+        if txnr == 0 or (datalen == 0) != (m[4] == b"\n") or txnr != expected:
+            return events, None
+        expected = next_txnr(txnr)
+        if datalen > max_frame:
+            return events, txnr
+        body, end = data[m.end():m.end() + datalen], m.end() + datalen
+        if datalen:
+            if end >= len(data):
+                return events, VALID                # the frame is not complete yet
+            if data[end] != 0x0A:
+                return events, txnr
+            end += 1
+        pos = end
+        if state == "await open":
+            if command != "open" or not _offers_accepted(body):
+                return events, txnr
+            events.append(Open(txnr, parse_offers(body)))
+            state = "open"
+        elif command == "syslog":
+            cut = 2 if body.endswith(b"\r\n") else 1 if body.endswith(b"\n") else 0
+            events.append(Syslog(txnr, body[:len(body) - cut]))
+        elif command == "close":
+            events.append(Close(txnr))
+            state = "closing"
+        else:
+            return events, txnr
+    return events, VALID
+
+
+def _fed(conn, chunks, max_frame, data):
+    events = []
+    for chunk in chunks:
+        try:
+            events += conn.receive_data(chunk)
+        except Exception as e:   # noqa: BLE001 - any escape is the failure we look for
+            raise AssertionError(f"receive_data raised {e!r}; input {data!r}") from e
+        assert conn.buffered <= max_frame + HEADER_MAX, f"buffer {conn.buffered} bytes; input {data!r}"
+    return events
+
+
+def random_chunks(rng, data: bytes) -> list[bytes]:
+    if len(data) < 2:
+        return [data]
+    if rng.random() < 0.1:
+        return [data[i:i + 1] for i in range(len(data))]
+    cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 8))))
+    if rng.random() < 0.1:
+        cuts.append(rng.choice(cuts))                  # an empty read in between
+        cuts.sort()
+    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+
+
+def check_session(data: bytes, rng, factory=RelpServerConnection, max_frame=FUZZ_MAX_FRAME):
+    """Every invariant on one input; returns the events."""
+    conn = factory(max_frame=max_frame)
+    events = _fed(conn, [data], max_frame, data)
+    state = (conn.unacked, conn.failed, conn.is_open, conn.closing)
+    other = factory(max_frame=max_frame)
+    assert _fed(other, random_chunks(rng, data), max_frame, data) == events, f"chunking changed events: {data!r}"
+    assert (other.unacked, other.failed, other.is_open, other.closing) == state, data
+
+    errors = [e for e in events if isinstance(e, ProtocolError)]
+    good = [e for e in events if not isinstance(e, ProtocolError)]
+    assert events == good + errors and len(errors) <= 1, f"an error is the last event: {events} {data!r}"
+    assert conn.failed == bool(errors), f"failed={conn.failed} with events {events}; input {data!r}"
+    assert [e.txnr for e in good] == list(range(1, len(good) + 1)), f"each frame once, in order: {data!r}"
+    ref_events, outcome = reference_session(data, max_frame)
+    assert good == ref_events, f"{good} != reference {ref_events}; input {data!r}"
+    if outcome == VALID:
+        assert not errors, f"{errors} on a valid input {data!r}"
+    else:
+        assert errors and errors[0].txnr == outcome, f"{errors}, reference owes {outcome}; input {data!r}"
+        assert errors[0].reason and errors[0].fatal
+        assert _fed(conn, [OPEN + syslog(2, MSG)], max_frame, data) == [], "a dead session ignores input"
+
+    # Every txnr owed a reply is answered, in any order; the replies leave in txnr order.
+    # A frame whose header was read and whose data is still due is owed too (it is the
+    # newest, so it holds nothing back).
+    by_txnr = {e.txnr: e for e in events}
+    owed = tuple(t for t in conn.unacked if t in by_txnr)
+    assert sorted(owed) == sorted(e.txnr for e in events if e.txnr is not None), data
+    pending = conn.unacked[len(owed):]
+    assert conn.unacked[:len(owed)] == owed and pending in ((), (len(good) + 1,)), (conn.unacked, data)
+    assert not (pending and conn.failed), data
+    out = b""
+    for t in rng.sample(owed, len(owed)):
+        e = by_txnr[t]
+        out += (conn.answer_open(t) if isinstance(e, Open) else conn.answer_close(t) if isinstance(e, Close)
+                else conn.ack(t) if isinstance(e, Syslog) else conn.nak(t, e.reason))
+    assert conn.unacked == pending
+    replied, pos = [], 0
+    while pos < len(out):
+        m = _RSP.match(out, pos)
+        assert m, out[pos:]
+        replied.append(int(m[1]))
+        pos = m.end() + (int(m[2]) + 1 if m[2] != b"0" else 0)
+    assert pos == len(out) and tuple(replied) == owed, (out, owed)
+    return events
+
+
+def session_frames(rng) -> list[bytes]:
+    """A valid session (open, up to 8 syslog frames, maybe close) as its frames."""
+    msgs = [lambda: b"<13>" + rng.randbytes(rng.randint(0, 40)), lambda: MSG + b"\n", lambda: b"",
+            lambda: b"<13>a\nb\r\n", lambda: b"\n" * rng.randint(1, 3), lambda: b"<13>" + b"m" * 96]
+    frames = [OPEN] + [syslog(t, rng.choice(msgs)()) for t in range(2, 2 + rng.randint(0, 8))]
+    if rng.random() < 0.3:
+        frames.append(build_frame(len(frames) + 1, "close"))
+    return frames
+
+
+def expected_events(frames: list[bytes]):
+    events, outcome = reference_session(b"".join(frames))
+    assert outcome == VALID and len(events) == len(frames)
+    return events
+
+
+def _first_diff(a: bytes, b: bytes) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+
+INTERESTING = b"0123456789 \n\r-+x"
+
+
+def mutate(rng, data: bytes) -> bytes:
+    """1 to 3 of: bit flip, byte set, insertion, deletion, truncation."""
+    data = bytearray(data)
+    for _ in range(rng.randint(1, 3)):
+        if not data:
+            break
+        i, op = rng.randrange(len(data)), rng.randrange(5)
+        if op == 0:
+            data[i] ^= 1 << rng.randrange(8)
+        elif op == 1:
+            data[i] = rng.randrange(256)
+        elif op == 2:
+            data[i:i] = bytes(rng.choice(INTERESTING) for _ in range(rng.randint(1, 3)))
+        elif op == 3:
+            del data[i:i + rng.randint(1, 3)]
+        else:
+            del data[i:]
+    return bytes(data)
+
+
+def fuzz_random_bytes(factory, n=1500):
+    rng = random.Random(20240612)
+    for _ in range(n):
+        noise = rng.randbytes(rng.choice((1, 2, 5, 20, 100, 300)))
+        check_session(noise, rng, factory)
+        check_session(OPEN + noise, rng, factory)
+        check_session(OPEN + syslog(2, MSG) + bytes(rng.choice(INTERESTING) for _ in range(rng.randint(1, 30))),
+                      rng, factory)
+
+
+def fuzz_mutated_sessions(factory, n=1500):
+    """Byte-level damage: the frames before the first damaged byte are delivered, exactly
+    once; a truncation alone is never an error (the rest may still come)."""
+    rng = random.Random(6587)
+    for _ in range(n):
+        frames = session_frames(rng)
+        good = b"".join(frames)
+        data = mutate(rng, good)
+        events = check_session(data, rng, factory)
+        p = _first_diff(data, good)
+        intact = sum(1 for k in range(len(frames)) if len(b"".join(frames[:k + 1])) <= p)
+        assert events[:intact] == expected_events(frames)[:intact], (data, events)
+        if good.startswith(data):
+            assert not any(isinstance(e, ProtocolError) for e in events), data
+
+
+def fuzz_duplicated_and_reordered_frames(factory, n=400):
+    rng = random.Random(5424)
+    for _ in range(n):
+        frames = session_frames(rng)
+        if len(frames) < 3:
+            continue
+        k = rng.randrange(1, len(frames) - 1)
+        expect = expected_events(frames)
+        dup = frames[:k + 1] + [frames[k]] * rng.randint(1, 2) + frames[k + 1:]
+        events = check_session(b"".join(dup), rng, factory)
+        assert events[:-1] == expect[:k + 1] and events[-1].txnr is None, events
+        swapped = frames[:k] + [frames[k + 1], frames[k]] + frames[k + 2:]
+        events = check_session(b"".join(swapped), rng, factory)
+        assert events[:-1] == expect[:k] and events[-1].txnr is None, events
+        replayed = frames + frames[1:k + 1]            # a reconnecting client's resend, on the old session
+        if not isinstance(expect[-1], Close):
+            events = check_session(b"".join(replayed), rng, factory)
+            assert events[:-1] == expect and events[-1].txnr is None, events
+
+
+BAD_TXNRS = [b"0", b"00", b"-1", b"+2", b"", b" 2", b"x", b"2x", b"2.0", b"1234567890", b"999999999"]
+BAD_DATALENS = [b"-1", b"", b"x", b"1e2", b"0x10", b" 5", b"1234567890", b"%d" % (FUZZ_MAX_FRAME + 1),
+                b"999999999", b"+5"]
+
+
+def _replace_field(frame: bytes, index: int, value: bytes) -> bytes:
+    head, _, rest = frame.partition(b" ")
+    if index == 0:
+        return value + b" " + rest
+    command, _, rest = rest.partition(b" ")
+    length = rest.split(b" ", 1)[0].split(b"\n", 1)[0]
+    return head + b" " + command + b" " + value + rest[len(length):]
+
+
+def fuzz_bad_txnr_and_datalen(factory, n=60):
+    """Wrong, negative, huge and non-numeric transaction numbers and lengths: the session
+    fails there; the frames before still come out, once."""
+    rng = random.Random(3195)
+    for _ in range(n):
+        frames = [f for f in session_frames(rng) if not f.endswith(b" close 0\n")]
+        frames.append(syslog(len(frames) + 1, MSG))   # the damaged frame is never the last one
+        k = rng.randrange(len(frames) - 1)
+        expect = expected_events(frames)
+        txnr = int(frames[k].split(b" ", 1)[0])
+        for bad in BAD_TXNRS + [b"%d" % (txnr + 1), b"%d" % (txnr - 1), b"0%d" % (txnr + 1)]:
+            data = b"".join(frames[:k] + [_replace_field(frames[k], 0, bad)] + frames[k + 1:])
+            events = check_session(data, rng, factory)
+            assert events[:-1] == expect[:k] and isinstance(events[-1], ProtocolError), (data, events)
+            assert events[-1].txnr is None, events   # a broken header owes no reply
+        datalen = len(frames[k].split(b" ", 3)[3]) - 1 if frames[k].count(b" ") >= 3 else 0
+        for bad in BAD_DATALENS + [b"%d" % (datalen + 1), b"%d" % (datalen - 1), b"0%d" % datalen]:
+            data = b"".join(frames[:k] + [_replace_field(frames[k], 2, bad)] + frames[k + 1:])
+            events = check_session(data, rng, factory)
+            if bad == b"0%d" % datalen:   # a leading zero is still the right number
+                assert events == expect, (data, events)
+                continue
+            assert events[:k] == expect[:k] and isinstance(events[-1], ProtocolError), (data, events)
+            if datalen and bad.isdigit() and FUZZ_MAX_FRAME < int(bad) < 10 ** 9:   # refused at the header
+                assert events == expect[:k] + [ProtocolError(
+                    f"frame too long: {int(bad)} octets, maximum {FUZZ_MAX_FRAME}", txnr)], events
+
+
+def fuzz_oversize_floods(factory, n=300):
+    """A frame announcing more than max_frame, then a flood: refused at its header, the
+    flood never buffered, however it is cut."""
+    rng = random.Random(5425)
+    for _ in range(n):
+        frames = [f for f in session_frames(rng) if not f.endswith(b" close 0\n")]
+        size = rng.choice([FUZZ_MAX_FRAME + HEADER_MAX + 1, 1000, 65536, MAX_TXNR])
+        txnr = len(frames) + 1
+        flood = b"".join(frames) + b"%d syslog %d " % (txnr, size) + rng.randbytes(rng.randint(200, 3000))
+        events = check_session(flood, rng, factory)
+        assert events == expected_events(frames) + [ProtocolError(
+            f"frame too long: {size} octets, maximum {FUZZ_MAX_FRAME}", txnr)], events
+
+
+def fuzz_grammar(factory, n=1500):
+    """Frames built field by field from mostly valid, sometimes wrong, pieces: reaches
+    every state with all sorts of neighbours."""
+    rng = random.Random(9)
+
+    def pick(good, bad, p=0.85):
+        return good if rng.random() < p else rng.choice(bad)
+
+    for _ in range(n):
+        out, t = [OPEN if rng.random() < 0.8 else b""], 2 if rng.random() < 0.9 else 1
+        for _ in range(rng.randint(1, 6)):
+            data = rng.choice([b"", MSG, rng.randbytes(rng.randint(1, 30)), b"x" * rng.randint(90, 110)])
+            out += [pick(b"%d" % t, BAD_TXNRS), b" ",
+                    pick(b"syslog", [b"close", b"open", b"rsp", b"starttls", b"SYSLOG", b"", b"a" * 33, b"sys log"]),
+                    b" ", pick(b"%d" % len(data), BAD_DATALENS + [b"%d" % (len(data) + 1), b"0"]),
+                    pick(b" " if data else b"", [b"", b" ", b"\n", b"  "]), data,
+                    pick(b"\n", [b"", b"\r\n", b"x", b"\n\n"])]
+            t += 1
+        check_session(b"".join(out), rng, factory)
+
+
+def test_fuzz_random_bytes():
+    fuzz_random_bytes(RelpServerConnection)
+
+
+def test_fuzz_mutated_sessions():
+    fuzz_mutated_sessions(RelpServerConnection)
+
+
+def test_fuzz_duplicated_and_reordered_frames():
+    fuzz_duplicated_and_reordered_frames(RelpServerConnection)
+
+
+def test_fuzz_bad_txnr_and_datalen():
+    fuzz_bad_txnr_and_datalen(RelpServerConnection)
+
+
+def test_fuzz_oversize_floods():
+    fuzz_oversize_floods(RelpServerConnection)
+
+
+def test_fuzz_grammar():
+    fuzz_grammar(RelpServerConnection)
+
+
+def test_truncated_session_at_every_offset_is_never_an_error():
+    frames = [OPEN, syslog(2, MSG + b"\n"), syslog(3, b""), syslog(4, b"<13>a\nb"), b"5 close 0\n"]
+    data, expect = b"".join(frames), expected_events(frames)
+    ends = [len(b"".join(frames[:k + 1])) for k in range(len(frames))]
+    rng = random.Random(1)
+    for cut in range(len(data) + 1):
+        events = check_session(data[:cut], rng)
+        assert events == expect[:sum(1 for e in ends if e <= cut)], cut
+
+
+def test_reference_agrees_with_the_examples_above():
+    assert reference_session(OPEN + syslog(2, MSG) + b"3 close 0\n") == ([OPEN_EVENT, Syslog(2, MSG), Close(3)],
+                                                                          VALID)
+    assert reference_session(OPEN + b"2 syslog 101 ") == ([OPEN_EVENT], 2)
+    assert reference_session(OPEN + b"3 syslog 1 x\n") == ([OPEN_EVENT], None)
+    assert reference_session(OPEN + b"2 syslog 1 xy\n") == ([OPEN_EVENT], 2)
+    assert reference_session(b"1 syslog 1 x\n") == ([], 1)
+    assert reference_session(OPEN + b"2 syslog 1") == ([OPEN_EVENT], VALID)
+    assert reference_session(OPEN + b"0 ") == ([OPEN_EVENT], None)
+
+
+# Broken decoders, each with one realistic bug: the fuzz checks above must catch each.
+
+class _Raises(RelpServerConnection):           # shows garbage by decoding it as ASCII
+    @staticmethod
+    def _shown(field, b):
+        return (bytes(field) + bytes([b])).decode("ascii")
+
+
+class _NoSequence(RelpServerConnection):       # takes any txnr: duplicates delivered twice
+    def _header_done(self, events):
+        self._expected = self._txnr
+        return super()._header_done(events)
+
+
+class _Unbounded(RelpServerConnection):        # ignores the configured maximum
+    def __init__(self, max_frame=DEFAULT_MAX_FRAME):
+        super().__init__(max_frame=10 ** 9)
+
+
+class _Forgetful(RelpServerConnection):        # loses the frames read with the bad one
+    def _fail(self, events, reason, txnr=None):
+        events.clear()
+        super()._fail(events, reason, txnr)
+
+
+class _Silent(RelpServerConnection):           # dies without saying why
+    def _fail(self, events, reason, txnr=None):
+        super()._fail([], reason, txnr)
+
+
+class _Lenient(RelpServerConnection):          # skips a broken frame and reads on
+    def _fail(self, events, reason, txnr=None):
+        events.append(ProtocolError(reason, txnr))
+        self._field.clear()
+        self._data.clear()
+        self._rx = 0
+
+
+@pytest.mark.parametrize("mutant,fuzz,message", [
+    (_Raises, fuzz_random_bytes, "receive_data raised UnicodeDecodeError"),
+    (_NoSequence, fuzz_duplicated_and_reordered_frames, "each frame once"),
+    (_Unbounded, fuzz_oversize_floods, "buffer [0-9]+ bytes"),
+    (_Forgetful, fuzz_mutated_sessions, None),
+    (_Silent, fuzz_grammar, "failed=True with events"),
+    (_Lenient, fuzz_mutated_sessions, None),
+])
+def test_fuzz_checks_catch_a_broken_decoder(mutant, fuzz, message):
+    with pytest.raises(AssertionError, match=message):
+        fuzz(mutant)
