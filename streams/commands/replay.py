@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from ..config import Config, ConfigError, load_config
-from ..enrich.geoip import GeoIP, build_geoip, default_city_database
+from ..enrich.geoip import GeoIP, GeoIPError, build_geoip, default_city_database
 from ..enrich.metrics import DerivedMetrics
 from ..inputs import expand_paths
 from ..parse.dispatch import LineParser
@@ -52,7 +52,13 @@ def build_stages(cfg: Config) -> tuple[LineParser, GeoIP | None]:
         city = cfg.geoip.city or default_city_database()
         if city is None and cfg.geoip.asn is None:
             log.warning("no GeoIP database: install streams[geolite] or pass --geoip-city; enrichment off")
-        geoip = build_geoip(city, cfg.geoip.asn, cache_size=cfg.geoip.cache_size)
+        g = cfg.geoip
+        try:
+            geoip = build_geoip(city, g.asn, fields=g.fields, cache_size=g.cache_size, layouts=g.layouts,
+                                wazuh_alerts=g.wazuh_alerts, reload_check_seconds=g.reload_check_seconds,
+                                max_age_days=g.max_age_days)
+        except GeoIPError as e:  # a missing or damaged database: a configuration error, not a traceback
+            raise ConfigError(f"[geoip] {e}") from None
     return parser, geoip
 
 
