@@ -66,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--geoip-city", type=Path, help="GeoIP2/GeoLite2 City .mmdb (default: the installed GeoLite2)")
     u.add_argument("--geoip-asn", type=Path, help="GeoIP2/GeoLite2 ASN .mmdb")
     u.add_argument("--no-geoip", action="store_true", help="turn GeoIP enrichment off")
+
+    q = sub.add_parser("query", help="ask a running `streams run` for the indexed events matching a query",
+                       description="Query the TTL index of a running `streams run` over its HTTP API, with "
+                                   "Riemann's query language, e.g. 'service =~ \"fail2ban%%\" and metric > 0'. "
+                                   "Prints one JSON object per matching event. Exit 0 on an answer (even an "
+                                   "empty one), 1 when the server cannot be reached, 2 for a bad query.")
+    q.add_argument("query", help="a Riemann query: = != < > <= >= =~ (LIKE, %% wildcard) ~= (regex), "
+                                 "and/or/not, tagged \"x\", true/false/nil")
+    q.add_argument("--url", default="http://127.0.0.1:5556", help="the HTTP listener (default: %(default)s)")
+    q.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
     return ap
 
 
@@ -85,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from .commands.run import run_run
             return run_run(args)
+        if args.command == "query":
+            from .commands.query import run_query
+            return run_query(args)
     except PatternError as e:
         log.error("pattern error: %s", e)
         return EXIT_CONFIG

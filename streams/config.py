@@ -26,10 +26,21 @@ class ParseConfig:
 
 @dataclass
 class GeoIPSettings:
+    """[geoip]: `layouts` any of "ecs", "logstash" (legacy `geoip.*`), "wazuh"
+    (`GeoLocation.*`); `fields` maps an address field to its ECS target (a table replaces
+    the whole default); `wazuh_alerts` adds `GeoLocation` to Wazuh alerts whatever the
+    layouts; `max_age_days` warns (once per load) about an older database, 0 never."""
+
     enabled: bool = True
     city: Path | None = None  # None: the installed GeoLite2 City database, if any
     asn: Path | None = None
-    cache_size: int = 65536
+    cache_size: int = 65536  # addresses; 0: no cache
+    layouts: list[str] = field(default_factory=lambda: ["ecs"])
+    fields: dict[str, str] = field(default_factory=lambda: {
+        "source.ip": "source", "client.ip": "client", "data.srcip": "source"})
+    wazuh_alerts: bool = True
+    reload_check_seconds: float = 60.0  # how often a changed .mmdb file is looked for
+    max_age_days: float = 30.0  # MaxMind asks for updates within 30 days
 
 
 @dataclass
@@ -40,8 +51,29 @@ class OutputConfig:
 
 @dataclass
 class MetricsConfig:
-    bucket_seconds: int = 60
+    bucket_seconds: int = 60        # replay: counts per this many seconds of event time
+    flush_seconds: int = 10         # run: counts per this many seconds of arrival, written then
     template: str = "streams.<host>.<dataset>.<name>"
+    telemetry: bool = True          # run: also the pipeline's own counters, as `streams.<host>.telemetry.*`
+
+
+@dataclass
+class IndexConfig:
+    """The TTL index of `streams run` (Riemann's semantics). `snapshot`: the file the index is
+    saved to every `snapshot_seconds` and at shutdown, and restored from at start (default
+    DIR/index.snapshot; `persist = false` turns it off). `sources`: what enters the index:
+    riemann (events with a service), fail2ban (`fail2ban <jail>`, banned count), postfix
+    (`postfix queue`), logs (`log <dataset>` per host)."""
+
+    enabled: bool = True
+    default_ttl: float = 60.0
+    max_ttl: float = 365 * 86400.0
+    max_entries: int = 1_000_000
+    reap_seconds: float = 10.0
+    persist: bool = True
+    snapshot: Path | None = None
+    snapshot_seconds: float = 60.0
+    sources: list[str] = field(default_factory=lambda: ["riemann", "fail2ban", "postfix"])
 
 
 @dataclass
@@ -100,11 +132,12 @@ class Config:
     geoip: GeoIPSettings = field(default_factory=GeoIPSettings)
     output: OutputConfig = field(default_factory=OutputConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     listeners: ListenersConfig = field(default_factory=ListenersConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
-_PATHS = {"patterns_dirs", "city", "asn", "dir", "cert_file", "key_file", "ca_file"}
+_PATHS = {"patterns_dirs", "city", "asn", "dir", "cert_file", "key_file", "ca_file", "snapshot"}
 
 
 def _fill(obj: Any, data: dict[str, Any], where: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 _RIEMANN_EXTRA = ("metric", "ttl", "description")
+_RIEMANN_FIELDS = ("host", "service", "state", "description", "metric", "time", "ttl")
 _new = object.__new__
 
 
@@ -84,6 +85,16 @@ class Event:
                 extra["attributes"] = self.attributes
             doc["riemann"] = extra
         return doc
+
+    def to_riemann(self) -> dict[str, Any]:
+        """Riemann's own JSON shape of an event (its HTTP/websocket API): the fields that
+        are set, attributes at the top level, time in epoch seconds."""
+        out: dict[str, Any] = {k: v for k in _RIEMANN_FIELDS if (v := getattr(self, k)) is not None}
+        if self.tags:
+            out["tags"] = self.tags
+        for k, v in self.attributes.items():
+            out.setdefault(k, v)
+        return out
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_doc())

@@ -13,8 +13,11 @@ import signal
 from ..clock import Clock, SystemClock
 from ..config import Config, ConfigError
 from ..enrich.metrics import DerivedMetrics
+from ..index.feed import IndexFeed
+from ..index.service import IndexService
+from ..index.ttl import TTLIndex
 from ..ingest.service import IngestService
-from ..pipeline.live import LivePipeline
+from ..pipeline.live import LivePipeline, Schedule
 from ..sinks.bulk_files import IndexNamer
 from ..telemetry import Telemetry
 from .replay import build_stages, config_from_args
@@ -29,15 +32,36 @@ def build_service(cfg: Config, clock: Clock | None = None) -> IngestService:
     out = cfg.output.dir
     out.mkdir(parents=True, exist_ok=True)
     telemetry = Telemetry()
+    clock = clock or SystemClock()
     pipeline = LivePipeline(parser, out, telemetry, geoip=geoip,
-                            metrics=DerivedMetrics(cfg.metrics.bucket_seconds, cfg.metrics.template),
+                            metrics=DerivedMetrics(cfg.metrics.flush_seconds, cfg.metrics.template),
                             namer=IndexNamer(cfg.output.index), queue_size=cfg.run.queue_size,
-                            batch_size=cfg.run.batch_size)
-    return IngestService(cfg, pipeline, telemetry, clock or SystemClock())
+                            batch_size=cfg.run.batch_size, index=build_index(cfg, clock), clock=clock,
+                            schedule=Schedule(flush=cfg.metrics.flush_seconds, reap=cfg.index.reap_seconds,
+                                              snapshot=cfg.index.snapshot_seconds,
+                                              telemetry_metrics=cfg.metrics.telemetry))
+    return IngestService(cfg, pipeline, telemetry, clock)
+
+
+def build_index(cfg: Config, clock: Clock) -> IndexService | None:
+    ic = cfg.index
+    if not ic.enabled:
+        return None
+    try:
+        index = TTLIndex(clock, default_ttl=ic.default_ttl, max_ttl=ic.max_ttl, max_entries=ic.max_entries)
+        feed = IndexFeed(ic.sources)
+    except ValueError as e:
+        raise ConfigError(f"[index]: {e}") from None
+    snapshot = (ic.snapshot or cfg.output.dir / "index.snapshot") if ic.persist else None
+    return IndexService(index, feed, clock, snapshot)
 
 
 async def serve(cfg: Config) -> int:
-    service = build_service(cfg)
+    try:
+        service = build_service(cfg)
+    except ConfigError as e:
+        log.error("configuration: %s", e)
+        return 2
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 

@@ -1,9 +1,11 @@
-"""A deliberately tiny HTTP/1.0-style server for health and metrics (no dependency).
+"""A deliberately small HTTP/1.1 server for health, metrics and index queries (no dependency).
 
-`GET /health` -> 200 `{"status": "ok" | "stopping", ...counters}`; `GET /metrics` -> 200
-the counters (per listener: received, accepted, errors, dropped, queued, connections; per
-sink: sent, failed; the queue's depth and capacity). Anything else gets 404/405. One
-request per connection (`Connection: close`), headers bounded in size and time.
+`GET /health`, `GET /metrics`: JSON counters. `GET /query?q=EXPR`: the indexed events
+matching a Riemann query, as JSON (400 with the error position for a bad query). `GET
+/stream?q=EXPR`: server-sent events: the matching indexed events first, then every index
+update (and expiry) that matches, as Riemann's dashboard subscribes to its index. Anything
+else gets 404/405. One request per connection (`Connection: close`), headers bounded in
+size and time; a stream ends when the client goes away or the server stops.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
@@ -21,48 +24,106 @@ from .base import Listener
 log = logging.getLogger("streams.ingest.http")
 
 _MAX_HEADER = 16 * 1024
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            503: "Service Unavailable"}
+KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and clients see a live stream
+
+Params = dict[str, str]
+# a route answers (status, JSON body); a stream route answers (status, body or event iterator)
+Route = Callable[[Params], tuple[int, Any]]
 
 
 class HttpListener(Listener):
-    def __init__(self, *args: Any, routes: dict[str, Callable[[], dict]], **kw: Any) -> None:
+    def __init__(self, *args: Any, routes: dict[str, Route], streams: dict[str, Route] | None = None,
+                 **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.routes = routes
+        self.streams = streams or {}
         self.server: asyncio.Server | None = None
+        self._closing = asyncio.Event()
+        self._handlers: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._handle, self.cfg.host, self.cfg.port, limit=_MAX_HEADER)
         self.bound(self.server.sockets[0].getsockname())
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         try:
             async with asyncio.timeout(min(self.cfg.idle_timeout, 10.0)):
                 head = await reader.readuntil(b"\r\n\r\n")
-                status, body = self._route(head)
-                self.stats["received"] += 1
-                payload = orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
-                writer.write(f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
-                await writer.drain()
+            self.stats["received"] += 1
+            status, body = self._route(head)
+            if status == 200 and not isinstance(body, dict | list):
+                await self._stream(writer, body)
+                return
+            payload = orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
+            writer.write(f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+            await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, OSError):
             self.stats["errors"] += 1
+        except Exception:  # a handler bug answers 500 to this client only
+            self.stats["errors"] += 1
+            log.exception("http handler failed")
         finally:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    def _route(self, head: bytes) -> tuple[int, dict]:
+    async def _stream(self, writer: asyncio.StreamWriter, events: AsyncIterator[Any]) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                     b"Connection: close\r\n\r\n")
+        await writer.drain()
+        self.stats["streams"] += 1
+        it = aiter(events)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            while not self._closing.is_set():
+                nxt = asyncio.ensure_future(anext(it))
+                done, _ = await asyncio.wait({nxt, closing}, timeout=KEEPALIVE,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if nxt not in done:
+                    nxt.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await nxt
+                    if closing in done:
+                        break
+                    writer.write(b": keepalive\n\n")
+                else:
+                    try:
+                        item = nxt.result()
+                    except StopAsyncIteration:
+                        break
+                    writer.write(b"data: " + orjson.dumps(item) + b"\n\n")
+                await writer.drain()
+        finally:
+            closing.cancel()
+            with contextlib.suppress(Exception):
+                await it.aclose()  # type: ignore[attr-defined]
+
+    def _route(self, head: bytes) -> tuple[int, Any]:
         parts = head.split(b"\r\n", 1)[0].split()
         if len(parts) != 3:
             return 400, {"error": "bad request line"}
-        method, target = parts[0].decode("latin-1"), parts[1].decode("latin-1").split("?", 1)[0]
-        route = self.routes.get(target)
+        method, target = parts[0].decode("latin-1"), urlsplit(parts[1].decode("latin-1"))
+        params = {k: v[-1] for k, v in parse_qs(target.query).items()}
+        route = self.routes.get(target.path) or self.streams.get(target.path)
         if route is None:
-            return 404, {"error": f"no such path {target}", "paths": sorted(self.routes)}
+            return 404, {"error": f"no such path {target.path}", "paths": sorted([*self.routes, *self.streams])}
         if method != "GET":
             return 405, {"error": "only GET"}
-        return 200, route()
+        return route(params)
 
     def close(self) -> None:
+        self._closing.set()
         if self.server is not None:
             self.server.close()
+
+    async def finish(self, timeout: float) -> None:
+        """Let the open requests (streams end at once on close) complete."""
+        if self._handlers:
+            await asyncio.wait(set(self._handlers), timeout=timeout)

@@ -2,8 +2,9 @@
 `Msg` per datagram, no reply), on top of `streams.protocols.riemann`.
 
 TCP: a submission is answered `ok` once all its events are in the queue (the reader waits
-for room, so a full queue slows the client down); a query is answered with an error until
-the index exists; a frame that does not decode is answered with an error naming the
+for room, so a full queue slows the client down); a query is answered with the matching
+indexed events (`ok: false` with "no index" when the index is off, "parse error: ..." for a
+bad query, as Riemann answers); a frame that does not decode is answered with an error naming the
 reason and the connection goes on; an oversize length is fatal (the stream cannot be
 resynchronised): error reply, then close. Events without a time get the receive time.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..index.query import QueryError
 from ..pipeline.live import Received
 from ..protocols.riemann import (
     DEFAULT_MAX_FRAME,
@@ -22,6 +24,7 @@ from ..protocols.riemann import (
     RiemannTcpConnection,
     decode_datagram,
     error_reply,
+    events_reply,
     ok_reply,
     stamp,
 )
@@ -29,7 +32,7 @@ from .base import Connection, TcpListener, UdpListener
 
 log = logging.getLogger("streams.ingest.riemann")
 
-QUERY_UNSUPPORTED = "queries are not supported yet: the index comes with a later issue"
+NO_INDEX = "no index"
 
 
 class RiemannConnection(Connection):
@@ -54,7 +57,7 @@ class RiemannConnection(Connection):
                     continue
                 if msg.query is not None:
                     stats["queries"] += 1
-                    self.write(error_reply(QUERY_UNSUPPORTED))
+                    self.write(self.answer(msg.query))
                     continue
                 now = listener.clock.now()
                 for ev in stamp(msg.events, now):
@@ -62,6 +65,19 @@ class RiemannConnection(Connection):
                     await listener.pipeline.put(Received(name, now, event=ev, peer=self.peer))
                 self.write(ok_reply())
             await self.drain()
+
+
+    def answer(self, text: str) -> bytes:
+        index = self.listener.pipeline.index
+        if index is None:
+            return error_reply(NO_INDEX)
+        try:
+            return events_reply(index.query(text))
+        except QueryError as e:
+            self.stats["errors"] += 1
+            log.info("bad query: %s", e.message, extra={"listener": self.listener.name, "peer": self.peer_text,
+                                                         "query": text, "position": e.position})
+            return error_reply(f"parse error: {e.message} at column {e.position}")
 
 
 class RiemannTcpListener(TcpListener):

@@ -10,12 +10,12 @@ up until the end and reports `"status": "stopping"` meanwhile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..config import Config, ListenerConfig
+from ..index.query import QueryError
 from ..pipeline.live import ES_SINK, GRAPHITE_SINK, LivePipeline
 from ..telemetry import Telemetry
 from .base import Listener
@@ -53,7 +53,9 @@ class IngestService:
                 self.listeners[name] = cls(name, lc, pipeline, telemetry, self.clock)
         if cfg.listeners.http.enabled:
             self.http = HttpListener("http", cfg.listeners.http, None, telemetry, self.clock,
-                                     routes={"/health": self.health, "/metrics": self.metrics})
+                                     routes={"/health": self.health, "/metrics": self.metrics,
+                                             "/query": self.query},
+                                     streams={"/stream": self.stream})
 
     @property
     def ports(self) -> dict[str, int | None]:
@@ -63,6 +65,8 @@ class IngestService:
         return out
 
     async def start(self) -> None:
+        if self.pipeline.index is not None:
+            self.pipeline.index.restore()
         self.pipeline.start()
         started: list[Listener] = []
         try:
@@ -97,9 +101,7 @@ class IngestService:
         self.status = "stopped"
         if self.http is not None:
             self.http.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1):
-                    await self.http.server.wait_closed()
+            await self.http.finish(1.0)
         log.info("stopped", extra={"events": self.pipeline.stats.events, "metric_points": points,
                                    "counters": self.counters()})
 
@@ -122,12 +124,38 @@ class IngestService:
             "listeners": {n: {"port": self.ports.get(n), **snap.get(n, {})} for n in names},
             "queue": {"depth": q.qsize(), "capacity": q.maxsize},
             "sinks": {n.removeprefix("sink."): snap.get(n, {}) for n in (ES_SINK, GRAPHITE_SINK)},
+            **({"index": self.pipeline.index.counters()} if self.pipeline.index is not None else {}),
+            **({"geoip": self.pipeline.geoip.stats()} if self.pipeline.geoip is not None else {}),
             "events": self.pipeline.stats.events,
             "datasets": dict(self.pipeline.stats.datasets),
         }
 
-    def health(self) -> dict[str, Any]:
-        return {"status": self.status, "uptime_seconds": round(self.clock.now() - self.started_at, 3), **self.counters()}
+    def health(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        return 200, {"status": self.status, "uptime_seconds": round(self.clock.now() - self.started_at, 3),
+                     **self.counters()}
 
-    def metrics(self) -> dict[str, Any]:
-        return self.counters()
+    def metrics(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        return 200, self.counters()
+
+    def query(self, params: dict[str, str]) -> tuple[int, Any]:
+        """`/query?q=EXPR`: the indexed events matching a Riemann query."""
+        index = self.pipeline.index
+        if index is None:
+            return 503, {"error": "no index"}
+        if "q" not in params:
+            return 400, {"error": "missing parameter q (a query such as: service =~ \"fail2ban%\")"}
+        try:
+            events = index.query(params["q"])
+        except QueryError as e:
+            return 400, {"error": f"parse error: {e.message}", "position": e.position, "detail": str(e)}
+        return 200, {"query": params["q"], "count": len(events), "events": [ev.to_riemann() for ev in events]}
+
+    def stream(self, params: dict[str, str]) -> tuple[int, Any]:
+        """`/stream?q=EXPR`: server-sent events of the matching entries, then their updates."""
+        index = self.pipeline.index
+        if index is None:
+            return 503, {"error": "no index"}
+        try:
+            return 200, index.subscribe(params.get("q", "true"))
+        except QueryError as e:
+            return 400, {"error": f"parse error: {e.message}", "position": e.position, "detail": str(e)}

@@ -3,8 +3,14 @@
 Listeners (`streams.ingest`) hand over `Received` records; one worker task takes them off
 the queue in batches and runs the same stages as `streams replay`: parse (syslog and RELP
 messages go through `LineParser.parse`; Riemann events are already structured), GeoIP,
-derived metrics, then the Elasticsearch bulk NDJSON files in `DIR/elasticsearch`. The
-Graphite metrics are written to `DIR/graphite.txt` (appended) at shutdown.
+derived metrics, the TTL index, then the Elasticsearch bulk NDJSON files in
+`DIR/elasticsearch`.
+
+Periodic tasks: every `flush_seconds` the metrics of the intervals that ended (counts by
+arrival, the index gauges, the pipeline's own counters) are appended to `DIR/graphite.txt`,
+and the GeoIP databases are checked for a replaced file; every `reap_seconds` the index's
+due entries come back into the queue as `state: "expired"` events (so they reach the
+outputs and the subscribers); every `snapshot_seconds` the index is saved.
 
 Backpressure: the queue is bounded. A TCP/RELP reader awaits `put()` when it is full, so
 it stops reading its socket and the sender's TCP window closes: nothing is dropped. A UDP
@@ -30,21 +36,25 @@ events get `event.dataset = "riemann"`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
-from collections.abc import Callable
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
+from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
 from ..enrich.metrics import DerivedMetrics
 from ..event import Event, format_timestamp
+from ..index.service import IndexService
 from ..parse.dispatch import LineParser
-from ..protocols.graphite import format_line
 from ..sinks.bulk_files import BulkFileSink, IndexNamer, event_id
+from ..sinks.graphite_file import GraphiteFileSink
 from ..telemetry import Telemetry
 
 log = logging.getLogger("streams.live")
@@ -52,6 +62,7 @@ log = logging.getLogger("streams.live")
 Ack = Callable[[bool], None]
 ES_SINK = "sink.elasticsearch_files"
 GRAPHITE_SINK = "sink.graphite_file"
+INDEX_LISTENER = "index"  # the reaper's expired events re-enter the queue under this name
 
 
 @dataclass(slots=True)
@@ -94,16 +105,34 @@ class LiveStats:
     datasets: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class Schedule:
+    """Seconds between the periodic tasks (0 turns one off)."""
+
+    flush: float = 10.0
+    reap: float = 10.0
+    snapshot: float = 60.0
+    telemetry_metrics: bool = True
+
+
 class LivePipeline:
     def __init__(self, parser: LineParser, output: Path, telemetry: Telemetry, *,
                  geoip: GeoIP | None = None, metrics: DerivedMetrics | None = None,
-                 namer: IndexNamer | None = None, queue_size: int = 10_000, batch_size: int = 500) -> None:
+                 namer: IndexNamer | None = None, queue_size: int = 10_000, batch_size: int = 500,
+                 index: IndexService | None = None, clock: Clock | None = None,
+                 schedule: Schedule | None = None) -> None:
         self.parser = parser
         self.geoip = geoip
         self.output = output
         self.telemetry = telemetry
         self.metrics = metrics or DerivedMetrics()
+        self.index = index
+        self.clock = clock or SystemClock()
+        self.schedule = schedule or Schedule()
+        self.hostname = socket.gethostname().split(".")[0] or "localhost"
         self.sink = AppendingBulkFileSink(output / "elasticsearch", namer)
+        self.graphite = GraphiteFileSink(output / "graphite.txt")
+        self._tasks: list[asyncio.Task] = []
         self.queue: asyncio.Queue[Received] = asyncio.Queue(queue_size)
         self.batch_size = batch_size
         self.stats = LiveStats()
@@ -140,12 +169,37 @@ class LivePipeline:
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._work(), name="live-pipeline-worker")
+        sched = self.schedule
+        periodic: list[tuple[str, float, Callable[[], object]]] = [("metrics-flush", sched.flush, self.flush_metrics)]
+        if self.index is not None:
+            periodic += [("index-reaper", sched.reap, self.reap), ("index-snapshot", sched.snapshot, self.save_index)]
+        for name, every, fn in periodic:
+            if every > 0:
+                self._tasks.append(asyncio.create_task(self._every(every, fn, name), name=name))
+
+    async def _every(self, seconds: float, fn: Callable[[], object | Awaitable[object]], name: str) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                res = fn()
+                if inspect.isawaitable(res):
+                    await res
+            except Exception:  # a failed round is logged; the next one runs
+                log.exception("periodic task failed", extra={"task": name})
 
     async def drain(self) -> None:
         """Wait until every queued record was written (and acked)."""
         await self.queue.join()
 
     async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
         if self._worker is not None:
             self._worker.cancel()
             try:
@@ -224,6 +278,7 @@ class LivePipeline:
             return False
 
     def _one(self, item: Received) -> None:
+        riemann_metric = False
         if item.text is not None:
             ev = self.parser.parse(item.text)
             if item.tags:
@@ -238,6 +293,7 @@ class LivePipeline:
                 ev.tags.extend(item.tags)
             ev.fields.setdefault("event", {}).setdefault("dataset", "riemann")
             original = ev.service or ""
+            riemann_metric = ev.metric is not None and ev.service is not None
         meta = ev.meta
         meta["listener"] = item.listener
         meta["received_at"] = item.received_at
@@ -250,7 +306,14 @@ class LivePipeline:
             doc["tags"] = ev.tags
         self._seq += 1
         self.sink.write(doc, event_id(f"{item.listener}:{self._run_id}", self._seq, original))
-        self.metrics.observe(doc)
+        flush = int(self.schedule.flush) or 10
+        arrived = int(item.received_at)
+        self.metrics.observe(doc, arrived - arrived % flush)
+        if riemann_metric:
+            self.metrics.point(ev.host or "unknown", "riemann", ev.service, ev.metric, ev.time or arrived)
+        if self.index is not None and item.listener != INDEX_LISTENER:
+            peer = item.peer
+            self.index.observe(ev, doc, item.received_at, peer[0] if isinstance(peer, tuple) and peer else None)
         dataset = (doc.get("event") or {}).get("dataset") or "unknown"
         self.stats.datasets[dataset] = self.stats.datasets.get(dataset, 0) + 1
         self.stats.events += 1
@@ -265,17 +328,58 @@ class LivePipeline:
             self._dlq = None
         log.info("output files closed for reopening")
 
+    def flush_metrics(self, final: bool = False) -> int:
+        """Append the points of the intervals that ended (all of them when `final`), with the
+        gauges of the interval that just ended; GeoIP gets its look for a new database."""
+        now = self.clock.now()
+        flush = int(self.schedule.flush) or 10
+        current = int(now) - int(now) % flush
+        stamp = current - flush
+        host, m = self.hostname, self.metrics
+        if self.index is not None:
+            for name, value in self.index.gauges().items():
+                m.point(host, "index", name, value, stamp)
+        if self.schedule.telemetry_metrics:
+            for component, counters in self.telemetry.snapshot().items():
+                for name, value in counters.items():
+                    m.point(host, "telemetry", f"{component}.{name}", value, stamp)
+            m.point(host, "telemetry", "queue.depth", self.queue.qsize(), stamp)
+            if self.geoip is not None:
+                for name, value in self.geoip.stats().items():
+                    if isinstance(value, int | float):
+                        m.point(host, "telemetry", f"geoip.{name}", value, stamp)
+        if self.geoip is not None:
+            self.geoip.maybe_reload(now)
+        points = m.take(None if final else current)
+        tele = self.telemetry.component(GRAPHITE_SINK)
+        try:
+            n = self.graphite.write(points)
+        except OSError as e:
+            tele["failed"] += len(points)
+            log.error("writing the metrics failed: %s", e, extra={"points": len(points)})
+            return 0
+        tele["sent"] += n
+        return n
+
+    async def reap(self) -> int:
+        """The index's due entries go back into the stream as expired events."""
+        assert self.index is not None
+        expired = self.index.reap()
+        now = self.clock.now()
+        for ev in expired:
+            await self.put(Received(INDEX_LISTENER, now, event=ev))
+        return len(expired)
+
+    def save_index(self) -> None:
+        if self.index is not None:
+            self.index.save()
+
     def close(self) -> int:
-        """Close the bulk files and append the metrics to graphite.txt; returns the points written."""
+        """Close the bulk files, write the last metrics, save the index; returns the points written."""
         self.sink.close()
         if self._dlq is not None:
             self._dlq.close()
             self._dlq = None
-        n = 0
-        with (self.output / "graphite.txt").open("ab") as f:
-            for name, value, ts in self.metrics.lines():
-                f.write(format_line(name, value, ts))
-                n += 1
-        self.metrics.counts.clear()
-        self.telemetry.component(GRAPHITE_SINK)["sent"] += n
+        n = self.flush_metrics(final=True)
+        self.save_index()
         return n

@@ -15,3 +15,17 @@ def write_metrics(metrics: DerivedMetrics, path: Path) -> int:
             f.write(format_line(name, value, ts))
             n += 1
     return n
+
+
+class GraphiteFileSink:
+    """The live pipeline's metrics file: points appended at every flush, pushed to the OS."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, points: list[tuple[str, float, int]]) -> int:
+        if not points:
+            return 0
+        with self.path.open("ab") as f:
+            f.write(b"".join(format_line(name, value, ts) for name, value, ts in points))
+        return len(points)

@@ -23,7 +23,7 @@ from pathlib import Path
 import maxminddb
 import pytest
 
-from streams.ingest.riemann import QUERY_UNSUPPORTED
+from streams.ingest.riemann import NO_INDEX
 
 from . import TIMEOUT, LiveServer, assert_sshd_failure, make_config, read_docs, wait_for
 
@@ -331,13 +331,17 @@ def test_riemann_client_send_tcp_and_udp(tmp_path):
         assert d == expected
 
 
-def test_riemann_client_query_gets_the_error_reply(tmp_path):
+def test_riemann_client_query_without_index_gets_the_error_reply(tmp_path):
+    """With the index turned off a query is answered `ok: false, error: "no index"`, as
+    Riemann answers (the queries themselves: tests/integration/test_run_index.py)."""
     exe = riemann_client()
-    with LiveServer(make_config(tmp_path / "out")) as server:
+    cfg = make_config(tmp_path / "out")
+    cfg.index.enabled = False
+    with LiveServer(cfg) as server:
         r = subprocess.run([exe, "query", "true", "127.0.0.1", str(server.port("riemann_tcp"))],
                            capture_output=True, text=True, timeout=TIMEOUT)   # a hang would time out here
         assert r.returncode != 0
-        assert QUERY_UNSUPPORTED in r.stdout + r.stderr, (r.stdout, r.stderr)
+        assert NO_INDEX in r.stdout + r.stderr, (r.stdout, r.stderr)
         assert server.metrics()["listeners"]["riemann_tcp"]["queries"] == 1
 
 

@@ -1,0 +1,100 @@
+"""The index as `streams run` uses it: the TTL index, what feeds it, its queries, its
+subscribers, its snapshot, and the gauges it reports.
+
+The live pipeline calls `observe()` for every event it wrote, `reap()` every
+`reap_seconds` (the expired events go back into the stream, so they reach the sinks and
+the subscribers), and `save()` every `snapshot_seconds` and at shutdown. Queries come
+from the Riemann TCP listener, the HTTP API and `streams query`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from ..clock import Clock
+from ..event import Event
+from .feed import IndexFeed
+from .query import compile_query
+from .subscriptions import Subscriptions
+from .ttl import TTLIndex
+
+log = logging.getLogger("streams.index")
+
+EXPIRED_DATASET = "streams.index"
+
+
+class IndexService:
+    def __init__(self, index: TTLIndex, feed: IndexFeed, clock: Clock, snapshot: Path | None = None) -> None:
+        self.index = index
+        self.feed = feed
+        self.clock = clock
+        self.snapshot = snapshot
+        self.subscriptions = Subscriptions()
+        self.queries = 0
+        self.query_errors = 0
+        self._expired_reported = 0
+
+    def observe(self, ev: Event, doc: dict, now: float, sender: str | None = None) -> None:
+        for entry in self.feed.derive(ev, doc, now, sender):
+            self.index.insert(entry)
+            self.subscriptions.publish(entry)
+
+    def reap(self) -> list[Event]:
+        """Remove the due entries; their `state: "expired"` events, ready for the stream."""
+        out = self.index.expire(self.clock.now())
+        for ev in out:
+            ev.fields = {"event": {"dataset": EXPIRED_DATASET, "action": "expired", "kind": "alert"}}
+            self.subscriptions.publish(ev)
+        if out:
+            log.info("index entries expired", extra={"expired": len(out), "entries": len(self.index),
+                                                     "first": f"{out[0].host} {out[0].service}"})
+        return out
+
+    def query(self, text: str) -> list[Event]:
+        """The indexed events matching a Riemann query (raises `QueryError`)."""
+        self.queries += 1
+        try:
+            q = compile_query(text)
+        except ValueError:
+            self.query_errors += 1
+            raise
+        return q.filter(self.index.events())  # one comprehension, not a call per entry
+
+    def subscribe(self, text: str) -> AsyncIterator[dict[str, Any]]:
+        """Matching events now, then matching updates (raises `QueryError` at once)."""
+        self.queries += 1
+        try:
+            q = compile_query(text)
+        except ValueError:
+            self.query_errors += 1
+            raise
+        return self.subscriptions.subscribe(q.match, q.filter(self.index.events()))
+
+    def restore(self) -> int:
+        if self.snapshot is None:
+            return 0
+        n = self.index.load(self.snapshot)
+        if n:
+            log.info("index restored", extra={"entries": n, "path": str(self.snapshot)})
+        return n
+
+    def save(self) -> int:
+        if self.snapshot is None:
+            return 0
+        return self.index.save(self.snapshot)
+
+    def gauges(self) -> dict[str, float]:
+        """Entries now, and what happened since the last call (for the metrics flush)."""
+        stats = self.index.stats
+        expired = stats["expired"] - self._expired_reported
+        self._expired_reported = stats["expired"]
+        return {"entries": len(self.index), "expired": expired}
+
+    def counters(self) -> dict[str, Any]:
+        return {"entries": len(self.index), **self.index.stats, "queries": self.queries,
+                "query_errors": self.query_errors, "subscribers": len(self.subscriptions),
+                "published": self.subscriptions.published, "subscriber_dropped": self.subscriptions.dropped,
+                "tracking_overflow": self.feed.overflow}
