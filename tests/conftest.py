@@ -4,6 +4,9 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 
+# the real Elasticsearch and carbon-cache fixtures (started once per session, when a test needs them)
+pytest_plugins = ["tests.integration.servers"]
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
