@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--geoip-asn", type=Path, help="GeoIP2/GeoLite2 ASN .mmdb")
     r.add_argument("--no-geoip", action="store_true", help="turn GeoIP enrichment off")
     r.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    r.add_argument("--to", nargs=2, action="append", metavar=("OUTPUT", "URL"),
+                   help="send the events to a server instead of files: --to elasticsearch http://127.0.0.1:9200 "
+                        "(index templates installed first; undeliverable documents in DIR/elasticsearch-dead-letter.ndjson)")
     r.add_argument("--quiet", "-q", action="store_true", help="no summary table")
 
     u = sub.add_parser("run", help="listen for RELP, syslog and Riemann; run the pipeline into an output folder",
@@ -66,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--geoip-city", type=Path, help="GeoIP2/GeoLite2 City .mmdb (default: the installed GeoLite2)")
     u.add_argument("--geoip-asn", type=Path, help="GeoIP2/GeoLite2 ASN .mmdb")
     u.add_argument("--no-geoip", action="store_true", help="turn GeoIP enrichment off")
+
+    st = sub.add_parser("setup", help="prepare a server for streams' outputs (Elasticsearch index templates)",
+                        description="Install or upgrade streams' Elasticsearch component and index templates "
+                                    "(never downgrading a newer one) without starting the pipeline. Exit 0 when "
+                                    "every template is in place, 1 when the server cannot be reached or refuses.")
+    st.add_argument("target", choices=["elasticsearch"], help="what to set up")
+    st.add_argument("--url", default="http://127.0.0.1:9200", help="Elasticsearch URL (default: %(default)s)")
+    st.add_argument("--config", type=Path, help="TOML configuration file (its [output.elasticsearch] credentials)")
 
     q = sub.add_parser("query", help="ask a running `streams run` for the indexed events matching a query",
                        description="Query the TTL index of a running `streams run` over its HTTP API, with "
@@ -95,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from .commands.run import run_run
             return run_run(args)
+        if args.command == "setup":
+            from .commands.setup import run_setup
+            return run_setup(args)
         if args.command == "query":
             from .commands.query import run_query
             return run_query(args)

@@ -44,9 +44,28 @@ class GeoIPSettings:
 
 
 @dataclass
+class ElasticsearchOutput:
+    """The Elasticsearch sink: on when `url` is set (`--to elasticsearch URL`). Documents are
+    spooled in DIR/spool/elasticsearch (at most `spool_max_bytes`) and sent in `_bulk`
+    requests of `batch_size` documents, or what there is after `flush_seconds`."""
+
+    url: str | None = None
+    batch_size: int = 1000
+    flush_seconds: float = 1.0
+    spool_max_bytes: int = 1 << 30
+    backoff_max: float = 30.0
+    request_timeout: float = 30.0
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    templates: bool = True          # install/upgrade our index templates before the first document
+
+
+@dataclass
 class OutputConfig:
     dir: Path = Path("out")
     index: str = "streams-{dataset}-{date}"
+    elasticsearch: ElasticsearchOutput = field(default_factory=ElasticsearchOutput)
 
 
 @dataclass

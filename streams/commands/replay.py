@@ -40,6 +40,10 @@ def config_from_args(args) -> Config:
         g.city = args.geoip_city
     if args.geoip_asn:
         g.asn = args.geoip_asn
+    for kind, target in getattr(args, "to", None) or ():
+        if kind != "elasticsearch":
+            raise ConfigError(f"--to {kind}: unknown output (known: elasticsearch)")
+        cfg.output.elasticsearch.url = target
     return cfg
 
 
@@ -66,7 +70,11 @@ def build_replay(cfg: Config) -> Replay:
     parser, geoip = build_stages(cfg)
     out = cfg.output.dir
     out.mkdir(parents=True, exist_ok=True)
-    sink = BulkFileSink(out / "elasticsearch", IndexNamer(cfg.output.index))
+    if cfg.output.elasticsearch.url:
+        from .outputs import build_elasticsearch
+        sink = build_elasticsearch(cfg, close_timeout=None)  # a replay ends when its archive is indexed
+    else:
+        sink = BulkFileSink(out / "elasticsearch", IndexNamer(cfg.output.index))
     metrics = DerivedMetrics(cfg.metrics.bucket_seconds, cfg.metrics.template)
     return Replay(parser, out, geoip=geoip, metrics=metrics, sink=sink)
 
@@ -84,6 +92,9 @@ def summary_table(stats: ReplayStats, elapsed: float, extra: dict, geo: dict | N
     rows = [f"lines read        {stats.lines:>10,}   ({stats.empty:,} empty, skipped)",
             f"events written    {stats.events:>10,}   in {elapsed:.2f}s ({stats.lines / max(elapsed, 1e-9):,.0f} lines/s)",
             f"indices           {extra['indices']:>10,}   metric points {extra['metric_points']:,}",
+            *([f"elasticsearch     {es['sent']:>10,} indexed, {es['duplicates']:,} already there, "
+               f"{es['dead_lettered']:,} dead-lettered, {es['retried']:,} retried"] if (es := extra.get("elasticsearch"))
+              else []),
             "", "events per dataset"]
     rows += [f"  {k:<24}{v:>10,}" for k, v in stats.datasets.most_common()]
     rows += ["", "problems (tagged, kept)"]
@@ -102,10 +113,10 @@ def summary_table(stats: ReplayStats, elapsed: float, extra: dict, geo: dict | N
 def run_replay(args) -> int:
     try:
         cfg = config_from_args(args)
+        replay = build_replay(cfg)
     except ConfigError as e:
         log.error("configuration: %s", e)
         return 2
-    replay = build_replay(cfg)
     paths = expand_paths(args.paths)
     total = sum(os.path.getsize(p) for p in paths if p != "-" and os.path.isfile(p))
     step, close = _progress(total, sys.stderr.isatty() and not args.no_progress)

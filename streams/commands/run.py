@@ -17,7 +17,7 @@ from ..index.feed import IndexFeed
 from ..index.service import IndexService
 from ..index.ttl import TTLIndex
 from ..ingest.service import IngestService
-from ..pipeline.live import LivePipeline, Schedule
+from ..pipeline.live import ES_NETWORK_SINK, LivePipeline, Schedule
 from ..sinks.bulk_files import IndexNamer
 from ..telemetry import Telemetry
 from .replay import build_stages, config_from_args
@@ -33,7 +33,11 @@ def build_service(cfg: Config, clock: Clock | None = None) -> IngestService:
     out.mkdir(parents=True, exist_ok=True)
     telemetry = Telemetry()
     clock = clock or SystemClock()
-    pipeline = LivePipeline(parser, out, telemetry, geoip=geoip,
+    sink = None
+    if cfg.output.elasticsearch.url:
+        from .outputs import build_elasticsearch
+        sink = build_elasticsearch(cfg, telemetry.component(ES_NETWORK_SINK), close_timeout=cfg.run.shutdown_timeout)
+    pipeline = LivePipeline(parser, out, telemetry, geoip=geoip, sink=sink,
                             metrics=DerivedMetrics(cfg.metrics.flush_seconds, cfg.metrics.template),
                             namer=IndexNamer(cfg.output.index), queue_size=cfg.run.queue_size,
                             batch_size=cfg.run.batch_size, index=build_index(cfg, clock), clock=clock,

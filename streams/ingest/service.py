@@ -16,7 +16,7 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from ..config import Config, ListenerConfig
 from ..index.query import QueryError
-from ..pipeline.live import ES_SINK, GRAPHITE_SINK, LivePipeline
+from ..pipeline.live import LivePipeline
 from ..telemetry import Telemetry
 from .base import Listener
 from .http import HttpListener
@@ -123,7 +123,7 @@ class IngestService:
         return {
             "listeners": {n: {"port": self.ports.get(n), **snap.get(n, {})} for n in names},
             "queue": {"depth": q.qsize(), "capacity": q.maxsize},
-            "sinks": {n.removeprefix("sink."): snap.get(n, {}) for n in (ES_SINK, GRAPHITE_SINK)},
+            "sinks": {n.removeprefix("sink."): c for n, c in snap.items() if n.startswith("sink.")},
             **({"index": self.pipeline.index.counters()} if self.pipeline.index is not None else {}),
             **({"geoip": self.pipeline.geoip.stats()} if self.pipeline.geoip is not None else {}),
             "events": self.pipeline.stats.events,

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,13 +53,15 @@ from ..event import Event, format_timestamp
 from ..index.service import IndexService
 from ..parse.dispatch import LineParser
 from ..sinks.bulk_files import BulkFileSink, IndexNamer, event_id
+from ..sinks.elasticsearch import ElasticsearchSink
 from ..sinks.graphite_file import GraphiteFileSink
 from ..telemetry import Telemetry
 
 log = logging.getLogger("streams.live")
 
 Ack = Callable[[bool], None]
-ES_SINK = "sink.elasticsearch_files"
+ES_SINK = "sink.elasticsearch_files"   # documents handed to the sink (the files, or the spool)
+ES_NETWORK_SINK = "sink.elasticsearch"  # what the Elasticsearch server answered
 GRAPHITE_SINK = "sink.graphite_file"
 INDEX_LISTENER = "index"  # the reaper's expired events re-enter the queue under this name
 
@@ -120,7 +121,7 @@ class LivePipeline:
                  geoip: GeoIP | None = None, metrics: DerivedMetrics | None = None,
                  namer: IndexNamer | None = None, queue_size: int = 10_000, batch_size: int = 500,
                  index: IndexService | None = None, clock: Clock | None = None,
-                 schedule: Schedule | None = None) -> None:
+                 schedule: Schedule | None = None, sink: ElasticsearchSink | None = None) -> None:
         self.parser = parser
         self.geoip = geoip
         self.output = output
@@ -130,14 +131,17 @@ class LivePipeline:
         self.clock = clock or SystemClock()
         self.schedule = schedule or Schedule()
         self.hostname = socket.gethostname().split(".")[0] or "localhost"
-        self.sink = AppendingBulkFileSink(output / "elasticsearch", namer)
+        self.sink: AppendingBulkFileSink | ElasticsearchSink
+        if sink is not None:
+            sink.block_when_full = False  # the worker awaits room instead of blocking the loop
+            self.sink = sink
+        else:
+            self.sink = AppendingBulkFileSink(output / "elasticsearch", namer)
         self.graphite = GraphiteFileSink(output / "graphite.txt")
         self._tasks: list[asyncio.Task] = []
         self.queue: asyncio.Queue[Received] = asyncio.Queue(queue_size)
         self.batch_size = batch_size
         self.stats = LiveStats()
-        self._run_id = secrets.token_hex(6)  # tells this run's documents from a restart's
-        self._seq = 0
         self._es = telemetry.component(ES_SINK)
         self._es.update(failed=0)
         telemetry.component(GRAPHITE_SINK)
@@ -210,8 +214,15 @@ class LivePipeline:
 
     async def _work(self) -> None:
         queue = self.queue
+        has_room = getattr(self.sink, "has_room", None)
         while True:
             batch = [await queue.get()]
+            if has_room is not None and not has_room():
+                # the sink's spool is full (its server is down or slow): wait, do not read on;
+                # the queue fills and the listeners stop reading: backpressure, not loss
+                self._es["backpressure_waits"] += 1
+                while not has_room():
+                    await asyncio.sleep(0.05)
             while len(batch) < self.batch_size:
                 try:
                     batch.append(queue.get_nowait())
@@ -304,8 +315,12 @@ class LivePipeline:
             doc["@timestamp"] = format_timestamp(item.received_at)
             ev.tags.append("_timestamp_from_ingest")
             doc["tags"] = ev.tags
-        self._seq += 1
-        self.sink.write(doc, event_id(f"{item.listener}:{self._run_id}", self._seq, original))
+        # deterministic: the same message resent after a restart (RELP) gets the same _id, so
+        # Elasticsearch keeps one copy; two identical lines from one host in the same
+        # timestamp are one document
+        host = (doc.get("host") or {})
+        source = host.get("hostname") or host.get("name") or item.listener
+        self.sink.write(doc, event_id(f"{source}\0{doc['@timestamp']}", 0, original))
         flush = int(self.schedule.flush) or 10
         arrived = int(item.received_at)
         self.metrics.observe(doc, arrived - arrived % flush)

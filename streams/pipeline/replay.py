@@ -20,6 +20,7 @@ from ..event import format_timestamp
 from ..inputs import iter_lines, open_input
 from ..parse.dispatch import LineParser
 from ..sinks.bulk_files import BulkFileSink, event_id
+from ..sinks.elasticsearch import ElasticsearchSink
 from ..sinks.graphite_file import write_metrics
 
 log = logging.getLogger("streams.replay")
@@ -42,7 +43,7 @@ class ReplayStats:
 
 class Replay:
     def __init__(self, parser: LineParser, output: Path, geoip: GeoIP | None = None,
-                 metrics: DerivedMetrics | None = None, sink: BulkFileSink | None = None,
+                 metrics: DerivedMetrics | None = None, sink: BulkFileSink | ElasticsearchSink | None = None,
                  clock: Clock | None = None) -> None:
         self.parser = parser
         self.geoip = geoip
@@ -111,4 +112,8 @@ class Replay:
     def finish(self) -> dict[str, int]:
         self.sink.close()
         n = write_metrics(self.metrics, self.output / "graphite.txt")
-        return {"metric_points": n, "indices": len(self.sink.counts)}
+        out = {"metric_points": n, "indices": len(self.sink.counts)}
+        stats = getattr(self.sink, "stats", None)
+        if stats is not None:
+            out["elasticsearch"] = dict(stats)
+        return out

@@ -1,0 +1,278 @@
+"""The Elasticsearch sink: documents spooled to disk, delivered by a sender thread with
+`_bulk`, every item's answer classified.
+
+Write path: `write(doc, doc_id)` appends one record to the spool (`DIR/spool/elasticsearch`)
+and `flush()` hands the records to the OS; that is the point a RELP ack may go out. The
+spool is bounded: when Elasticsearch is down or slow it fills, `write()` waits, the live
+pipeline's queue fills and the listeners stop reading (the RELP acks wait): backpressure,
+not loss. When the server is back, the spool drains oldest first.
+
+Sender: reads up to `batch_size` records (or `batch_bytes`) as soon as there are any, or
+waits up to `flush_seconds` for more; sends them as `create` actions with the documents'
+deterministic `_id`, so a resend after a crash or a retry never duplicates a document.
+Each item of the answer is classified:
+
+- 2xx: indexed (`sent`);
+- 409: the document is already there (a resend): counted (`duplicates`), dropped;
+- 400/404 (mapping or parse errors, a closed index): never retried: the original event,
+  its index and the server's reason go to the dead-letter file (`dead_lettered`);
+- 429, 5xx, anything else: retried with capped exponential backoff and full jitter,
+  only the failed items resent (`retried`);
+- connection errors and whole-request failures: the whole batch is retried the same way;
+  the cluster going away and coming back is logged once each.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from ..sinks.bulk_files import IndexNamer
+from .spool import Spool, SpoolFull
+
+log = logging.getLogger("streams.sink.elasticsearch")
+
+
+@dataclass
+class ElasticsearchSettings:
+    url: str = "http://127.0.0.1:9200"
+    batch_size: int = 1000
+    batch_bytes: int = 5 << 20
+    flush_seconds: float = 1.0
+    spool_max_bytes: int = 1 << 30
+    backoff_initial: float = 0.1
+    backoff_max: float = 30.0
+    request_timeout: float = 30.0
+    close_timeout: float | None = 10.0  # None: close() waits until everything is delivered
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def backoff(attempt: int, initial: float, cap: float, rng: Callable[[], float] = random.random) -> float:
+    """Capped exponential backoff with full jitter (AWS architecture blog's "full jitter")."""
+    return rng() * min(cap, initial * (2 ** attempt))
+
+
+def record(index: str, doc_id: str, doc: dict) -> bytes:
+    """One spool record: index TAB id TAB document, one line (orjson never writes a raw LF)."""
+    return index.encode() + b"\t" + doc_id.encode() + b"\t" + orjson.dumps(doc) + b"\n"
+
+
+def bulk_lines(rec: bytes) -> bytes:
+    index, doc_id, doc = rec.split(b"\t", 2)
+    return b'{"create":{"_index":"' + index + b'","_id":"' + doc_id + b'"}}\n' + doc
+
+
+def make_client(s: ElasticsearchSettings) -> Any:
+    """The official client (its major version is the server's); retries are ours, per item."""
+    from elasticsearch import Elasticsearch
+    kw: dict[str, Any] = {"request_timeout": s.request_timeout, "max_retries": 0, **s.extra}
+    if s.api_key:
+        kw["api_key"] = s.api_key
+    elif s.username:
+        kw["basic_auth"] = (s.username, s.password or "")
+    return Elasticsearch(s.url, **kw)
+
+
+@dataclass
+class Outcome:
+    """What one `_bulk` answer says about each record sent."""
+
+    sent: int = 0
+    duplicates: int = 0
+    dead: list[tuple[bytes, int, Any]] = field(default_factory=list)   # (record, status, error)
+    retry: list[bytes] = field(default_factory=list)
+
+
+def classify(records: list[bytes], response: dict) -> Outcome:
+    """Pure: the answer's items are in the order of the actions sent."""
+    out = Outcome()
+    items = response.get("items") or []
+    if len(items) != len(records):  # a truncated answer: resend what has no answer
+        out.retry.extend(records[len(items):])
+    for rec, item in zip(records, items, strict=False):
+        res = next(iter(item.values())) if item else {}
+        status = int(res.get("status", 0))
+        if 200 <= status < 300:
+            out.sent += 1
+        elif status == 409:
+            out.duplicates += 1
+        elif status in (400, 404):
+            out.dead.append((rec, status, res.get("error")))
+        else:
+            out.retry.append(rec)
+    return out
+
+
+class ElasticsearchSink:
+    """`write()`/`flush()`/`close()` like the bulk-file sink; delivery runs in a thread."""
+
+    def __init__(self, settings: ElasticsearchSettings, spool_dir: Path, dead_letter: Path,
+                 namer: IndexNamer | None = None, counters: dict[str, int] | None = None,
+                 client: Any = None, prepare: Callable[[Any], object] | None = None) -> None:
+        self.settings = settings
+        self.namer = namer or IndexNamer()
+        self.spool = Spool(spool_dir, settings.spool_max_bytes)
+        self.dead_letter_path = dead_letter
+        self._dlq: BinaryIO | None = None
+        self.counts: dict[str, int] = {}
+        self.stats = counters if counters is not None else {}
+        for k in ("sent", "duplicates", "dead_lettered", "retried", "failed", "requests", "spooled"):
+            self.stats.setdefault(k, 0)
+        self.client = client if client is not None else make_client(settings)
+        # run once against the server before the first document (index templates), retried
+        # with backoff until it succeeds: a document indexed before its template is mapped wrong
+        self._prepare = prepare
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._up: bool | None = None
+        self._thread = threading.Thread(target=self._run, name="es-sender", daemon=True)
+        self._thread.start()
+
+    # -- the pipeline's side ----------------------------------------------------------------
+
+    # an asyncio caller sets this False and awaits `has_room()` before each batch instead
+    block_when_full = True
+
+    def write(self, doc: dict, doc_id: str, timeout: float | None = None) -> None:
+        dataset = (doc.get("event") or {}).get("dataset") or "unknown"
+        index = self.namer(dataset, doc["@timestamp"])
+        self.spool.append(record(index, doc_id, doc), timeout, self.block_when_full)
+        self.counts[index] = self.counts.get(index, 0) + 1
+        self.stats["spooled"] += 1
+
+    def flush(self) -> None:
+        self.spool.flush()
+
+    def has_room(self) -> bool:
+        return self.spool.has_room()
+
+    def wait_delivered(self, timeout: float | None = None) -> bool:
+        """Block until the spool is empty (True) or `timeout` passed (False)."""
+        start = time.monotonic()
+        said = start
+        self.spool.flush()
+        while self.spool.pending() > 0:
+            now = time.monotonic()
+            if timeout is not None and now - start > timeout:
+                return False
+            if now - said > 10:
+                said = now
+                log.info("waiting for elasticsearch to take the spooled events", extra={
+                    "spool_bytes": self.spool.pending(), "sent": self.stats["sent"], "url": self.settings.url})
+            time.sleep(0.02)
+        return True
+
+    def close(self) -> bool:
+        """Deliver what is spooled (up to `close_timeout`; the rest stays spooled for the
+        next start), stop the sender. True when nothing was left behind."""
+        done = self.wait_delivered(self.settings.close_timeout)
+        if not done:
+            log.warning("elasticsearch: events left in the spool, delivered at the next start",
+                        extra={"spool_bytes": self.spool.pending(), "spool": str(self.spool.directory)})
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.spool.close()
+        if self._dlq is not None:
+            self._dlq.close()
+            self._dlq = None
+        return done
+
+    # -- the sender thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        s = self.settings
+        attempt = 0
+        while self._prepare is not None and not self._stop.is_set():
+            try:
+                self._prepare(self.client)
+                self._prepare = None
+                self._back_up()
+            except Exception as e:  # noqa: BLE001 - unreachable or refusing: wait, retry
+                self._down(e)
+                self._stop.wait(backoff(attempt, s.backoff_initial, s.backoff_max))
+                attempt += 1
+        while not self._stop.is_set():
+            records, pos = self.spool.read(s.batch_size, s.batch_bytes, wait=s.flush_seconds)
+            if not records:
+                self._idle.set()
+                continue
+            self._idle.clear()
+            if not self._deliver(records):
+                break  # stopping: the undelivered records stay in the spool (not committed)
+            self.spool.commit(pos)
+
+    def _deliver(self, records: list[bytes]) -> bool:
+        """Until every record is indexed, known, or dead-lettered: True; False when the sink
+        stops first."""
+        s = self.settings
+        attempt = 0
+        pending = records
+        while pending:
+            try:
+                body = b"\n".join(bulk_lines(r.rstrip(b"\n")) for r in pending) + b"\n"
+                self.stats["requests"] += 1
+                resp = self.client.bulk(body=body)
+                resp = resp.body if hasattr(resp, "body") else resp
+            except Exception as e:  # noqa: BLE001 - connection refused, timeouts, 429/5xx on the whole request
+                status = getattr(e, "status_code", None) or getattr(getattr(e, "meta", None), "status", None)
+                if status in (400, 404):   # the whole request is bad: nothing will make it good
+                    for r in pending:
+                        self._dead(r, int(status), str(e))
+                    return True
+                self._down(e)
+                outcome = Outcome(retry=pending)
+            else:
+                self._back_up()
+                outcome = classify(pending, resp)
+            st = self.stats
+            st["sent"] += outcome.sent
+            st["duplicates"] += outcome.duplicates
+            for rec, status, error in outcome.dead:
+                self._dead(rec, status, error)
+            pending = outcome.retry
+            if pending:
+                st["retried"] += len(pending)
+                if self._stop.wait(backoff(attempt, s.backoff_initial, s.backoff_max)):
+                    return False
+                attempt += 1
+        return True
+
+    def _down(self, e: Exception) -> None:
+        if self._up is not False:
+            log.error("elasticsearch unreachable or failing; events wait in the spool: %s", e,
+                      extra={"url": self.settings.url, "spool_bytes": self.spool.pending()})
+        self._up = False
+
+    def _back_up(self) -> None:
+        if self._up is False:
+            log.info("elasticsearch reachable again; delivering the spool", extra={
+                "url": self.settings.url, "spool_bytes": self.spool.pending()})
+        self._up = True
+
+    def _dead(self, rec: bytes, status: int, error: Any) -> None:
+        index, doc_id, doc = rec.rstrip(b"\n").split(b"\t", 2)
+        entry = {"index": index.decode(), "_id": doc_id.decode(), "status": status, "error": error,
+                 "event": orjson.loads(doc)}
+        if self._dlq is None:
+            self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+            self._dlq = self.dead_letter_path.open("ab")
+        self._dlq.write(orjson.dumps(entry, default=str) + b"\n")
+        self._dlq.flush()
+        self.stats["dead_lettered"] += 1
+        reason = error.get("reason") if isinstance(error, dict) else error
+        log.warning("elasticsearch refused a document: dead-lettered", extra={
+            "index": entry["index"], "_id": entry["_id"], "status": status, "reason": reason})
+
+
+__all__ = ["ElasticsearchSettings", "ElasticsearchSink", "SpoolFull", "backoff", "classify", "record"]
