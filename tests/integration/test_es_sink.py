@@ -171,3 +171,20 @@ def test_run_delivers_to_elasticsearch(tmp_path, es, elasticsearch_url):
     hit = es.search(index="streams-sshd.log-*", query={"term": {"source.port": 4007}})["hits"]["hits"][0]["_source"]
     assert hit["source"]["geo"]["city_name"] == "London" and hit["event"]["outcome"] == "failure"
 
+
+
+def test_setup_installs_the_templates(es, elasticsearch_url):
+    es.options(ignore_status=404).indices.delete_index_template(name="streams")
+    r = subprocess.run([sys.executable, "-m", "streams.cli", "setup", "elasticsearch", "--url", elasticsearch_url],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    actions = dict(line.split()[::-1] for line in r.stdout.splitlines())
+    assert actions["streams"] in ("installed", "upgraded") and set(actions.values()) <= {
+        "installed", "upgraded", "up-to-date"}
+    assert es.indices.exists_index_template(name="streams")
+    again = subprocess.run([sys.executable, "-m", "streams.cli", "setup", "elasticsearch", "--url", elasticsearch_url],
+                           capture_output=True, text=True, timeout=120)
+    assert {line.split()[0] for line in again.stdout.splitlines()} == {"up-to-date"}
+    down = subprocess.run([sys.executable, "-m", "streams.cli", "setup", "elasticsearch", "--url",
+                           "http://127.0.0.1:9"], capture_output=True, text=True, timeout=120)
+    assert down.returncode == 1 and "not reachable" in down.stderr
