@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-geoip", action="store_true", help="turn GeoIP enrichment off")
     r.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     r.add_argument("--to", nargs=2, action="append", metavar=("OUTPUT", "URL"),
-                   help="send the events to a server instead of files: --to elasticsearch http://127.0.0.1:9200 "
-                        "(index templates installed first; undeliverable documents in DIR/elasticsearch-dead-letter.ndjson)")
+                   help="send to a server instead of files: --to elasticsearch http://127.0.0.1:9200 (index "
+                        "templates installed first; refused documents in DIR/elasticsearch-dead-letter.ndjson), "
+                        "--to graphite 127.0.0.1:2003 (the metrics, plaintext protocol); repeatable")
     r.add_argument("--quiet", "-q", action="store_true", help="no summary table")
 
     u = sub.add_parser("run", help="listen for RELP, syslog and Riemann; run the pipeline into an output folder",

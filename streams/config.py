@@ -62,10 +62,27 @@ class ElasticsearchOutput:
 
 
 @dataclass
+class GraphiteOutput:
+    """The Graphite/Carbon sink: on when `address` ("host:port") is set (`--to graphite
+    HOST:PORT`); otherwise the metrics go to DIR/graphite.txt. Points wait in a bounded
+    buffer (`buffer_max_points`, the oldest dropped and counted beyond it) while Carbon is
+    down, and are resent when it is back."""
+
+    address: str | None = None
+    protocol: str = "tcp"           # or "udp"
+    batch_size: int = 500
+    flush_seconds: float = 1.0
+    buffer_max_points: int = 100_000
+    backoff_max: float = 30.0
+    tags: bool = False              # Graphite 1.1 tagged paths: streams.<name>;dataset=..;host=..
+
+
+@dataclass
 class OutputConfig:
     dir: Path = Path("out")
     index: str = "streams-{dataset}-{date}"
     elasticsearch: ElasticsearchOutput = field(default_factory=ElasticsearchOutput)
+    graphite: GraphiteOutput = field(default_factory=GraphiteOutput)
 
 
 @dataclass

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..config import Config
+from ..config import Config, ConfigError
 from ..sinks.bulk_files import IndexNamer
+from ..sinks.carbon import CarbonSettings, CarbonSink
 from ..sinks.elasticsearch import ElasticsearchSettings, ElasticsearchSink
 
 log = logging.getLogger("streams.outputs")
@@ -49,3 +50,40 @@ def build_elasticsearch(cfg: Config, counters: dict[str, int] | None = None,
                              IndexNamer(cfg.output.index), counters=counters, prepare=prepare)
     health_check(sink.client, settings.url)
     return sink
+
+
+def carbon_settings(cfg: Config, close_timeout: float | None) -> CarbonSettings:
+    g = cfg.output.graphite
+    assert g.address is not None
+    host, sep, port = g.address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"[output.graphite] address must be HOST:PORT, not {g.address!r}")
+    try:
+        return CarbonSettings(host=host.strip("[]") or "127.0.0.1", port=int(port), protocol=g.protocol,
+                              batch_size=g.batch_size, flush_seconds=g.flush_seconds,
+                              buffer_max_points=g.buffer_max_points, backoff_max=g.backoff_max,
+                              close_timeout=close_timeout, tags=g.tags)
+    except ValueError as e:
+        raise ConfigError(f"[output.graphite] {e}") from None
+
+
+class CarbonPoints:
+    """The metrics writer of the pipelines over the Carbon sink (`write(points)`, `close()`)."""
+
+    def __init__(self, sink: CarbonSink) -> None:
+        self.sink = sink
+
+    def write(self, points: list[tuple[str, float, int]]) -> int:
+        self.sink.send(points)
+        return len(points)
+
+    def close(self) -> bool:
+        return self.sink.close()
+
+
+def build_carbon(cfg: Config, counters: dict[str, int] | None = None,
+                 close_timeout: float | None = 10.0) -> CarbonPoints:
+    settings = carbon_settings(cfg, close_timeout)
+    log.info("metrics go to carbon", extra={"host": settings.host, "port": settings.port,
+                                            "protocol": settings.protocol})
+    return CarbonPoints(CarbonSink(settings, counters))

@@ -41,9 +41,12 @@ def config_from_args(args) -> Config:
     if args.geoip_asn:
         g.asn = args.geoip_asn
     for kind, target in getattr(args, "to", None) or ():
-        if kind != "elasticsearch":
-            raise ConfigError(f"--to {kind}: unknown output (known: elasticsearch)")
-        cfg.output.elasticsearch.url = target
+        if kind == "elasticsearch":
+            cfg.output.elasticsearch.url = target
+        elif kind == "graphite":
+            cfg.output.graphite.address = target
+        else:
+            raise ConfigError(f"--to {kind}: unknown output (known: elasticsearch URL, graphite HOST:PORT)")
     return cfg
 
 
@@ -75,8 +78,13 @@ def build_replay(cfg: Config) -> Replay:
         sink = build_elasticsearch(cfg, close_timeout=None)  # a replay ends when its archive is indexed
     else:
         sink = BulkFileSink(out / "elasticsearch", IndexNamer(cfg.output.index))
-    metrics = DerivedMetrics(cfg.metrics.bucket_seconds, cfg.metrics.template)
-    return Replay(parser, out, geoip=geoip, metrics=metrics, sink=sink)
+    metrics_sink = None
+    if cfg.output.graphite.address:
+        from .outputs import build_carbon
+        metrics_sink = build_carbon(cfg, close_timeout=None)
+    from .run import metrics_template
+    metrics = DerivedMetrics(cfg.metrics.bucket_seconds, metrics_template(cfg))
+    return Replay(parser, out, geoip=geoip, metrics=metrics, sink=sink, metrics_sink=metrics_sink)
 
 
 def _progress(total: int, enabled: bool):

@@ -37,14 +37,25 @@ def build_service(cfg: Config, clock: Clock | None = None) -> IngestService:
     if cfg.output.elasticsearch.url:
         from .outputs import build_elasticsearch
         sink = build_elasticsearch(cfg, telemetry.component(ES_NETWORK_SINK), close_timeout=cfg.run.shutdown_timeout)
-    pipeline = LivePipeline(parser, out, telemetry, geoip=geoip, sink=sink,
-                            metrics=DerivedMetrics(cfg.metrics.flush_seconds, cfg.metrics.template),
+    metrics_sink = None
+    if cfg.output.graphite.address:
+        from .outputs import build_carbon
+        metrics_sink = build_carbon(cfg, telemetry.component("sink.carbon"), close_timeout=cfg.run.shutdown_timeout)
+    pipeline = LivePipeline(parser, out, telemetry, geoip=geoip, sink=sink, metrics_sink=metrics_sink,
+                            metrics=DerivedMetrics(cfg.metrics.flush_seconds, metrics_template(cfg)),
                             namer=IndexNamer(cfg.output.index), queue_size=cfg.run.queue_size,
                             batch_size=cfg.run.batch_size, index=build_index(cfg, clock), clock=clock,
                             schedule=Schedule(flush=cfg.metrics.flush_seconds, reap=cfg.index.reap_seconds,
                                               snapshot=cfg.index.snapshot_seconds,
                                               telemetry_metrics=cfg.metrics.telemetry))
     return IngestService(cfg, pipeline, telemetry, clock)
+
+
+def metrics_template(cfg: Config) -> str:
+    if cfg.output.graphite.address and cfg.output.graphite.tags:
+        from ..sinks.carbon import TAGGED_TEMPLATE
+        return TAGGED_TEMPLATE
+    return cfg.metrics.template
 
 
 def build_index(cfg: Config, clock: Clock) -> IndexService | None:

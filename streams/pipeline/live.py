@@ -42,7 +42,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -106,6 +106,11 @@ class LiveStats:
     datasets: dict[str, int] = field(default_factory=dict)
 
 
+class MetricsWriter(Protocol):
+    def write(self, points: list[tuple[str, float, int]]) -> int: ...
+    def close(self) -> bool: ...
+
+
 @dataclass
 class Schedule:
     """Seconds between the periodic tasks (0 turns one off)."""
@@ -121,7 +126,8 @@ class LivePipeline:
                  geoip: GeoIP | None = None, metrics: DerivedMetrics | None = None,
                  namer: IndexNamer | None = None, queue_size: int = 10_000, batch_size: int = 500,
                  index: IndexService | None = None, clock: Clock | None = None,
-                 schedule: Schedule | None = None, sink: ElasticsearchSink | None = None) -> None:
+                 schedule: Schedule | None = None, sink: ElasticsearchSink | None = None,
+                 metrics_sink: MetricsWriter | None = None) -> None:
         self.parser = parser
         self.geoip = geoip
         self.output = output
@@ -137,7 +143,7 @@ class LivePipeline:
             self.sink = sink
         else:
             self.sink = AppendingBulkFileSink(output / "elasticsearch", namer)
-        self.graphite = GraphiteFileSink(output / "graphite.txt")
+        self.graphite: MetricsWriter = metrics_sink or GraphiteFileSink(output / "graphite.txt")
         self._tasks: list[asyncio.Task] = []
         self.queue: asyncio.Queue[Received] = asyncio.Queue(queue_size)
         self.batch_size = batch_size
@@ -396,5 +402,7 @@ class LivePipeline:
             self._dlq.close()
             self._dlq = None
         n = self.flush_metrics(final=True)
+        if not self.graphite.close():
+            log.warning("metric points left undelivered at shutdown", extra={"points": n})
         self.save_index()
         return n

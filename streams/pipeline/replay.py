@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
@@ -44,8 +45,9 @@ class ReplayStats:
 class Replay:
     def __init__(self, parser: LineParser, output: Path, geoip: GeoIP | None = None,
                  metrics: DerivedMetrics | None = None, sink: BulkFileSink | ElasticsearchSink | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, metrics_sink: Any = None) -> None:
         self.parser = parser
+        self.metrics_sink = metrics_sink  # e.g. Carbon; None: DIR/graphite.txt
         self.geoip = geoip
         self.output = output
         self.metrics = metrics or DerivedMetrics()
@@ -111,7 +113,12 @@ class Replay:
 
     def finish(self) -> dict[str, int]:
         self.sink.close()
-        n = write_metrics(self.metrics, self.output / "graphite.txt")
+        if self.metrics_sink is not None:
+            points = self.metrics.take()
+            n = self.metrics_sink.write(points)
+            self.metrics_sink.close()
+        else:
+            n = write_metrics(self.metrics, self.output / "graphite.txt")
         out = {"metric_points": n, "indices": len(self.sink.counts)}
         stats = getattr(self.sink, "stats", None)
         if stats is not None:

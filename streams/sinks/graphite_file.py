@@ -29,3 +29,6 @@ class GraphiteFileSink:
         with self.path.open("ab") as f:
             f.write(b"".join(format_line(name, value, ts) for name, value, ts in points))
         return len(points)
+
+    def close(self) -> bool:
+        return True
