@@ -3,8 +3,9 @@
 Listeners (`streams.ingest`) hand over `Received` records; one worker task takes them off
 the queue in batches and runs the same stages as `streams replay`: parse (syslog and RELP
 messages go through `LineParser.parse`; Riemann events are already structured), GeoIP,
-derived metrics, the TTL index, then the Elasticsearch bulk NDJSON files in
-`DIR/elasticsearch`.
+derived metrics, the TTL index, then the document sink: the Elasticsearch bulk NDJSON
+files in `DIR/elasticsearch`, or, with `[output.elasticsearch] url`, the Elasticsearch
+sink's disk spool (its sender thread delivers from there).
 
 Periodic tasks: every `flush_seconds` the metrics of the intervals that ended (counts by
 arrival, the index gauges, the pipeline's own counters) are appended to `DIR/graphite.txt`,
@@ -20,13 +21,15 @@ it as dropped.
 Delivery guarantee of an ack (RELP `rsp 200`)
 ---------------------------------------------
 A record may carry an `ack(ok)` callback (put into `ev.meta["ack"]` once parsed). The worker
-calls it only after the batch holding the record was written by the bulk-file sink and
-the files were flushed to the OS (`f.flush()`): the message is in the kernel's page cache,
+calls it only after the batch holding the record was written by the sink (the bulk files,
+or the Elasticsearch spool) and flushed to the OS (`f.flush()`): the message is in the
+kernel's page cache,
 so it survives a crash of `streams run` but NOT a crash of the machine or a power loss
 (nothing is fsynced). A record whose processing or writing failed is acked with
 `ok=False` (RELP answers `500`, the sender keeps the message). On shutdown the queue is
 drained first, so what was taken is written and acked; whatever a connection had not yet
-acked when it closes is resent by the sender: duplicates are possible, loss is not.
+acked when it closes is resent by the sender: duplicates are possible, loss is not (and
+in Elasticsearch a resent message has the same `_id`: one document).
 
 Documents carry no Python objects: `ev.to_doc()`, plus `@timestamp` from the receive time
 (tagged `_timestamp_from_ingest`) when the message had none, as replay does. Riemann
