@@ -74,8 +74,11 @@ def bulk_lines(rec: bytes) -> bytes:
 
 
 def make_client(s: ElasticsearchSettings) -> Any:
-    """The official client (its major version is the server's); retries are ours, per item."""
+    """The official client (its major version is the server's); retries are ours, per item.
+    Its transport logs every request (INFO) and every failure (WARNING): during an outage that
+    is a line per retry; the sink says it once, so the transport only gets to say errors."""
     from elasticsearch import Elasticsearch
+    logging.getLogger("elastic_transport").setLevel(logging.ERROR)
     kw: dict[str, Any] = {"request_timeout": s.request_timeout, "max_retries": 0, **s.extra}
     if s.api_key:
         kw["api_key"] = s.api_key
