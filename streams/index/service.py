@@ -17,7 +17,7 @@ from typing import Any
 from ..clock import Clock
 from ..event import Event
 from .feed import IndexFeed
-from .query import compile_query
+from .query import Query, QueryError, compile_query
 from .subscriptions import Subscriptions
 from .ttl import TTLIndex
 
@@ -53,24 +53,21 @@ class IndexService:
                                                      "first": f"{out[0].host} {out[0].service}"})
         return out
 
-    def query(self, text: str) -> list[Event]:
-        """The indexed events matching a Riemann query (raises `QueryError`)."""
+    def _compile(self, text: str) -> Query:
         self.queries += 1
         try:
-            q = compile_query(text)
-        except ValueError:
+            return compile_query(text)
+        except QueryError:
             self.query_errors += 1
             raise
-        return q.filter(self.index.events())  # one comprehension, not a call per entry
+
+    def query(self, text: str) -> list[Event]:
+        """The indexed events matching a Riemann query (raises `QueryError`)."""
+        return self._compile(text).filter(self.index.events())  # one comprehension, not a call per entry
 
     def subscribe(self, text: str) -> AsyncIterator[dict[str, Any]]:
         """Matching events now, then matching updates (raises `QueryError` at once)."""
-        self.queries += 1
-        try:
-            q = compile_query(text)
-        except ValueError:
-            self.query_errors += 1
-            raise
+        q = self._compile(text)
         return self.subscriptions.subscribe(q.match, q.filter(self.index.events()))
 
     def restore(self) -> int:

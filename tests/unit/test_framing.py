@@ -17,6 +17,8 @@ from streams.protocols.framing import (
     detect_framing,
     strip_eol,
 )
+from tests.fuzz import first_diff
+from tests.fuzz import mutate as _mutate
 
 FAIL2BAN = b"2024-01-02 03:04:05,678 fail2ban.actions [1]: NOTICE [sshd] Ban 1.2.3.4"
 RFC5424 = b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 - An application event"
@@ -430,28 +432,10 @@ def valid_stream(rng) -> tuple[bytes, list[bytes], list[int]]:
 INTERESTING = b"0123456789 <\n\r-x"
 
 
+
 def mutate(rng, data: bytes) -> bytes:
-    """1 to 3 of: bit flip, byte set, insertion, deletion, truncation."""
-    data = bytearray(data)
-    for _ in range(rng.randint(1, 3)):
-        if not data:
-            break
-        i, op = rng.randrange(len(data)), rng.randrange(5)
-        if op == 0:
-            data[i] ^= 1 << rng.randrange(8)
-        elif op == 1:
-            data[i] = rng.randrange(256)
-        elif op == 2:
-            data[i:i] = bytes(rng.choice(INTERESTING) for _ in range(rng.randint(1, 3)))
-        elif op == 3:
-            del data[i:i + rng.randint(1, 3)]
-        else:
-            del data[i:]
-    return bytes(data)
+    return _mutate(rng, data, INTERESTING)
 
-
-def _first_diff(a: bytes, b: bytes) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 SIZES = (16, 17, 40, 64)
@@ -476,7 +460,7 @@ def fuzz_mutated_streams(factory, n=1500):
         assert check_stream(good, rng, factory, size) == [Frame(m) for m in msgs if m]
         data = mutate(rng, good)
         frames = check_stream(data, rng, factory, size)
-        p = _first_diff(data, good)
+        p = first_diff(data, good)
         intact = [Frame(m) for m, e in zip(msgs, ends, strict=True) if e <= p and m]
         assert frames[:len(intact)] == intact, (data, frames)
         if good.startswith(data):

@@ -18,6 +18,8 @@ from streams.protocols.relp import (
     next_txnr,
     parse_offers,
 )
+from tests.fuzz import first_diff
+from tests.fuzz import mutate as _mutate
 
 LIBRELP = "librelp,1.11.0,http://librelp.adiscon.com"
 CLIENT_OFFERS = f"relp_version=0\nrelp_software={LIBRELP}\ncommands=syslog".encode()
@@ -510,31 +512,13 @@ def expected_events(frames: list[bytes]):
     return events
 
 
-def _first_diff(a: bytes, b: bytes) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-
 
 INTERESTING = b"0123456789 \n\r-+x"
 
 
+
 def mutate(rng, data: bytes) -> bytes:
-    """1 to 3 of: bit flip, byte set, insertion, deletion, truncation."""
-    data = bytearray(data)
-    for _ in range(rng.randint(1, 3)):
-        if not data:
-            break
-        i, op = rng.randrange(len(data)), rng.randrange(5)
-        if op == 0:
-            data[i] ^= 1 << rng.randrange(8)
-        elif op == 1:
-            data[i] = rng.randrange(256)
-        elif op == 2:
-            data[i:i] = bytes(rng.choice(INTERESTING) for _ in range(rng.randint(1, 3)))
-        elif op == 3:
-            del data[i:i + rng.randint(1, 3)]
-        else:
-            del data[i:]
-    return bytes(data)
+    return _mutate(rng, data, INTERESTING)
 
 
 def fuzz_random_bytes(factory, n=1500):
@@ -556,7 +540,7 @@ def fuzz_mutated_sessions(factory, n=1500):
         good = b"".join(frames)
         data = mutate(rng, good)
         events = check_session(data, rng, factory)
-        p = _first_diff(data, good)
+        p = first_diff(data, good)
         intact = sum(1 for k in range(len(frames)) if len(b"".join(frames[:k + 1])) <= p)
         assert events[:intact] == expected_events(frames)[:intact], (data, events)
         if good.startswith(data):
