@@ -112,6 +112,12 @@ def test_index_queries_expiry_stream_and_metrics(tmp_path):
         bad = subprocess.run(["riemann-client", "query", 'service = "x" and', "127.0.0.1", str(rport)],
                              capture_output=True, text=True, timeout=TIMEOUT)
         assert bad.returncode != 0 and "parse error" in (bad.stdout + bad.stderr)
+        # absurd TTLs from the network: indexed with a sane TTL, counted, the process stays up
+        riemann_send(rport, "-h", "web2", "-S", "negative", "-L", "-5")
+        riemann_send(rport, "-h", "web2", "-S", "huge", "-L", "1e30")
+        fixed = wait_for(lambda: len(r := riemann_query(rport, 'host = "web2"')) == 2 and r, what="2 odd entries")
+        assert {e["service"]: e["ttl"] for e in fixed} == {"negative": 60, "huge": 365 * 86400}
+        assert server.metrics()["index"]["bad_ttl"] == 1 and server.metrics()["index"]["clamped_ttl"] == 1
         # the command line, over HTTP
         cli = subprocess.run([sys.executable, "-m", "streams.cli", "query", 'service = "disk"',
                               "--url", f"http://127.0.0.1:{hport}"], capture_output=True, text=True, timeout=TIMEOUT)
