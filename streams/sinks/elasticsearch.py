@@ -137,7 +137,6 @@ class ElasticsearchSink:
         # with backoff until it succeeds: a document indexed before its template is mapped wrong
         self._prepare = prepare
         self._stop = threading.Event()
-        self._idle = threading.Event()
         self._up: bool | None = None
         self._thread = threading.Thread(target=self._run, name="es-sender", daemon=True)
         self._thread.start()
@@ -208,9 +207,8 @@ class ElasticsearchSink:
         while not self._stop.is_set():
             records, pos = self.spool.read(s.batch_size, s.batch_bytes, wait=s.flush_seconds)
             if not records:
-                self._idle.set()
+                self._stop.wait(0.05)  # never a busy loop, whatever the spool's byte count says
                 continue
-            self._idle.clear()
             if not self._deliver(records):
                 break  # stopping: the undelivered records stay in the spool (not committed)
             self.spool.commit(pos)

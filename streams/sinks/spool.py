@@ -152,6 +152,8 @@ class Spool:
             freed += pos.offset - (old.offset if pos.segment == old.segment else 0)
             self._read = pos
             self.bytes = max(0, self.bytes - freed)
+            if pos.segment == self._write_segment and pos.offset >= self._written:
+                self.bytes = 0  # caught up with the writer: whatever the arithmetic says
             self._save_position(pos)
             self._cond.notify_all()
 
