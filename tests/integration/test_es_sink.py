@@ -136,7 +136,8 @@ def test_elasticsearch_stopped_mid_replay_every_event_indexed_once(tmp_path, es,
             (big / f"{k}-{f}").write_text((SAMPLES / f).read_text().replace(" mx1 ", f" mx{k} "))
     p = replay(tmp_path / "out", elasticsearch_url, big, wait=False,
                extra=("--config", str(_small_batches(tmp_path))))
-    wait_for(lambda: count(es, "streams-*") > 0, timeout=60, what="the first documents")
+    wait_for(lambda: count(es, "streams-*") > 0, timeout=120, what="the first documents")
+    assert p.poll() is None, "the replay ended before Elasticsearch could be stopped"
     es_server.stop()
     time.sleep(3)
     es_server.start()
@@ -153,7 +154,8 @@ def test_elasticsearch_stopped_mid_replay_every_event_indexed_once(tmp_path, es,
 
 def _small_batches(tmp: Path) -> Path:
     cfg = tmp / "es.toml"
-    cfg.write_text("[output.elasticsearch]\nbatch_size = 200\nflush_seconds = 0.2\nbackoff_max = 2.0\n")
+    # small requests: the replay is still delivering when Elasticsearch goes away
+    cfg.write_text("[output.elasticsearch]\nbatch_size = 50\nflush_seconds = 0.2\nbackoff_max = 2.0\n")
     return cfg
 
 
