@@ -6,7 +6,8 @@ naive full scan, and bytes per entry. Run pinned to one core:
     taskset -c 1 .venv/bin/python bench/index_bench.py [--entries 1000000]
 
 Prints a table and writes bench/results/index.json. Events are built before the clock
-starts (building them is the parser's cost, not the index's).
+starts (building them is the parser's cost, not the index's); in the insert and update runs
+they stay referenced, so freeing replaced events is not timed there (it is in `mixed`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ _SHARE = [0.0, 0.0]  # wall, cpu seconds over all timed sections
 
 def timed(fn) -> float:
     gc.collect()
-    gc.disable()  # the index allocates millions of tuples: keep the cyclic GC out of the numbers
+    gc.disable()  # the index allocates millions of objects: keep the cyclic GC out of the numbers
     try:
         t, c = time.perf_counter(), time.process_time()
         fn()
@@ -62,61 +63,90 @@ def timed(fn) -> float:
 
 
 def bench_insert_update(ks: list[tuple[str, str]], repeat: int) -> dict:
+    """n distinct keys into an empty index; then n updates moving every deadline later (the
+    usual case: rewritten in place), then n moving it earlier (each queued again)."""
     first = [event(h, s, T0) for h, s in ks]
     later = [event(h, s, T0 + 5) for h, s in ks]
-    best_ins = best_upd = float("inf")
-    rebuilds = 0
+    best_ins = best_later = best_earlier = float("inf")
     for _ in range(repeat):
         idx = TTLIndex(ManualClock(T0), max_entries=len(ks))
         best_ins = min(best_ins, timed(lambda idx=idx: idx.insert_many(first)))
-
-        def updates(idx=idx):  # 3 passes: 3n updates, one heap rebuild (stale > 2x live) amortized in
-            idx.insert_many(later)
-            idx.insert_many(first)
-            idx.insert_many(later)
-        best_upd = min(best_upd, timed(updates))
-        rebuilds = idx.stats["rebuilds"]
+        best_later = min(best_later, timed(lambda idx=idx: idx.insert_many(later)))
+        best_earlier = min(best_earlier, timed(lambda idx=idx: idx.insert_many(first)))
         assert len(idx) == len(ks)
         del idx
     n = len(ks)
-    return {"insert_distinct_per_s": n / best_ins, "update_per_s": 3 * n / best_upd,
-            "update_rebuilds": rebuilds}
+    return {"insert_distinct_per_s": n / best_ins, "update_later_per_s": n / best_later,
+            "update_earlier_per_s": n / best_earlier}
 
 
-def bench_mixed(n: int, seconds: int, reap_every: int, seed: int = 7) -> dict:
-    """A steady stream: the index starts with n entries whose deadlines are spread over the
-    next 60 s; every simulated second brings `rate` events on keys drawn from 1.2 n keys
-    (updates, new keys, keys that come back), and the reaper runs every `reap_every` s."""
+def _stream(n: int, seconds: int, reap_every: int, seed: int, bare: bool) -> tuple[int, int, int, float]:
     rnd = random.Random(seed)
     space = keys(int(n * 1.2))
     clock = ManualClock(T0)
     idx = TTLIndex(clock, max_entries=2 * n)
-    idx.insert_many([event(h, s, T0 - rnd.uniform(0, 60)) for h, s in space[:n]])
+    latest: dict = {}
+    pre = [event(h, s, T0 - rnd.uniform(0, 60)) for h, s in space[:n]]
+    if bare:
+        latest.update(((e.host, e.service), e) for e in pre)
+    else:
+        idx.insert_many(pre)
+    del pre
+
+    def put(batch: list[Event]) -> None:
+        for e in batch:
+            latest[(e.host, e.service)] = e
+
+    insert = put if bare else idx.insert_many
     rate = n // 20
     total = 0.0
     expired = events = 0
     for sec in range(1, seconds + 1):
         clock.set(T0 + sec)
         batch = [event(*space[rnd.randrange(len(space))], T0 + sec) for _ in range(rate)]
-        total += timed(lambda batch=batch: idx.insert_many(batch))
+        total += timed(lambda batch=batch: insert(batch))
+        del batch
         events += rate
-        if sec % reap_every == 0:
+        if sec % reap_every == 0 and not bare:
             out: list = []
             total += timed(lambda out=out: out.extend(idx.expire()))
             expired += len(out)
-    return {"mixed_events": events, "mixed_expired": expired, "mixed_entries_at_end": len(idx),
-            "mixed_events_per_s": events / total, "mixed_ops_per_s": (events + expired) / total}
+            del out
+    return events, expired, len(latest) if bare else len(idx), total
 
 
-def naive_scan(idx: TTLIndex, now: float, default_ttl: float = 60.0) -> list[Event]:
-    """What a reaper without a deadline queue does (Riemann's own `expire` walks the whole
-    index): check every entry, build the expired events (entries left in place, so it can
-    be repeated; deleting 1 % would add little)."""
-    out = []
+def bench_mixed(n: int, seconds: int, reap_every: int, seed: int = 7) -> dict:
+    """A steady stream: the index starts with n entries whose deadlines are spread over the
+    next 60 s; every simulated second brings n/20 events on keys drawn from 1.2 n keys
+    (updates, new keys, keys that come back), and the reaper runs every `reap_every` s.
+    Replaced and expired events are freed inside the timed sections, as in the pipeline.
+    Next to it, the same stream into a bare dict (latest event per key, no TTL, no expiry):
+    the floor set by the memory traffic of random keys on this machine."""
+    events, expired, size, total = _stream(n, seconds, reap_every, seed, bare=False)
+    bare_events, _, _, bare_total = _stream(n, seconds, reap_every, seed, bare=True)
+    return {"mixed_events": events, "mixed_expired": expired, "mixed_entries_at_end": size,
+            "mixed_events_per_s": events / total, "mixed_ops_per_s": (events + expired) / total,
+            "mixed_bare_dict_events_per_s": bare_events / bare_total}
+
+
+def naive_scan(idx: TTLIndex, now: float, default_ttl: float = 60.0) -> list[tuple]:
+    """The check a reaper without a deadline queue makes (Riemann's own `expire` walks the
+    whole index): every entry's `now - time > ttl`, read only."""
+    due = []
     for ev in idx.events():
         ttl = ev.ttl if ev.ttl is not None else default_ttl
         if now - ev.time > ttl:
-            out.append(expired_event(ev.host, ev.service, now))
+            due.append((ev.host, ev.service))
+    return due
+
+
+def naive_reaper(idx: TTLIndex, now: float) -> list[Event]:
+    """The whole job done that way: the scan, then removing the due entries and building
+    their expired events, as `expire()` does."""
+    out = []
+    for host, service in naive_scan(idx, now):
+        idx.delete(host, service)
+        out.append(expired_event(host, service, now))
     return out
 
 
@@ -124,30 +154,32 @@ def bench_reaper(ks: list[tuple[str, str]], repeat: int, layout: str) -> dict:
     """One reaper pass over n entries with 1 % due, next to a naive full scan of the same index.
 
     `steady`: an index that has been running: every key first seen in key order, then each
-    updated once in random order (time = arrival, one TTL), stale items already reaped. The
+    updated once in random order (time = arrival, one TTL), the entries already moved to
+    their current deadline's bucket by an earlier reaper pass. The
     due entries are the oldest updates (neighbours in memory); the scan walks the dict in
     first-seen order, so it meets events in a random order, as it would in production.
     `random`: one insert per key, TTLs spread over 100 s: the due entries are scattered in
     memory (every one a cache miss: the worst case for the queue) while the scan meets the
     events in the order they were allocated (its best case)."""
     n = len(ks)
-    rnd = random.Random(3)
-    if layout == "steady":
-        first = [event(h, s, T0 - 200.0, ttl=60.0) for h, s in ks]
-        order = list(range(n))
-        rnd.shuffle(order)
-        evs = [event(*ks[j], T0 + i * 100.0 / n, ttl=60.0) for i, j in enumerate(order)]
-        now = T0 + 61.0
-    else:
-        first = []
-        evs = [event(h, s, T0, ttl=(i * 7919 % n) * 100.0 / n) for i, (h, s) in enumerate(ks)]
-        now = T0 + 1.0
-    best_exp = best_scan = float("inf")
-    for _ in range(repeat):
+    order = list(range(n))
+    random.Random(3).shuffle(order)
+    now = T0 + 61.0 if layout == "steady" else T0 + 1.0
+    best_exp = best_scan = best_reap = float("inf")
+
+    def build() -> TTLIndex:
+        """The index is the events' only owner, as in the pipeline: expiry frees them."""
         idx = TTLIndex(ManualClock(T0), max_entries=n)
-        idx.insert_many(first)
-        idx.insert_many(evs)
-        assert idx.expire(T0 - 1.0) == []  # reaps the stale items of the first pass, if any
+        if layout == "steady":
+            idx.insert_many([event(h, s, T0 - 200.0, ttl=60.0) for h, s in ks])
+            idx.insert_many([event(*ks[j], T0 + i * 100.0 / n, ttl=60.0) for i, j in enumerate(order)])
+            assert idx.expire(T0 - 1.0) == []  # the pass that moves the updated entries
+        else:
+            idx.insert_many([event(h, s, T0, ttl=(i * 7919 % n) * 100.0 / n) for i, (h, s) in enumerate(ks)])
+        return idx
+
+    for _ in range(repeat):
+        idx = build()
         before = idx.stats["examined"], idx.stats["bucket_pops"]
         scanned: list = []
         best_scan = min(best_scan, timed(lambda idx=idx, scanned=scanned: scanned.extend(naive_scan(idx, now))))
@@ -156,14 +188,20 @@ def bench_reaper(ks: list[tuple[str, str]], repeat: int, layout: str) -> dict:
         examined, pops = idx.stats["examined"] - before[0], idx.stats["bucket_pops"] - before[1]
         due = len(got)
         assert abs(due - n // 100) <= 1 and len(scanned) == due, (due, len(scanned))
-        del idx
+        del idx, got
+        idx = build()
+        reaped: list = []
+        best_reap = min(best_reap, timed(lambda idx=idx, reaped=reaped: reaped.extend(naive_reaper(idx, now))))
+        assert len(reaped) == due
+        del idx, reaped
     p = f"reaper_{layout}_"
     return {p + "due": due, p + "examined": examined, p + "bucket_pops": pops, p + "expire_s": best_exp,
-            p + "naive_scan_s": best_scan, p + "cost_vs_scan": best_exp / best_scan}
+            p + "naive_scan_s": best_scan, p + "naive_reaper_s": best_reap,
+            p + "expire_vs_scan": best_exp / best_scan, p + "expire_vs_naive_reaper": best_exp / best_reap}
 
 
 def bench_memory(ks: list[tuple[str, str]]) -> dict:
-    """tracemalloc: the index's own structures (dict, heap, tuples, deadlines) with the events
+    """tracemalloc: the index's own structures (dict, entries, buckets, deadlines) with the events
     already allocated, then the events themselves (as the parser builds them)."""
     n = len(ks)
     gc.collect()

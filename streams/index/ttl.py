@@ -24,25 +24,29 @@ or a snapshot shows is what the reaper uses; a missing `ttl` stays None (default
 Expiry cost is proportional to the due entries, not to the index. Entries are queued by
 deadline in buckets `resolution` seconds wide (0.1 s by default); a heapq of bucket numbers
 says which bucket comes next. `expire()` pops only the buckets that have started and checks
-each entry's own deadline, so it examines the due entries plus the not yet due part of the
-one bucket `now` falls in. Why not a heapq with one (deadline, seq, key) item per entry: it
-was measured first; at 1M entries each pop sifts through ~20 cache-missing levels (~7 us),
-and a pass with 1 % due cost ~80 % of a full scan. Here the heap holds buckets (hundreds for
-the usual few TTLs), and the entries of a bucket are a flat list walk. Sparse deadlines (many
-distinct long TTLs) degrade gracefully towards one bucket per entry, i.e. a heap of floats.
+each entry's own deadline, so it examines the due entries, the not yet due part of the one
+bucket `now` falls in, and the entries moved as described next. Why not a heapq with one
+(deadline, seq, key) item per entry: it was measured first; at 1M entries each pop sifts
+through ~20 cache-missing levels (~7 us), and a pass with 1 % due cost ~80 % of a full scan.
+Here the heap holds buckets (hundreds for the usual few TTLs) and the entries of a bucket are
+a flat list walk. Sparse deadlines (many distinct long TTLs) degrade gracefully towards one
+bucket per entry, i.e. a heap of floats.
 
-Lazy invalidation: a replaced or deleted entry leaves its queued item behind, marked stale
-by dropping its event (so a replaced event is freed at once, not when its bucket is reaped);
-stale items are skipped, and discarded, when met. When stale items exceed twice the live
-ones the buckets are rebuilt from the dict: O(n) once per 2n stale items. A bucket wholly
-before `now` needs no deadline check: `d // r < now // r` implies `d < now`.
+Updates are lazy: an update that moves a deadline later (the usual case: a host reports
+again) only rewrites the entry in place and queues nothing; its bucket, chosen for an
+earlier deadline, is still early enough. When that bucket comes due the entry is found not
+due and moved to the bucket of its current deadline (`requeued`): at most one move per entry
+per TTL however often it is updated, and no garbage. Only a deadline moved earlier needs a
+new entry, queued in its own bucket, the old one left behind stale (as a delete leaves one).
+Stale references are skipped when met; when they exceed twice the live entries the buckets
+are rebuilt from the dict, O(n) once per 2n stale references.
 
 Bounded: at `max_entries`, inserting a new key evicts an entry of the earliest bucket, i.e.
-with the earliest deadline to within `resolution`, in O(1) amortized: the one closest to
-expiry carries the least remaining information (it may be the new event itself). If that
-entry is already due it is not lost: its expired event comes out of the next `expire()`
-(counted as `expired`, unless the key was inserted again meanwhile); otherwise it counts as
-`evicted`.
+with the earliest deadline to within `resolution`, in O(1) amortized (entries met there whose
+deadline was moved later are requeued instead). The entry closest to expiry carries the
+least remaining information; it may be the new event itself. If it is already due it is not
+lost: its expired event comes out of the next `expire()` (counted as `expired`, unless the
+key was inserted again meanwhile); otherwise it counts as `evicted`.
 Evictions and bad values are logged at most once per `log_interval` seconds of the clock.
 """
 
@@ -75,13 +79,22 @@ _dumps = orjson.dumps
 _loads = orjson.loads
 _DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 _STATS = ("inserted", "updated", "deleted", "expired", "evicted", "bad_ttl", "clamped_ttl", "bad_time",
-          "examined", "stale_skipped", "bucket_pops", "rebuilds", "saved", "save_errors", "loaded",
-          "load_errors")
+          "examined", "requeued", "stale_skipped", "bucket_pops", "rebuilds", "saved", "save_errors",
+          "loaded", "load_errors")
 
-# An item is [deadline, key, event | None]: the dict maps key -> the very list queued in its
-# bucket; event None marks it stale. A list: mutable, and cheaper to build than a slotted object.
 Key = tuple[str | None, str | None]
-Item = list[Any]
+
+
+class _Entry:
+    """What the dict maps a key to, and what the buckets queue: a live entry (`event` not None)
+    sits in exactly one bucket, never later than its deadline's. `event` None: the entry was
+    replaced or deleted, and the reference left in a bucket is stale."""
+
+    __slots__ = ("deadline", "key", "event")
+
+    deadline: float
+    key: Key
+    event: Event | None
 
 
 def expired_event(host: str | None, service: str | None, now: float) -> Event:
@@ -130,10 +143,10 @@ class TTLIndex:
         if not 0.0 < resolution < math.inf:
             raise ValueError(f"resolution must be positive and finite, not {resolution!r}")
         self._clock = clock
-        self._entries: dict[Key, Item] = {}
-        self._buckets: dict[float, list[Item]] = {}  # deadline // resolution -> items
+        self._entries: dict[Key, _Entry] = {}
+        self._buckets: dict[float, list[_Entry]] = {}  # bucket number (deadline // resolution) -> entries
         self._heap: list[float] = []  # the bucket numbers, each once
-        self._queued = 0  # items in buckets, live and stale
+        self._queued = 0  # references in buckets, live and stale
         self._pending: list[Key] = []  # due entries pushed out by eviction, reported by expire()
         self._logged: dict[str, tuple[float, int]] = {}
         self.default_ttl = float(default_ttl)
@@ -169,7 +182,20 @@ class TTLIndex:
                 deadline = self._fix_time(ev, ttl)
         except TypeError:
             deadline = self._fix_time(ev, ttl)
-        item = [deadline, key, ev]
+        entries = self._entries
+        old = entries.get(key)
+        if old is not None:
+            self.stats["updated"] += 1
+            if deadline >= old.deadline:  # the usual case: moved when its bucket comes due, if still live
+                old.deadline = deadline
+                old.event = ev
+                return
+            old.event = None  # its bucket may be too late for the new deadline: a new entry takes over
+        item = _new(_Entry)
+        item.deadline = deadline
+        item.key = key
+        item.event = ev
+        entries[key] = item
         bucket = deadline // self.resolution
         queue = self._buckets.get(bucket)
         if queue is None:
@@ -177,19 +203,13 @@ class TTLIndex:
             heappush(self._heap, bucket)
         else:
             queue.append(item)
-        self._queued = queued = self._queued + 1
-        entries = self._entries
-        old = entries.get(key)
-        entries[key] = item
+        self._queued += 1
         if old is None:
             self.stats["inserted"] += 1
             if len(entries) > self.max_entries:
                 self._evict()
-        else:
-            old[2] = None
-            self.stats["updated"] += 1
-            if queued > 3 * len(entries):
-                self._rebuild()
+        elif self._queued > 3 * len(entries):
+            self._rebuild()
 
     def insert_many(self, events: Iterable[Event]) -> None:
         insert = self.insert
@@ -197,11 +217,11 @@ class TTLIndex:
             insert(ev)
 
     def delete(self, host: str | None, service: str | None) -> bool:
-        """Remove a key; its queued item goes stale. True when the key was present."""
+        """Remove a key; its queued reference goes stale. True when the key was present."""
         old = self._entries.pop((host, service), None)
         if old is None:
             return False
-        old[2] = None
+        old.event = None
         self.stats["deleted"] += 1
         if self._queued > 3 * len(self._entries):
             self._rebuild()
@@ -210,8 +230,9 @@ class TTLIndex:
     def expire(self, now: float | None = None) -> list[Event]:
         """Remove every due entry; return one `state="expired"` event per entry removed.
 
-        Looks only at the buckets that have started by `now`: O(due + stale met + the not yet
-        due part of the bucket `now` falls in), never a scan of the index.
+        Looks only at the buckets that have started by `now`: O(due + stale met + entries
+        updated since they were queued + the not yet due part of the bucket `now` falls in),
+        never a scan of the index. `stats["examined"]` counts what was looked at.
         """
         if now is None:
             now = self._clock.now()
@@ -222,44 +243,59 @@ class TTLIndex:
                 if key not in entries:  # not re-inserted since its eviction
                     out.append(expired_event(key[0], key[1], now))
             self._pending = []
-        limit = now // self.resolution  # floor division is monotonic: a due item's bucket is <= limit
+        res = self.resolution
+        limit = now // res  # floor division is monotonic: a due entry's bucket is <= limit
         examined = pops = due = waiting = 0
-        kept: list[tuple[float, list[Item]]] = []
+        kept: list[tuple[float, list[_Entry]]] = []
+        moved: dict[float, list[_Entry]] = {}
         while heap and heap[0] <= limit:
             bucket = heappop(heap)
             queue = buckets.pop(bucket)
             pops += 1
             examined += len(queue)
-            if bucket < limit:  # wholly before now: every live item is due
-                for item in queue:
-                    if item[2] is not None:
-                        key = item[1]
-                        del entries[key]
-                        out.append(expired_event(key[0], key[1], now))
-                        due += 1
-                continue
             keep = []
             for item in queue:
-                if item[2] is not None:
-                    if item[0] < now:
-                        key = item[1]
-                        del entries[key]
-                        out.append(expired_event(key[0], key[1], now))
-                        due += 1
+                if item.event is None:
+                    continue  # stale: replaced, deleted or expired
+                deadline = item.deadline
+                if deadline < now:
+                    key = item.key
+                    del entries[key]  # its only queue reference is dropped with this bucket
+                    out.append(expired_event(key[0], key[1], now))
+                    due += 1
+                    continue
+                new = deadline // res
+                if new == bucket:
+                    keep.append(item)
+                else:  # updated since it was queued
+                    later = moved.get(new)
+                    if later is None:
+                        moved[new] = [item]
                     else:
-                        keep.append(item)
+                        later.append(item)
             if keep:
                 kept.append((bucket, keep))
                 waiting += len(keep)
-        for bucket, keep in kept:  # pushed back after the loop, or the loop would meet them again
+        # put back after the loop, or the loop would meet them again
+        for bucket, keep in kept:
             buckets[bucket] = keep
             heappush(heap, bucket)
+        n_moved = 0
+        for bucket, items in moved.items():
+            n_moved += len(items)
+            queue = buckets.get(bucket)
+            if queue is None:
+                buckets[bucket] = items
+                heappush(heap, bucket)
+            else:
+                queue.extend(items)
         stats = self.stats
         stats["examined"] += examined
         stats["bucket_pops"] += pops
-        stats["stale_skipped"] += examined - due - waiting
+        stats["requeued"] += n_moved
+        stats["stale_skipped"] += examined - due - waiting - n_moved
         stats["expired"] += len(out)
-        self._queued -= examined - waiting
+        self._queued -= examined - waiting - n_moved
         if self._queued > 3 * len(entries):  # expiry removes live entries faster than stale items
             self._rebuild()
         return out
@@ -274,20 +310,20 @@ class TTLIndex:
 
     def get(self, host: str | None, service: str | None) -> Event | None:
         item = self._entries.get((host, service))
-        return None if item is None else item[2]
+        return None if item is None else item.event
 
     def deadline(self, host: str | None, service: str | None) -> float | None:
         item = self._entries.get((host, service))
-        return None if item is None else item[0]
+        return None if item is None else item.deadline
 
     def events(self) -> Iterator[Event]:
         """The current events; iterates a copy, so inserts and expiry may run meanwhile."""
         for item in list(self._entries.values()):
-            yield item[2]
+            yield item.event  # type: ignore[misc]  # live entries always hold one
 
     def search(self, predicate: Callable[[Event], bool]) -> list[Event]:
         """Events for which `predicate` is true (a predicate that raises propagates)."""
-        return [item[2] for item in list(self._entries.values()) if predicate(item[2])]
+        return [ev for ev in self.events() if predicate(ev)]
 
     # -- persistence --------------------------------------------------------------------
 
@@ -309,7 +345,7 @@ class TTLIndex:
                 w = f.write
                 w(_dumps({"snapshot": SNAPSHOT_VERSION, "saved_at": self._clock.now()}, option=_DUMP_OPTS))
                 for item in items:
-                    ev = item[2]
+                    ev = item.event
                     try:
                         line = _dumps({"time": ev.time, "host": ev.host, "service": ev.service,
                                        "state": ev.state, "metric": ev.metric, "ttl": ev.ttl,
@@ -380,7 +416,7 @@ class TTLIndex:
                         continue
                     seen += 1
                     cur = entries.get((ev.host, ev.service))
-                    if cur is not None and cur[2].time >= ev.time:
+                    if cur is not None and cur.event.time >= ev.time:
                         continue
                     self.insert(ev)
                     restored += 1
@@ -418,44 +454,54 @@ class TTLIndex:
         return t + ttl
 
     def _evict(self) -> None:
-        """Drop a live entry of the earliest bucket (stale items met on the way go too)."""
-        entries, buckets, heap = self._entries, self._buckets, self._heap
-        popped = 0
-        while True:
+        """Drop a live entry of the earliest bucket. Stale references met on the way go;
+        entries whose deadline was moved later go to their bucket (always a later one)."""
+        entries, buckets, heap, res = self._entries, self._buckets, self._heap, self.resolution
+        popped = moved = 0
+        victim = None
+        while victim is None:
             bucket = heap[0]
             queue = buckets[bucket]
-            item = None
             while queue:
+                item = queue.pop()
                 popped += 1
-                if queue[-1][2] is not None:
-                    item = queue.pop()
+                if item.event is None:
+                    continue
+                new = item.deadline // res
+                if new == bucket:
+                    victim = item
                     break
-                queue.pop()
+                later = buckets.get(new)
+                if later is None:
+                    buckets[new] = [item]
+                    heappush(heap, new)  # new > bucket: heap[0] stays this bucket
+                else:
+                    later.append(item)
+                moved += 1
             if not queue:
                 heappop(heap)
                 del buckets[bucket]
                 self.stats["bucket_pops"] += 1
-            if item is not None:
-                break
-        key = item[1]
+        key = victim.key
         del entries[key]
-        self._queued -= popped
+        self._queued -= popped - moved
         stats = self.stats
         stats["examined"] += popped
-        stats["stale_skipped"] += popped - 1
+        stats["requeued"] += moved
+        stats["stale_skipped"] += popped - moved - 1
         now = self._clock.now()
-        if item[0] < now and len(self._pending) < self.max_entries:
+        if victim.deadline < now and len(self._pending) < self.max_entries:
             self._pending.append(key)  # already due: report it as expired, not as lost
             return
         stats["evicted"] += 1
-        self._report("evicted", "index full, entry with the earliest deadline evicted", item[2], now)
+        self._report("evicted", "index full, entry with the earliest deadline evicted", victim.event, now)
 
     def _rebuild(self) -> None:
-        """Requeue the live entries only."""
+        """Queue each live entry once, in its deadline's bucket; drops every stale reference."""
         res = self.resolution
         self._buckets = buckets = {}
         for item in self._entries.values():
-            bucket = item[0] // res
+            bucket = item.deadline // res
             queue = buckets.get(bucket)
             if queue is None:
                 buckets[bucket] = [item]

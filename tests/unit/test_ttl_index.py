@@ -29,16 +29,17 @@ def index(clock):
 
 
 def check_invariants(index: TTLIndex) -> None:
-    """Every live entry queued exactly once, in its deadline's bucket; stale items hold no event."""
+    """Every live entry queued exactly once, in its own bucket, never later than its deadline's."""
     assert sorted(index._heap) == sorted(index._buckets)
-    live = 0
+    seen = set()
     for bucket, queue in index._buckets.items():
         for item in queue:
-            if item[2] is not None:
-                live += 1
-                assert index._entries[item[1]] is item
-                assert item[0] // index.resolution == bucket
-    assert live == len(index)
+            if item.event is not None:
+                assert id(item) not in seen
+                seen.add(id(item))
+                assert index._entries[item.key] is item
+                assert bucket <= item.deadline // index.resolution
+    assert len(seen) == len(index)
     assert index._queued == sum(map(len, index._buckets.values()))
 
 
@@ -55,6 +56,8 @@ def test_matches_a_naive_full_scan_model(clock):
             ttl = rnd.choice([None, 0, 0.5, 1, 2.5, 10, 40])
             index.insert(ev(*key, time=t, ttl=ttl))
             model[key] = (t, 20 if ttl is None else ttl)
+            if step % 97 == 0:
+                check_invariants(index)
         elif op < 0.8:
             index.insert(ev(*key, state="expired"))
             model.pop(key, None)
@@ -67,17 +70,32 @@ def test_matches_a_naive_full_scan_model(clock):
             assert all(e.time == now and e.state == "expired" for e in out)
             for k in due:
                 del model[k]
+            check_invariants(index)
         assert len(index) == len(model)
     check_invariants(index)
-    assert index.stats["stale_skipped"] > 0
+    assert index.stats["stale_skipped"] > 0 and index.stats["requeued"] > 0
 
 
-def test_replaced_events_are_released_at_once(index):
+def test_updates_are_lazy_and_release_the_replaced_event(index):
     first = ev(time=1000)
     index.insert(first)
-    index.insert(ev(time=1001))
-    stale = [item for q in index._buckets.values() for item in q if item[2] is None]
-    assert len(stale) == 1  # still queued, but no longer holding the replaced event
+    for t in range(1001, 1010):
+        index.insert(ev(time=t))
+    queued = [item for q in index._buckets.values() for item in q]
+    assert len(queued) == 1  # one entry, rewritten in place: nothing queued per update
+    assert queued[0].event is not first and queued[0].event.time == 1009
+    check_invariants(index)
+
+
+def test_a_deadline_moved_earlier_is_queued_again(index):
+    index.insert(ev(time=1000, ttl=100))
+    index.insert(ev(time=1000, ttl=5))
+    assert index._queued == 2 and len(index) == 1  # the first reference is now stale
+    check_invariants(index)
+    index.insert(ev(service="other", time=1000, ttl=500))  # keeps the stale share under the rebuild bound
+    assert len(index.expire(1006.0)) == 1
+    assert index.stats["stale_skipped"] == 0  # the stale one sits in a later bucket, not met yet
+    assert index.expire(1101.0) == [] and index.stats["stale_skipped"] == 1
     check_invariants(index)
 
 
@@ -172,10 +190,12 @@ def test_expire_returns_new_events_with_only_host_service_state_time(index):
 
 def test_updated_entry_with_later_deadline_does_not_expire_early(index):
     index.insert(ev(time=1000, ttl=10))    # deadline 1010
-    index.insert(ev(time=1008, ttl=10))    # deadline 1018: the first item is now stale
+    index.insert(ev(time=1008, ttl=10))    # deadline 1018, still queued in 1010's bucket
     assert index.expire(1012.0) == []
     assert index.get("h1", "cpu").time == 1008
-    assert index.stats["stale_skipped"] == 1
+    assert index.stats["requeued"] == 1    # found not due there, moved to 1018's bucket
+    check_invariants(index)
+    assert index.expire(1018.0) == []
     assert len(index.expire(1018.5)) == 1
     assert index.expire(1100.0) == []  # and is reported once only
 
@@ -187,17 +207,18 @@ def test_updated_entry_with_earlier_deadline_expires_at_the_new_one(index):
     assert index.expire(1101.0) == []
 
 
-def test_stale_items_stay_bounded(clock):
+def test_stale_references_stay_bounded(clock):
     index = TTLIndex(clock)
-    for i in range(100):
-        index.insert(ev(service=f"s{i}", time=1000))
-    for r in range(50):
+    for r in range(50):  # each round moves every deadline earlier: one stale reference per update
         for i in range(100):
-            index.insert(ev(service=f"s{i}", time=1000 + r))
-        assert index._queued <= 3 * len(index)  # stale items never exceed twice the live ones
+            index.insert(ev(service=f"s{i}", time=1000, ttl=1000 - 10 * r))
+        assert index._queued <= 3 * len(index)  # stale references never exceed twice the live ones
     assert index.stats["rebuilds"] >= 1
     check_invariants(index)
-    assert len(index.expire(1000 + 49 + 60.5)) == 100
+    for i in range(50):
+        index.delete("h1", f"s{i}")
+        assert index._queued <= 3 * len(index)
+    assert len(index.expire(1000 + 510.5)) == 50
 
 
 def test_expire_cost_follows_the_due_entries_not_the_index_size(clock):
@@ -238,6 +259,18 @@ def test_full_index_evicts_the_earliest_deadline_and_counts_it(clock, caplog):
     assert len(rec) == 1 and rec[0].kind == "evicted" and rec[0].total == 1 and rec[0].max_entries == 3
     index.insert(ev(service="a", time=1001, ttl=30))  # an update never evicts
     assert index.stats["evicted"] == 1 and len(index) == 3
+
+
+def test_eviction_skips_an_entry_whose_deadline_was_moved_later(clock):
+    index = TTLIndex(clock, max_entries=3)
+    index.insert(ev(service="a", time=1000, ttl=10))
+    index.insert(ev(service="b", time=1000, ttl=20))
+    index.insert(ev(service="c", time=1000, ttl=30))
+    index.insert(ev(service="a", time=1005, ttl=100))  # still queued at 1010, due at 1105
+    index.insert(ev(service="d", time=1000, ttl=40))
+    assert {e.service for e in index.events()} == {"a", "c", "d"}
+    assert index.stats["evicted"] == 1 and index.stats["requeued"] == 1
+    check_invariants(index)
 
 
 def test_eviction_logging_is_rate_limited(clock, caplog):
