@@ -139,6 +139,7 @@ class LivePipeline:
         self.index = index
         self.clock = clock or SystemClock()
         self.schedule = schedule or Schedule()
+        self._bucket = int(self.schedule.flush) or 10  # seconds per metrics bucket (by arrival)
         self.hostname = socket.gethostname().split(".")[0] or "localhost"
         self.sink: AppendingBulkFileSink | ElasticsearchSink
         if sink is not None:
@@ -330,9 +331,8 @@ class LivePipeline:
         host = (doc.get("host") or {})
         source = host.get("hostname") or host.get("name") or item.listener
         self.sink.write(doc, event_id(f"{source}\0{doc['@timestamp']}", 0, original))
-        flush = int(self.schedule.flush) or 10
         arrived = int(item.received_at)
-        self.metrics.observe(doc, arrived - arrived % flush)
+        self.metrics.observe(doc, arrived - arrived % self._bucket)
         if riemann_metric:
             self.metrics.point(ev.host or "unknown", "riemann", ev.service, ev.metric, ev.time or arrived)
         if self.index is not None and item.listener != INDEX_LISTENER:
@@ -356,7 +356,7 @@ class LivePipeline:
         """Append the points of the intervals that ended (all of them when `final`), with the
         gauges of the interval that just ended; GeoIP gets its look for a new database."""
         now = self.clock.now()
-        flush = int(self.schedule.flush) or 10
+        flush = self._bucket
         current = int(now) - int(now) % flush
         stamp = current - flush
         host, m = self.hostname, self.metrics

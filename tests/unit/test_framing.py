@@ -17,7 +17,7 @@ from streams.protocols.framing import (
     detect_framing,
     strip_eol,
 )
-from tests.fuzz import first_diff
+from tests.fuzz import first_diff, random_chunks
 from tests.fuzz import mutate as _mutate
 
 FAIL2BAN = b"2024-01-02 03:04:05,678 fail2ban.actions [1]: NOTICE [sshd] Ban 1.2.3.4"
@@ -370,17 +370,6 @@ def _framed(framer, chunks, max_size, data):
         raise AssertionError(f"end_of_stream raised {e!r}; input {data!r}") from e
     return frames
 
-
-def random_chunks(rng, data: bytes) -> list[bytes]:
-    if len(data) < 2:
-        return [data]
-    if rng.random() < 0.1:
-        return [data[i:i + 1] for i in range(len(data))]
-    cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 8))))
-    if rng.random() < 0.1:
-        cuts.append(rng.choice(cuts))                  # an empty read in between
-        cuts.sort()
-    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
 
 def check_stream(data: bytes, rng, factory=SyslogFramer, max_size: int = 64):

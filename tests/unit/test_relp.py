@@ -18,7 +18,7 @@ from streams.protocols.relp import (
     next_txnr,
     parse_offers,
 )
-from tests.fuzz import first_diff
+from tests.fuzz import first_diff, random_chunks
 from tests.fuzz import mutate as _mutate
 
 LIBRELP = "librelp,1.11.0,http://librelp.adiscon.com"
@@ -435,17 +435,6 @@ def _fed(conn, chunks, max_frame, data):
         assert conn.buffered <= max_frame + HEADER_MAX, f"buffer {conn.buffered} bytes; input {data!r}"
     return events
 
-
-def random_chunks(rng, data: bytes) -> list[bytes]:
-    if len(data) < 2:
-        return [data]
-    if rng.random() < 0.1:
-        return [data[i:i + 1] for i in range(len(data))]
-    cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 8))))
-    if rng.random() < 0.1:
-        cuts.append(rng.choice(cuts))                  # an empty read in between
-        cuts.sort()
-    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
 
 def check_session(data: bytes, rng, factory=RelpServerConnection, max_frame=FUZZ_MAX_FRAME):
