@@ -212,9 +212,55 @@ class TTLIndex:
             self._rebuild()
 
     def insert_many(self, events: Iterable[Event]) -> None:
+        """`insert()` for each event, with the two usual cases inlined: a float time and a
+        float (or no) TTL, for a key seen before with a later deadline, or a new key. At
+        200,000 events/s a method call and the attribute lookups per event are a tenth
+        of the budget. Everything else goes through `insert()`."""
         insert = self.insert
-        for ev in events:
-            insert(ev)
+        entries = self._entries
+        get = entries.get
+        buckets = self._buckets
+        heap = self._heap
+        default_ttl, max_ttl, res, bound = self.default_ttl, self.max_ttl, self.resolution, self.max_entries
+        updated = inserted = 0
+        try:
+            for ev in events:
+                ttl = ev.ttl
+                if ttl is None:
+                    ttl = default_ttl
+                t = ev.time
+                if (ttl.__class__ is float and 0.0 <= ttl <= max_ttl and t.__class__ is float
+                        and ev.state != "expired" and (deadline := t + ttl) - deadline == 0.0):
+                    key = (ev.host, ev.service)
+                    old = get(key)
+                    if old is None:
+                        item = _new(_Entry)
+                        item.deadline = deadline
+                        item.key = key
+                        item.event = ev
+                        entries[key] = item
+                        bucket = deadline // res
+                        queue = buckets.get(bucket)
+                        if queue is None:
+                            buckets[bucket] = [item]
+                            heappush(heap, bucket)
+                        else:
+                            queue.append(item)
+                        self._queued += 1
+                        inserted += 1
+                        if len(entries) > bound:
+                            self._evict()
+                        continue
+                    if deadline >= old.deadline:
+                        old.deadline = deadline
+                        old.event = ev
+                        updated += 1
+                        continue
+                insert(ev)
+                buckets, heap = self._buckets, self._heap  # a rebuild replaces them
+        finally:
+            self.stats["updated"] += updated
+            self.stats["inserted"] += inserted
 
     def delete(self, host: str | None, service: str | None) -> bool:
         """Remove a key; its queued reference goes stale. True when the key was present."""
@@ -236,16 +282,21 @@ class TTLIndex:
         """
         if now is None:
             now = self._clock.now()
+        keys = [key for key in self._pending if key not in self._entries]  # not re-inserted since evicted
+        self._pending = []
+        keys += [item.key for item in self.take_due(now)]
+        out = [expired_event(host, service, now) for host, service in keys]
+        self.stats["expired"] += len(out)
+        return out
+
+    def take_due(self, now: float) -> list[_Entry]:
+        """The reaper's pass: unlink the entries due at `now` and return them (their events
+        are freed with the list). `expire()` is this plus building the expired events."""
         entries, buckets, heap = self._entries, self._buckets, self._heap
-        out: list[Event] = []
-        if self._pending:
-            for key in self._pending:
-                if key not in entries:  # not re-inserted since its eviction
-                    out.append(expired_event(key[0], key[1], now))
-            self._pending = []
         res = self.resolution
         limit = now // res  # floor division is monotonic: a due entry's bucket is <= limit
-        examined = pops = due = waiting = 0
+        examined = pops = waiting = 0
+        due: list[_Entry] = []
         kept: list[tuple[float, list[_Entry]]] = []
         moved: dict[float, list[_Entry]] = {}
         while heap and heap[0] <= limit:
@@ -259,10 +310,8 @@ class TTLIndex:
                     continue  # stale: replaced, deleted or expired
                 deadline = item.deadline
                 if deadline < now:
-                    key = item.key
-                    del entries[key]  # its only queue reference is dropped with this bucket
-                    out.append(expired_event(key[0], key[1], now))
-                    due += 1
+                    del entries[item.key]  # its only queue reference is dropped with this bucket
+                    due.append(item)
                     continue
                 new = deadline // res
                 if new == bucket:
@@ -293,12 +342,11 @@ class TTLIndex:
         stats["examined"] += examined
         stats["bucket_pops"] += pops
         stats["requeued"] += n_moved
-        stats["stale_skipped"] += examined - due - waiting - n_moved
-        stats["expired"] += len(out)
+        stats["stale_skipped"] += examined - len(due) - waiting - n_moved
         self._queued -= examined - waiting - n_moved
         if self._queued > 3 * len(entries):  # expiry removes live entries faster than stale items
             self._rebuild()
-        return out
+        return due
 
     # -- reads --------------------------------------------------------------------------
 
