@@ -76,38 +76,6 @@ def test_matches_a_naive_full_scan_model(clock):
     assert index.stats["stale_skipped"] > 0 and index.stats["requeued"] > 0
 
 
-def _snapshot_state(index: TTLIndex) -> tuple:
-    live = sorted((k, item.deadline, id(item.event)) for k, item in index._entries.items())
-    return live, index._queued, {k: v for k, v in index.stats.items()}
-
-
-def test_insert_many_is_a_loop_of_insert(clock):
-    """The inlined fast path of insert_many against insert, on the same random events:
-    float and int TTLs and times, absent/NaN/negative/huge TTLs, expired states, deadlines
-    moved earlier (stale references, rebuilds) and a small bound (evictions)."""
-    rnd = random.Random(7)
-    events = []
-    for _ in range(6000):
-        t = 1000.0 + rnd.choice([0.0, 0.5, -30.0, 12.25]) if rnd.random() < 0.9 else rnd.choice([1000, None, math.nan])
-        ttl = rnd.choice([None, 5.0, 0.5, 60.0, 2.0, 10, 0, -1.0, math.nan, math.inf, 1e30])
-        state = "expired" if rnd.random() < 0.03 else "ok"
-        events.append((f"h{rnd.randrange(40)}", f"s{rnd.randrange(8)}", t, ttl, state))
-    one, many = TTLIndex(clock, max_entries=200), TTLIndex(clock, max_entries=200)
-    for start in range(0, len(events), 500):
-        chunk = events[start:start + 500]
-        for e in chunk:
-            one.insert(ev(e[0], e[1], time=e[2], ttl=e[3], state=e[4]))
-        many.insert_many([ev(e[0], e[1], time=e[2], ttl=e[3], state=e[4]) for e in chunk])
-        check_invariants(one)
-        check_invariants(many)
-        a, b = _snapshot_state(one), _snapshot_state(many)
-        assert [x[:2] for x in a[0]] == [x[:2] for x in b[0]] and a[1:] == b[1:]
-        clock.advance(7.5)
-        assert sorted((e.host, e.service) for e in one.expire()) == sorted((e.host, e.service) for e in many.expire())
-    assert many.stats["evicted"] > 0 and many.stats["rebuilds"] > 0 and many.stats["bad_ttl"] > 0
-    assert many.stats["updated"] > 0 and many.stats["deleted"] > 0
-
-
 def test_take_due_unlinks_the_due_entries_and_hands_them_over(index, clock):
     kept = ev("a", "x", time=1000.0, ttl=100.0)
     due = [ev("b", f"s{i}", time=1000.0, ttl=1.0) for i in range(3)]
