@@ -158,7 +158,9 @@ class ListenersConfig:
 @dataclass
 class RunConfig:
     queue_size: int = 10_000        # events between the listeners and the worker
-    batch_size: int = 500           # events written (and flushed, and acked) together at most
+    # events written (and flushed, and acked) together at most, unless one socket read or
+    # Riemann frame alone holds more (the listeners queue whole reads)
+    batch_size: int = 500
     shutdown_timeout: float = 10.0  # seconds to drain the queue on SIGTERM/SIGINT
 
 

@@ -8,6 +8,7 @@ serialized.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,8 +20,11 @@ _RIEMANN_FIELDS = ("host", "service", "state", "description", "metric", "time", 
 _new = object.__new__
 
 
+@functools.lru_cache(maxsize=4096)
 def format_timestamp(epoch: float) -> str:
-    """ISO 8601 UTC with milliseconds, as Elasticsearch's `date` keeps them."""
+    """ISO 8601 UTC with milliseconds, as Elasticsearch's `date` keeps them. Cached: the
+    events of one Riemann batch or one socket read share their (receive) time, and
+    strftime showed as about a fifth of the live pipeline's time per Riemann event."""
     dt = datetime.fromtimestamp(epoch, UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 

@@ -4,7 +4,9 @@ Every `syslog` frame becomes a record carrying an ack callback. The live pipelin
 it once the record's batch was written by the bulk-file sink and flushed to the OS (see
 `streams.pipeline.live` for the exact guarantee: page cache, not fsync); only then is
 `rsp 200 OK` written (`RelpServerConnection.ack` keeps the replies in txnr order). A
-record that could not be written is answered `500` (the sender keeps it).
+record that could not be written is answered `500` (the sender keeps it). The messages
+of one read go to the queue as one list, and the replies the worker resolves in one
+batch leave in one socket write.
 
 A protocol error is logged with its reason and counted; the offending txnr (when it has
 one) gets a `500`, earlier messages still get their acks, then the connection is closed
@@ -38,6 +40,8 @@ class RelpConnection(Connection):
         self.pending = 0                 # records queued and not yet acked or nak'ed
         self.settled = asyncio.Event()   # pending == 0
         self.settled.set()
+        self._replies: list[bytes] = []  # resolved acks not yet written
+        self._loop = asyncio.get_running_loop()
 
     async def serve(self) -> None:
         relp, listener, stats = self.relp, self.listener, self.stats
@@ -46,54 +50,73 @@ class RelpConnection(Connection):
             data = await self.read()
             if not data:
                 break
-            events = relp.receive_data(data)
+            records: list[Received] = []
             now = listener.clock.now()
-            for ev in events:
+            for ev in relp.receive_data(data):
                 if isinstance(ev, Syslog):
-                    stats["received"] += 1
                     text, problems = decode_line(ev.message)
-                    self.pending += 1
-                    self.settled.clear()
-                    await listener.pipeline.put(Received(name, now, text=text or "", tags=problems, peer=self.peer,
-                                                         ack=self._acker(ev.txnr)))
+                    records.append(Received(name, now, text=text or "", tags=problems, peer=self.peer,
+                                            ack=self._acker(ev.txnr)))
                 elif isinstance(ev, Open):
-                    self.write(relp.answer_open(ev.txnr))
+                    self.send(relp.answer_open(ev.txnr))
                     log.info("session opened", extra={"listener": name, "peer": self.peer_text,
                                                       "software": ev.offers.get("relp_software", "")})
                 elif isinstance(ev, Close):
-                    self.write(relp.answer_close(ev.txnr))   # held back until the earlier acks
+                    self.send(relp.answer_close(ev.txnr))   # held back until the earlier acks
                 elif isinstance(ev, ProtocolError):
                     stats["errors"] += 1
                     log.warning("protocol error, closing the session: %s", ev.reason,
                                 extra={"listener": name, "peer": self.peer_text, "txnr": ev.txnr})
                     if ev.txnr is not None:
-                        self.write(relp.nak(ev.txnr, ev.reason))
+                        self.send(relp.nak(ev.txnr, ev.reason))
+            if records:
+                stats["received"] += len(records)
+                self.pending += len(records)
+                self.settled.clear()
+                await listener.pipeline.put(records)
             await self.drain()
 
     def _acker(self, txnr: int):
         def ack(ok: bool) -> None:
             relp = self.relp
             if ok:
-                self.write(relp.ack(txnr))
+                reply = relp.ack(txnr)
             else:
                 self.stats["nak"] += 1
-                self.write(relp.nak(txnr, NAK_REASON))
+                reply = relp.nak(txnr, NAK_REASON)
+            if reply:
+                if not self._replies:   # the worker resolves a whole batch: one write for it
+                    self._loop.call_soon(self.send_replies)
+                self._replies.append(reply)
             self.pending -= 1
             if not self.pending:
                 self.settled.set()
         return ack
+
+    def send(self, data: bytes) -> None:
+        """Write now, behind the acks still waiting for their batch's write (replies must
+        leave in txnr order)."""
+        self._replies.append(data)
+        self.send_replies()
+
+    def send_replies(self) -> None:
+        if self._replies:
+            data = b"".join(self._replies)
+            self._replies.clear()
+            self.write(data)
 
     async def wait_until_finished(self) -> None:
         # Replies owed for queued messages: the worker will answer them (bounded wait).
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.listener.cfg.idle_timeout):
                 await self.settled.wait()
+        self.send_replies()
         await self.drain()
 
     async def goodbye(self) -> None:
         relp = self.relp
         if relp.is_open and not relp.closing and not relp.failed:
-            self.write(relp.server_close())
+            self.send(relp.server_close())
             await self.drain()
             await self.linger(LINGER_SECONDS)
 

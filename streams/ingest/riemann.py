@@ -1,8 +1,8 @@
 """Riemann over TCP (length-prefixed protobuf `Msg`, one reply per request) and UDP (one
 `Msg` per datagram, no reply), on top of `streams.protocols.riemann`.
 
-TCP: a submission is answered `ok` once all its events are in the queue (the reader waits
-for room, so a full queue slows the client down); a query is answered with the matching
+TCP: a submission is answered `ok` once all its events are in the queue, as one list (the
+reader waits for room, so a full queue slows the client down); a query is answered with the matching
 indexed events (`ok: false` with "no index" when the index is off, "parse error: ..." for a
 bad query, as Riemann answers); a frame that does not decode is answered with an error naming the
 reason and the connection goes on; an oversize length is fatal (the stream cannot be
@@ -60,9 +60,10 @@ class RiemannConnection(Connection):
                     self.write(self.answer(msg.query))
                     continue
                 now = listener.clock.now()
-                for ev in stamp(msg.events, now):
-                    stats["received"] += 1
-                    await listener.pipeline.put(Received(name, now, event=ev, peer=self.peer))
+                peer = self.peer
+                records = [Received(name, now, event=ev, peer=peer) for ev in stamp(msg.events, now)]
+                stats["received"] += len(records)
+                await listener.pipeline.put(records)
                 self.write(ok_reply())
             await self.drain()
 
@@ -98,7 +99,7 @@ class RiemannUdpListener(UdpListener):
             stats["errors"] += 1
             return
         now = self.clock.now()
-        for ev in stamp(msg.events, now):
-            stats["received"] += 1
-            if not self.pipeline.offer(Received(self.name, now, event=ev, peer=addr)):
-                stats["dropped"] += 1
+        records = [Received(self.name, now, event=ev, peer=addr) for ev in stamp(msg.events, now)]
+        stats["received"] += len(records)
+        if not self.pipeline.offer(records):
+            stats["dropped"] += len(records)

@@ -48,20 +48,24 @@ class SyslogTcpConnection(Connection):
         await self._deliver(framer.end_of_stream())
 
     async def _deliver(self, frames: list[Frame]) -> None:
+        """The records of one read go to the queue as one list."""
         if not frames:
             return
-        listener, stats = self.listener, self.stats
+        listener, stats, peer = self.listener, self.stats, self.peer
+        name = listener.name
         now = listener.clock.now()
+        records = []
         for f in frames:
-            stats["received"] += 1
             if f.error:
                 stats["errors"] += 1
-                log.warning("framing error: %s", f.error, extra={"listener": listener.name, "peer": self.peer_text})
-            rec = frame_record(listener.name, f, now, self.peer)
+                log.warning("framing error: %s", f.error, extra={"listener": name, "peer": self.peer_text})
+            rec = frame_record(name, f, now, peer)
             if rec is None:
                 stats["empty"] += 1
-                continue
-            await listener.pipeline.put(rec)
+            else:
+                records.append(rec)
+        stats["received"] += len(frames)
+        await listener.pipeline.put(records)
 
 
 class SyslogTcpListener(TcpListener):
@@ -78,5 +82,5 @@ class SyslogUdpListener(UdpListener):
         rec = frame_record(self.name, frame, self.clock.now(), addr)
         if rec is None:
             stats["empty"] += 1
-        elif not self.pipeline.offer(rec):
+        elif not self.pipeline.offer([rec]):
             stats["dropped"] += 1

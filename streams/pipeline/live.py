@@ -1,8 +1,10 @@
 """The in-process live pipeline: listeners -> bounded queue -> one worker -> sinks.
 
-Listeners (`streams.ingest`) hand over `Received` records; one worker task takes them off
-the queue in batches and runs the same stages as `streams replay`: parse (syslog and RELP
-messages go through `LineParser.parse`; Riemann events are already structured), GeoIP,
+Listeners (`streams.ingest`) hand over lists of `Received` records, one list per socket
+read, frame or datagram (queue operations and counter updates per record were a large
+part of the cost around the parser); one worker task takes whole lists off the queue until
+it holds `batch_size` records and runs the same stages as `streams replay`: parse (syslog
+and RELP messages go through `LineParser.parse`; Riemann events are already structured), GeoIP,
 derived metrics, the TTL index, then the document sink: the Elasticsearch bulk NDJSON
 files in `DIR/elasticsearch`, or, with `[output.elasticsearch] url`, the Elasticsearch
 sink's disk spool (its sender thread delivers from there).
@@ -13,10 +15,10 @@ and the GeoIP databases are checked for a replaced file; every `reap_seconds` th
 due entries come back into the queue as `state: "expired"` events (so they reach the
 outputs and the subscribers); every `snapshot_seconds` the index is saved.
 
-Backpressure: the queue is bounded. A TCP/RELP reader awaits `put()` when it is full, so
-it stops reading its socket and the sender's TCP window closes: nothing is dropped. A UDP
-datagram cannot wait: `offer()` refuses it when the queue is full, and the listener counts
-it as dropped.
+Backpressure: the queue is bounded in records (`RecordQueue`). A TCP/RELP reader awaits
+`put()` when its records do not fit, so it stops reading its socket and the sender's TCP
+window closes: nothing is dropped. A UDP datagram cannot wait: `offer()` refuses it when
+the queue is full, and the listener counts it as dropped.
 
 Delivery guarantee of an ack (RELP `rsp 200`)
 ---------------------------------------------
@@ -42,6 +44,7 @@ import asyncio
 import inspect
 import logging
 import socket
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +84,80 @@ class Received:
     tags: tuple[str, ...] = ()
     peer: Any = None
     ack: Ack | None = None
+
+
+class RecordQueue:
+    """A FIFO of record lists bounded by the number of records, not of lists.
+
+    `put()` waits while the list does not fit (`size + len(records) > maxsize`) unless the
+    queue is empty, so a list larger than the whole queue still goes through, alone: the
+    records held never exceed max(maxsize, the largest list). `join()` waits until every
+    record put was marked done with `task_done(n)`.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._lists: deque[list[Received]] = deque()
+        self._size = 0
+        self._unfinished = 0
+        self._not_empty = asyncio.Event()
+        self._room = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._finished.set()
+
+    def qsize(self) -> int:
+        """Records queued (not yet taken by the worker)."""
+        return self._size
+
+    def _fits(self, n: int) -> bool:
+        return not self._size or self._size + n <= self.maxsize
+
+    async def put(self, records: list[Received]) -> None:
+        while not self._fits(len(records)):
+            self._room.clear()
+            await self._room.wait()
+        self._push(records)
+
+    def put_nowait(self, records: list[Received]) -> bool:
+        if not self._fits(len(records)):
+            return False
+        self._push(records)
+        return True
+
+    def _push(self, records: list[Received]) -> None:
+        n = len(records)
+        self._lists.append(records)
+        self._size += n
+        self._unfinished += n
+        self._finished.clear()
+        self._not_empty.set()
+
+    async def get(self) -> list[Received]:
+        while not self._lists:
+            self._not_empty.clear()
+            await self._not_empty.wait()
+        return self._pop()
+
+    def get_nowait(self, most: int | None = None) -> list[Received] | None:
+        """The next list, if there is one (holding at most `most` records when given)."""
+        lists = self._lists
+        if not lists or (most is not None and len(lists[0]) > most):
+            return None
+        return self._pop()
+
+    def _pop(self) -> list[Received]:
+        records = self._lists.popleft()
+        self._size -= len(records)
+        self._room.set()   # the waiting readers check again whether theirs fits now
+        return records
+
+    def task_done(self, n: int) -> None:
+        self._unfinished -= n
+        if self._unfinished <= 0:
+            self._finished.set()
+
+    async def join(self) -> None:
+        await self._finished.wait()
 
 
 class AppendingBulkFileSink(BulkFileSink):
@@ -149,7 +226,7 @@ class LivePipeline:
             self.sink = AppendingBulkFileSink(output / "elasticsearch", namer)
         self.graphite: MetricsWriter = metrics_sink or GraphiteFileSink(output / "graphite.txt")
         self._tasks: list[asyncio.Task] = []
-        self.queue: asyncio.Queue[Received] = asyncio.Queue(queue_size)
+        self.queue = RecordQueue(queue_size)
         self.batch_size = batch_size
         self.stats = LiveStats()
         self._es = telemetry.component(ES_SINK)
@@ -161,23 +238,27 @@ class LivePipeline:
 
     # -- intake (listeners) --------------------------------------------------------------
 
-    async def put(self, item: Received) -> None:
-        """Queue a record, waiting while the queue is full (TCP/RELP backpressure)."""
-        await self.queue.put(item)
-        c = self.telemetry.component(item.listener)
-        c["accepted"] += 1
-        c["queued"] += 1
+    async def put(self, records: list[Received]) -> None:
+        """Queue the records of one read (all from one listener), waiting while they do
+        not fit (TCP/RELP backpressure)."""
+        if records:
+            await self.queue.put(records)
+            self._count_in(records)
 
-    def offer(self, item: Received) -> bool:
-        """Queue a record if there is room (UDP); False when it had to be dropped."""
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+    def offer(self, records: list[Received]) -> bool:
+        """Queue the records of one datagram if there is room (UDP); False when they had
+        to be dropped."""
+        if not records:
+            return True
+        if not self.queue.put_nowait(records):
             return False
-        c = self.telemetry.component(item.listener)
-        c["accepted"] += 1
-        c["queued"] += 1
+        self._count_in(records)
         return True
+
+    def _count_in(self, records: list[Received]) -> None:
+        c = self.telemetry.component(records[0].listener)
+        c["accepted"] += len(records)
+        c["queued"] += len(records)
 
     # -- the worker ----------------------------------------------------------------------
 
@@ -226,39 +307,45 @@ class LivePipeline:
         queue = self.queue
         has_room = getattr(self.sink, "has_room", None)
         while True:
-            batch = [await queue.get()]
+            records = await queue.get()
             if has_room is not None and not has_room():
                 # the sink's spool is full (its server is down or slow): wait, do not read on;
                 # the queue fills and the listeners stop reading: backpressure, not loss
                 self._es["backpressure_waits"] += 1
                 while not has_room():
                     await asyncio.sleep(0.05)
-            while len(batch) < self.batch_size:
-                try:
-                    batch.append(queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
+            batch = self._take(records)
             try:
                 self.process(batch)
             except Exception:  # never let the worker die: the batch is nak'ed, counted
                 log.exception("batch processing failed")
             finally:
-                for _ in batch:
-                    queue.task_done()
+                queue.task_done(len(batch))
+
+    def _take(self, records: list[Received] | None) -> list[Received]:
+        """`records` and the lists queued behind it that fit in `batch_size` records (whole
+        lists only: one larger list is a batch alone); the listeners' `queued` counters go
+        down as the records leave the queue."""
+        batch: list[Received] = []
+        tele = self.telemetry
+        while records is not None:
+            tele.component(records[0].listener)["queued"] -= len(records)
+            batch += records
+            records = self.queue.get_nowait(self.batch_size - len(batch))
+        return batch
 
     def process(self, batch: list[Received]) -> None:
         """Run the stages over a batch, flush the sink, then resolve the acks."""
         acks: list[tuple[Ack, bool]] = []
-        tele = self.telemetry
         es = self._es
+        one = self._one
+        sent = 0
         for item in batch:
-            c = tele.component(item.listener)
-            c["queued"] -= 1
             ok = True
             try:
-                self._one(item)
+                one(item)
             except Exception as e:
-                c["errors"] += 1
+                self.telemetry.component(item.listener)["errors"] += 1
                 log.error("event could not be processed or written: %s", e,
                           extra={"listener": item.listener, "error": type(e).__name__})
                 # kept in the dead-letter file, it counts as handed on (a RELP sender would
@@ -266,9 +353,10 @@ class LivePipeline:
                 ok = self._dead_letter(item, e)
                 es["dead_lettered" if ok else "failed"] += 1
             else:
-                es["sent"] += 1
+                sent += 1
             if item.ack is not None:
                 acks.append((item.ack, ok))
+        es["sent"] += sent
         try:
             self.sink.flush()
             if self._dlq is not None:
@@ -390,8 +478,9 @@ class LivePipeline:
         assert self.index is not None
         expired = self.index.reap()
         now = self.clock.now()
-        for ev in expired:
-            await self.put(Received(INDEX_LISTENER, now, event=ev))
+        step = self.batch_size  # a mass expiry must not hold the RELP acks of one batch back
+        for i in range(0, len(expired), step):
+            await self.put([Received(INDEX_LISTENER, now, event=ev) for ev in expired[i:i + step]])
         return len(expired)
 
     def save_index(self) -> None:

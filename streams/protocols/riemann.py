@@ -16,6 +16,9 @@ its messages to our Event. The price is correctness work, paid here: unknown fie
 every wire type (including proto2 groups, nested) are skipped as protobuf does, every
 length is bounds-checked, every loop advances, and the test suite cross-checks the bytes
 against `protobuf` itself when it happens to be installed, plus truncation and fuzz runs.
+When `protobuf` is installed on its C backend (upb), the transports below decode with it
+instead (`riemann_upb`, about twice as fast per event); this codec stays the reference
+that decoder falls back to, and the encoder.
 
 Decoding rules (`decode_msg`, `decode_event`)
 ---------------------------------------------
@@ -55,6 +58,9 @@ A non-finite `time` cannot be encoded and raises `ValueError`.
 
 Transports
 ----------
+Both transports decode with `riemann_upb.msg_decoder()`: upb when installed (the same
+results: see that module), else this codec.
+
 * TCP: `RiemannTcpConnection.receive_data(bytes) -> list[Msg | FrameError]`; frames
   are a 4-byte big-endian unsigned length + `Msg`. Every request gets one reply frame:
   `ok_reply()` for a submission (exactly `00 00 00 02 10 01`), `events_reply(events)`
@@ -568,14 +574,17 @@ class RiemannTcpConnection:
     `FrameError`s) back in order. Frames may be split at any byte and several may come
     in one read. Works for either side (a client reads the replies the same way)."""
 
-    __slots__ = ("max_frame", "error", "_buf")
+    __slots__ = ("max_frame", "error", "_buf", "_decode")
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        from .riemann_upb import msg_decoder  # imports this module: not at the top
+
         if max_frame < 0:
             raise ValueError("max_frame must be >= 0")
         self.max_frame = max_frame
         self.error: FrameError | None = None  # set once a fatal error happened
         self._buf = bytearray()
+        self._decode = msg_decoder()   # upb when installed; the same results either way
 
     @property
     def pending(self) -> int:
@@ -603,7 +612,7 @@ class RiemannTcpConnection:
             payload = bytes(buf[pos + 4 : stop])
             pos = stop
             try:
-                out.append(_msg(payload, 0, n))
+                out.append(self._decode(payload))
             except RiemannDecodeError as exc:
                 out.append(FrameError(str(exc)))
         if pos:
@@ -622,6 +631,8 @@ class RiemannTcpConnection:
 def decode_datagram(data: bytes | bytearray | memoryview, max_size: int = UDP_MAX_SIZE) -> Msg:
     """One UDP datagram = one unframed `Msg`; no reply is sent. Raises
     `RiemannDecodeError` for an oversize or malformed datagram."""
+    from .riemann_upb import msg_decoder  # imports this module: not at the top
+
     if len(data) > max_size:
         raise RiemannDecodeError(f"datagram of {len(data)} bytes exceeds max_size {max_size}")
-    return decode_msg(data)
+    return msg_decoder()(_as_bytes(data))

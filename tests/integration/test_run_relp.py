@@ -20,10 +20,18 @@ class RelpClient:
         self.txnr = 0
 
     def send(self, command: str, data: bytes = b"") -> int:
-        self.txnr += 1
-        head = f"{self.txnr} {command} {len(data)}".encode()
-        self.sock.sendall(head + b" " + data + b"\n" if data else head + b"\n")
-        return self.txnr
+        return self.send_all([(command, data)])[0]
+
+    def send_all(self, frames: list[tuple[str, bytes]]) -> list[int]:
+        """The frames in one write (the server reads them together); their txnrs."""
+        out, txnrs = [], []
+        for command, data in frames:
+            self.txnr += 1
+            head = f"{self.txnr} {command} {len(data)}".encode()
+            out.append(head + b" " + data + b"\n" if data else head + b"\n")
+            txnrs.append(self.txnr)
+        self.sock.sendall(b"".join(out))
+        return txnrs
 
     def frame(self) -> tuple[int, str, bytes] | None:
         """The next frame from the server (txnr, command, data), None at EOF."""
@@ -95,6 +103,19 @@ def test_relp_session_acks_only_written_messages(server):
         assert d["source"]["ip"] == "81.2.69.160"
         assert d["source"]["geo"]["country_iso_code"] == "GB"
         assert not d["event"]["original"].endswith("\n")
+
+
+def test_a_window_read_at_once_is_acked_in_order_close_last(server):
+    """The acks of one batch leave in one write; the `close` that came in the same read
+    as the messages is answered after all of them."""
+    c = RelpClient(server.port("relp"))
+    c.open()
+    sent = c.send_all([("syslog", line(i, "window-")) for i in range(40)] + [("close", b"")])
+    replies = [c.frame() for _ in sent]
+    assert replies == [(t, "rsp", b"200 OK") for t in sent[:-1]] + [(sent[-1], "rsp", b"")]
+    assert c.frame() is None
+    c.close()
+    assert len([o for o in originals(server) if "window-" in o]) == 40
 
 
 def test_relp_protocol_error_closes_only_that_session(server):

@@ -31,7 +31,7 @@ def test_full_spool_holds_the_acks_back_until_there_is_room(tmp_path):
     async def scenario() -> None:
         p.start()
         for i in range(6):
-            await p.put(Received("relp", 1764000000.0, text=LINE.format(i), ack=lambda ok, i=i: acks.append(i)))
+            await p.put([Received("relp", 1764000000.0, text=LINE.format(i), ack=lambda ok, i=i: acks.append(i))])
         await asyncio.sleep(0.5)
         held = list(acks)
         # one batch went into the spool (over its limit: nothing is cut in half); the rest waits
