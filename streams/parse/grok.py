@@ -5,7 +5,9 @@ Field names are ECS paths, written `source.ip` or `[source][ip]`. Python group n
 cannot hold dots, so every capture becomes a numbered group and a side table maps it to
 its path and conversion. Several top-level patterns can be compiled into one
 alternation; the wrapper group that closed last (`Match.lastindex`) tells which one
-matched, so a line costs one regex call instead of one per pattern.
+matched, so a line costs one regex call instead of one per pattern. That alternation is
+narrowed per message by the first characters its patterns can start with
+(`KeyedAlternation`), so the call tries only the patterns that can match.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from re import _constants as _C  # the stdlib's regex parser (3.11+), read by `openings`
+from re import _parser as _sre_parser
 from typing import Any
 
 _REF = re.compile(r"%\{(\w+)(?::([\w@.\[\]-]+))?(?::(int|float|integer|string))?\}")
@@ -271,6 +275,125 @@ class Alternation:
         return payload
 
 
+KEY_LEN = 4  # characters of a message that pick its candidate expressions
+_MAX_OPENINGS = 64
+_MAX_STEPS = 10_000
+_REPEATS = (_C.MAX_REPEAT, _C.MIN_REPEAT, _C.POSSESSIVE_REPEAT)
+_ZERO_WIDTH = (_C.AT, _C.ASSERT, _C.ASSERT_NOT)
+
+
+class KeyedAlternation:
+    """An alternation that first narrows its expressions by the text's first KEY_LEN
+    characters, so a line pays only for the expressions that can start like it.
+
+    The possible openings of each expression are derived from its regex at start
+    (`openings`); an expression whose opening is not a small set of literals is a
+    candidate for every key. Per key, the candidates keep their priority order, so the
+    first match is the one the full alternation gives. Keys with the same candidates
+    share one narrowed alternation; any other key gets the wildcards' one."""
+
+    __slots__ = ("regex", "branches", "_by_key", "_other")
+
+    def __init__(self, full: Alternation, opens: list[frozenset[str] | None],
+                 assemble: Callable[[tuple[int, ...]], Alternation]) -> None:
+        self.regex, self.branches = full.regex, full.branches  # the whole alternation, as `Alternation`
+        shared: dict[tuple[int, ...], Alternation | _Lazy | None] = {(): None, tuple(range(len(opens))): full}
+
+        def narrowed(items: tuple[int, ...]) -> Alternation | _Lazy | None:
+            if items not in shared:
+                shared[items] = _Lazy(lambda: assemble(items))
+            return shared[items]
+
+        keys = set().union(*(o for o in opens if o is not None))
+        self._by_key = {k: narrowed(tuple(i for i, o in enumerate(opens) if o is None or k in o)) for k in keys}
+        self._other = narrowed(tuple(i for i, o in enumerate(opens) if o is None))
+
+    def match(self, text: str, doc: dict) -> Any:
+        alt = self._by_key.get(text[:KEY_LEN], self._other)
+        if alt is None:
+            return None
+        m = alt.regex.fullmatch(text)
+        if m is None:
+            return None
+        payload, fill = alt.branches[m.lastindex]
+        fill(m, doc)
+        return payload
+
+
+class _Lazy:
+    """An alternation compiled on first use, so start-up costs only the full one."""
+
+    __slots__ = ("regex", "branches", "_build")
+
+    def __init__(self, build: Callable[[], Alternation]) -> None:
+        self._build = build
+
+    def __getattr__(self, name: str) -> Any:  # called only while `regex` is unset
+        alt = self._build()
+        self.regex, self.branches = alt.regex, alt.branches
+        return getattr(alt, name)
+
+
+class _Open(Exception):
+    """The expression can start with something other than a short set of literals."""
+
+
+def openings(expr: str, length: int = KEY_LEN) -> frozenset[str] | None:
+    """Every possible first `length` characters of a match of `expr` (a regex), or None
+    when they are not a small set of literal strings (a class like `\\w`, a repeat, a
+    case-insensitive group, or a match that can be shorter than `length`). Zero-width
+    assertions are skipped: that only widens the set."""
+    out: set[str] = set()
+    steps = [0]
+
+    def walk(frames: tuple, pre: str) -> None:
+        steps[0] += 1
+        if steps[0] > _MAX_STEPS:  # many optional parts in a row: not worth the start-up time
+            raise _Open
+        if len(pre) >= length:
+            out.add(pre[:length])
+            if len(out) > _MAX_OPENINGS:
+                raise _Open
+            return
+        if not frames:
+            raise _Open
+        (seq, i), rest = frames[0], frames[1:]
+        if i == len(seq):
+            walk(rest, pre)
+            return
+        op, av = seq[i]
+        nxt = ((seq, i + 1), *rest)
+        if op is _C.LITERAL:
+            walk(nxt, pre + chr(av))
+        elif op is _C.IN and all(o is _C.LITERAL for o, _ in av):
+            for _, c in av:
+                walk(nxt, pre + chr(c))
+        elif op is _C.SUBPATTERN and not av[1] & re.IGNORECASE:
+            walk(((av[3].data, 0), *nxt), pre)
+        elif op is _C.ATOMIC_GROUP:
+            walk(((av.data, 0), *nxt), pre)
+        elif op is _C.BRANCH:
+            for alt in av[1]:
+                walk(((alt.data, 0), *nxt), pre)
+        elif op in _REPEATS and av[:2] in ((0, 1), (1, 1)):
+            if av[0] == 0:
+                walk(nxt, pre)
+            walk(((av[2].data, 0), *nxt), pre)
+        elif op in _ZERO_WIDTH:
+            walk(nxt, pre)
+        else:
+            raise _Open
+
+    try:
+        parsed = _sre_parser.parse(expr, re.DOTALL)
+        if parsed.state.flags & re.IGNORECASE:
+            return None
+        walk(((parsed.data, 0),), "")
+    except (_Open, RecursionError):
+        return None
+    return frozenset(out)
+
+
 class GrokLibrary:
     """Named pattern definitions, loaded from files and directories."""
 
@@ -328,35 +451,46 @@ class GrokLibrary:
         self._sound |= b.used
         return Grok(expr, rx, self._captures(rx, b))
 
-    def compile_alternation(self, items: Iterable[tuple]) -> Alternation:
+    def compile_alternation(self, items: Iterable[tuple]) -> Alternation | KeyedAlternation:
         """items: (payload, expression, origin[, statics]). Order is priority order.
         `statics` are (parents, leaf, value) fields written on every match of that item."""
         b = _Builder(self)
-        parts, wrappers, spans = [], [], []
-        for payload, expr, origin, *rest in items:
+        parts = []  # (body, wrapper name, payload, statics, origin, first field, end field)
+        for i, (payload, expr, origin, *rest) in enumerate(items):
             start = len(b.fields)
             body = b.expand(expr, origin)
-            wname = f"_w{len(wrappers)}"
-            wrappers.append((wname, payload, tuple(rest[0]) if rest else (), origin))
-            spans.append((start, len(b.fields)))
-            parts.append(f"(?P<{wname}>{body})")
+            parts.append((body, f"_w{i}", payload, tuple(rest[0]) if rest else (), origin, start, len(b.fields)))
+
+        def assemble(chosen: Iterable[int]) -> Alternation:
+            sel = [parts[i] for i in chosen]
+            rx = re.compile("(?:" + "|".join(f"(?P<{w}>{body})" for body, w, *_ in sel) + ")", re.DOTALL)
+            idx = rx.groupindex
+            branches = {}
+            for _, wname, payload, statics, origin, s, e in sel:
+                caps = tuple(Capture(idx[n], p[:-1], p[-1], c) for n, p, c in b.fields[s:e])
+                try:
+                    branches[idx[wname]] = (payload, compile_filler(caps, statics))
+                except PatternError as err:
+                    raise PatternError(str(err), origin) from None
+            return Alternation(rx, branches)
+
         try:
-            rx = re.compile("(?:" + "|".join(parts) + ")", re.DOTALL)
+            full = assemble(range(len(parts)))
         except re.error:
             # compile the items one by one to name the one at fault
-            for (_, _, _, origin), body in zip(wrappers, parts, strict=True):
+            for body, *_, origin, _s, _e in parts:
                 try:
                     re.compile(body)
                 except re.error as e:
                     raise PatternError(f"does not compile: {e}", origin) from None
             raise
         self._sound |= b.used
-        idx = rx.groupindex
-        branches = {}
-        for (wname, payload, statics, origin), (s, e) in zip(wrappers, spans, strict=True):
-            caps = tuple(Capture(idx[n], p[:-1], p[-1], c) for n, p, c in b.fields[s:e])
-            try:
-                branches[idx[wname]] = (payload, compile_filler(caps, statics))
-            except PatternError as err:
-                raise PatternError(str(err), origin) from None
-        return Alternation(rx, branches)
+        return _keyed(full, [openings(body) for body, *_ in parts], assemble)
+
+
+def _keyed(full: Alternation, opens: list[frozenset[str] | None],
+           assemble: Callable[[tuple[int, ...]], Alternation]) -> Alternation | KeyedAlternation:
+    """`full` narrowed per opening key, when the openings of its items tell them apart."""
+    if all(o is None for o in opens):
+        return full
+    return KeyedAlternation(full, opens, assemble)

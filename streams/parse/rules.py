@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .grok import Alternation, GrokLibrary, PatternError, field_path
+from .grok import Alternation, GrokLibrary, KeyedAlternation, PatternError, field_path
 
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
 
@@ -85,7 +85,7 @@ class ProductParser:
     rules: list[Rule]
     hooks: tuple[Hook, ...]
     origin: str
-    matcher: Alternation | None = None
+    matcher: Alternation | KeyedAlternation | None = None
     sets: tuple = field(default_factory=tuple)
 
 

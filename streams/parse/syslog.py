@@ -36,6 +36,12 @@ _BSD = re.compile(
 _COMMON = re.compile(
     r"(?P<bsd>(?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]?\d) (?P<time>\d\d:\d\d:\d\d)) "
     r"(?P<host>[^\s:\[\]]+) (?P<tag>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<msg>.*)", re.DOTALL)
+# The same shape with rsyslog's high-precision RFC 3339 stamp (its file default):
+# `2024-08-26T01:33:38.572449+00:00 host tag[pid]: msg`. What it matches, `_BSD` would
+# split the same way (it also drops one space opening the message).
+_COMMON_ISO = re.compile(
+    r"(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) "
+    r"(?P<host>[^\s:\[\]<]+) (?P<tag>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<msg>.*)", re.DOTALL)
 # A journal export or a relay that dropped the timestamp: `host prog[pid]: msg`.
 _NO_TIME = re.compile(r"(?:<(?P<pri>\d{1,3})>)?(?P<host>[\w.-]+) (?P<tag>[\w./-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)",
                       re.DOTALL)
@@ -140,6 +146,14 @@ def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None
         fields["@timestamp"] = times.epoch(int(t[1], 16) - (1 << 62))[1]
         fields["process"] = {"name": t[2], "pid": int(t[3])} if t[3] else {"name": t[2]}
         return t[2], t[4]
+    if line[10:11] == "T" and (m := _COMMON_ISO.match(line)) is not None:
+        iso, host, tag, pid, msg = m.groups()
+        stamp = times.iso(iso)
+        if stamp is not None:
+            fields["@timestamp"] = stamp[1]
+        fields["host"] = {"hostname": host}
+        fields["process"] = {"name": tag, "pid": int(pid)} if pid else {"name": tag}
+        return tag, msg[1:] if msg[:1] == " " else msg
     m = _COMMON.match(line)
     if m is not None:
         bsd, mon, day, clock, host, tag, pid, msg = m.groups()

@@ -8,6 +8,7 @@ in `tz` (default UTC).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,6 +18,8 @@ from ..event import format_timestamp
 MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 _CACHE_MAX = 65536
+_FRACTION_MARKS = (".", ",")
+_FRACTION = re.compile(r"[0-9]+")
 
 
 class UnknownTimezone(ValueError):
@@ -97,11 +100,31 @@ class TimeParser:
         hit = self._cache.get(text, False)
         if hit is not False:
             return hit
+        if text[19:20] in _FRACTION_MARKS and text[4:5] == "-" and text[16:17] == ":":
+            m = _FRACTION.match(text, 20)
+            if m is not None and len(text) - m.end() <= 6:  # `Z`, `+hh:mm`, `+hhmm`, none
+                return self._iso_fraction(text, m)
+        return self._iso_parse(text)
+
+    def _iso_parse(self, text: str) -> tuple[float, str] | None:
         try:
             value = self._finish(datetime.fromisoformat(text.replace(",", ".")))
         except ValueError:
             value = None
         return self._remember(text, value)
+
+    def _iso_fraction(self, text: str, m: re.Match) -> tuple[float, str] | None:
+        """A stamp with a fraction (`2024-08-26T01:33:38.572449+00:00`) is seldom seen
+        twice: the whole second (with its offset) is parsed once and cached, and the
+        milliseconds are copied from the text (the output keeps milliseconds, truncated)."""
+        base = self._cache.get(text[:19] + text[m.end():], False)
+        if base is False:
+            base = self._iso_parse(text[:19] + text[m.end():])
+        if base is None:
+            return None
+        frac = m[0]
+        return self._remember(text, (base[0] + int(frac[:6].ljust(6, "0")) / 1e6,
+                                     f"{base[1][:20]}{frac[:3].ljust(3, '0')}Z"))
 
     def epoch(self, seconds: float) -> tuple[float, str]:
         return seconds, format_timestamp(seconds)

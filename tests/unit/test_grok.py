@@ -1,6 +1,6 @@
 import pytest
 
-from streams.parse.grok import GrokLibrary, PatternError, field_path
+from streams.parse.grok import GrokLibrary, KeyedAlternation, PatternError, field_path, openings
 
 
 @pytest.fixture
@@ -87,6 +87,42 @@ def test_alternation_reports_which_branch(lib):
     doc = {}
     assert alt.match("b 6", doc) == "second" and doc == {"w": "b", "n": 6}
     assert alt.match("zzz", {}) is None
+
+
+@pytest.mark.parametrize("regex,expected", [
+    ("Failed (?P<m>\\w+)", {"Fail"}),
+    ("(?:error: )?Accepted x", {"erro", "Acce"}),
+    ("[Ii]nvalid user", {"Inva", "inva"}),
+    ("(?:conn|Disc)ect", {"conn", "Disc"}),
+    ("(?!x)(?P<a>ROOT) LOGIN", {"ROOT"}),
+    ("\\w+ from", None),          # a class: any opening
+    ("ab", None),                  # a match can be shorter than the key
+    ("(?i:fail)ed", None),         # case-insensitive
+    ("(?:ab)*cdef", None),         # a repeat
+])
+def test_openings(regex, expected):
+    assert openings(regex) == (frozenset(expected) if expected is not None else None)
+
+
+def test_keyed_alternation_keeps_priority_order(lib):
+    items = [("conn", "connect from %{WORD:h}", "o"), ("any", "%{WORD:w} from %{WORD:h}", "o"),
+             ("disc", "disconnect from %{WORD:h}", "o"), ("fail", "Failed %{WORD:w}", "o")]
+    alt = lib.compile_alternation(items)
+    assert isinstance(alt, KeyedAlternation)
+    full = lib.compile_alternation(items[1:2])  # the wildcard alone
+    for text, want in [("connect from a", "conn"), ("disconnect from b", "any"), ("Failed x", "fail"),
+                       ("Failed", None), ("zzz from c", "any"), ("zz", None), ("", None)]:
+        doc = {}
+        assert alt.match(text, doc) == want, text
+        if want == "any":
+            assert doc == {"w": text.split()[0], "h": text.split()[-1]}
+    assert full.match("connect from a", {}) == "any"
+
+
+def test_keyed_alternation_without_wildcards_skips_other_openings(lib):
+    alt = lib.compile_alternation([("f", "Failed %{WORD:w}", "o"), ("a", "Accepted %{WORD:w}", "o")])
+    assert alt.match("Accepted k", {}) == "a"
+    assert alt.match("Rejected k", {}) is None
 
 
 def test_custom_pattern_dir_overrides(tmp_path):

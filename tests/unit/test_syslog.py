@@ -88,3 +88,19 @@ def test_bad_priority_tagged():
 def test_not_syslog():
     assert parse("just some text")[0] is None
     assert parse("Foo 12 12:00:00 h p: m")[0] is None  # not a month
+
+
+def test_rfc3339_fraction_stamps_share_their_second():
+    tp = TimeParser()
+    assert tp.iso("2024-08-26T01:33:38.572449+02:00")[1] == "2024-08-25T23:33:38.572Z"
+    assert tp.iso("2024-08-26T01:33:38.9+02:00")[1] == "2024-08-25T23:33:38.900Z"  # same second, cached
+    assert tp.iso("2024-08-26 01:33:38,061")[1] == "2024-08-26T01:33:38.061Z"
+    assert tp.iso("2024-02-30T01:33:38.5Z") is None
+
+
+def test_rfc3339_common_shape_matches_general_parse():
+    # the fast path gives what the general pattern gives, one space opening the message dropped
+    (prog, msg), f = parse("2024-08-26T01:33:38.572449+00:00 mx postfix/qmgr[7]:   three")
+    assert (prog, msg) == ("postfix/qmgr", " three")
+    assert f == {"@timestamp": "2024-08-26T01:33:38.572Z", "host": {"hostname": "mx"},
+                 "process": {"name": "postfix/qmgr", "pid": 7}}
