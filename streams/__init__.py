@@ -4,7 +4,9 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-# Data folders live beside the package in the source tree (installed editable).
+# Data folders live beside the package in the source tree (installed editable); a wheel
+# carries patterns/ inside the package (pyproject.toml).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PATTERNS_DIR = PROJECT_ROOT / "patterns"
+_PACKAGED_PATTERNS = Path(__file__).resolve().parent / "patterns"
+PATTERNS_DIR = _PACKAGED_PATTERNS if _PACKAGED_PATTERNS.is_dir() else PROJECT_ROOT / "patterns"
 SAMPLES_DIR = PROJECT_ROOT / "samples"
