@@ -274,6 +274,10 @@ class Alternation:
         fill(m, doc)
         return payload
 
+    def narrow(self, text: str) -> Alternation | None:
+        """The alternation `match` runs on `text`: itself."""
+        return self
+
 
 KEY_LEN = 4  # characters of a message that pick its candidate expressions
 _MAX_OPENINGS = 64
@@ -308,8 +312,12 @@ class KeyedAlternation:
         self._by_key = {k: narrowed(tuple(i for i, o in enumerate(opens) if o is None or k in o)) for k in keys}
         self._other = narrowed(tuple(i for i, o in enumerate(opens) if o is None))
 
+    def narrow(self, text: str) -> Alternation | _Lazy | None:
+        """The alternation `match` runs on `text` (None: no expression can match it)."""
+        return self._by_key.get(text[:KEY_LEN], self._other)
+
     def match(self, text: str, doc: dict) -> Any:
-        alt = self._by_key.get(text[:KEY_LEN], self._other)
+        alt = self._by_key.get(text[:KEY_LEN], self._other)  # narrow(), inlined: once per line
         if alt is None:
             return None
         m = alt.regex.fullmatch(text)

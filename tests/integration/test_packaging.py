@@ -3,6 +3,7 @@ Elasticsearch templates live at the top of the source tree, not inside `streams/
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_wheel_carries_patterns_and_mappings(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+    # built from a copy: setuptools writes build/ and *.egg-info into the tree it builds
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".cache", "build", "out", "*.egg-info", "__pycache__", ".*_cache", "results"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(tmp_path)],
                    check=True, capture_output=True, timeout=600)
     (wheel,) = tmp_path.glob("streams-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
