@@ -296,14 +296,13 @@ class KeyedAlternation:
     first match is the one the full alternation gives. Keys with the same candidates
     share one narrowed alternation; any other key gets the wildcards' one."""
 
-    __slots__ = ("regex", "branches", "_by_key", "_other")
+    __slots__ = ("_by_key", "_other")
 
     def __init__(self, full: Alternation, opens: list[frozenset[str] | None],
                  assemble: Callable[[tuple[int, ...]], Alternation]) -> None:
-        self.regex, self.branches = full.regex, full.branches  # the whole alternation, as `Alternation`
-        shared: dict[tuple[int, ...], Alternation | _Lazy | None] = {(): None, tuple(range(len(opens))): full}
+        shared: dict[tuple[int, ...], Alternation | None] = {(): None, tuple(range(len(opens))): full}
 
-        def narrowed(items: tuple[int, ...]) -> Alternation | _Lazy | None:
+        def narrowed(items: tuple[int, ...]) -> Alternation | None:
             if items not in shared:
                 shared[items] = _Lazy(lambda: assemble(items))
             return shared[items]
@@ -312,31 +311,24 @@ class KeyedAlternation:
         self._by_key = {k: narrowed(tuple(i for i, o in enumerate(opens) if o is None or k in o)) for k in keys}
         self._other = narrowed(tuple(i for i, o in enumerate(opens) if o is None))
 
-    def narrow(self, text: str) -> Alternation | _Lazy | None:
+    def narrow(self, text: str) -> Alternation | None:
         """The alternation `match` runs on `text` (None: no expression can match it)."""
         return self._by_key.get(text[:KEY_LEN], self._other)
 
     def match(self, text: str, doc: dict) -> Any:
         alt = self._by_key.get(text[:KEY_LEN], self._other)  # narrow(), inlined: once per line
-        if alt is None:
-            return None
-        m = alt.regex.fullmatch(text)
-        if m is None:
-            return None
-        payload, fill = alt.branches[m.lastindex]
-        fill(m, doc)
-        return payload
+        return None if alt is None else alt.match(text, doc)
 
 
-class _Lazy:
+class _Lazy(Alternation):
     """An alternation compiled on first use, so start-up costs only the full one."""
 
-    __slots__ = ("regex", "branches", "_build")
+    __slots__ = ("_build",)
 
-    def __init__(self, build: Callable[[], Alternation]) -> None:
+    def __init__(self, build: Callable[[], Alternation]) -> None:  # regex and branches: on first use
         self._build = build
 
-    def __getattr__(self, name: str) -> Any:  # called only while `regex` is unset
+    def __getattr__(self, name: str) -> Any:  # called only while `regex` and `branches` are unset
         alt = self._build()
         self.regex, self.branches = alt.regex, alt.branches
         return getattr(alt, name)
