@@ -51,16 +51,16 @@ a tagged path is flattened by `graphite.plain_path` (`streams.events.x.y`).
 from __future__ import annotations
 
 import logging
-import random
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..enrich.metrics import DEFAULT_TEMPLATE
 from ..protocols.graphite import format_line, plain_path
+from .backoff import backoff
 
 log = logging.getLogger("streams.sink.carbon")
 
@@ -101,12 +101,6 @@ class CarbonSettings:
 
     def build(self, counters: dict[str, int] | None = None) -> CarbonSink:
         return CarbonSink(self, counters)
-
-
-def backoff(attempt: int, initial: float, cap: float, rng: Callable[[], float] = random.random) -> float:
-    """Capped exponential backoff with "equal jitter": between half and all of the step."""
-    step = min(cap, initial * (2 ** min(attempt, 32)))
-    return step / 2 + rng() * step / 2
 
 
 class _Down(Exception):
@@ -523,7 +517,8 @@ class CarbonSink:
 
     def _pause(self) -> bool:
         """Backoff before the next attempt; False when the close deadline passed."""
-        delay = backoff(self._attempt, self.settings.backoff_initial, self.settings.backoff_max)
+        # equal jitter: at least half the step, so a reconnect storm still spaces out
+        delay = backoff(self._attempt, self.settings.backoff_initial, self.settings.backoff_max, floor=0.5)
         self._attempt += 1
         end = time.monotonic() + delay
         with self._cond:

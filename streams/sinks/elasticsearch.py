@@ -25,7 +25,6 @@ Each item of the answer is classified:
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from ..sinks.bulk_files import IndexNamer
+from .backoff import backoff
 from .spool import Spool, SpoolFull
 
 log = logging.getLogger("streams.sink.elasticsearch")
@@ -56,11 +56,6 @@ class ElasticsearchSettings:
     username: str | None = None
     password: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def backoff(attempt: int, initial: float, cap: float, rng: Callable[[], float] = random.random) -> float:
-    """Capped exponential backoff with full jitter (AWS architecture blog's "full jitter")."""
-    return rng() * min(cap, initial * (2 ** attempt))
 
 
 def record(index: str, doc_id: str, doc: dict) -> bytes:
@@ -276,4 +271,4 @@ class ElasticsearchSink:
             "index": entry["index"], "_id": entry["_id"], "status": status, "reason": reason})
 
 
-__all__ = ["ElasticsearchSettings", "ElasticsearchSink", "SpoolFull", "backoff", "classify", "record"]
+__all__ = ["ElasticsearchSettings", "ElasticsearchSink", "SpoolFull", "classify", "record"]

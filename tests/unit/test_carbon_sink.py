@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from streams.protocols.graphite import plain_path, render_path, sanitize_tag_value
-from streams.sinks.carbon import TAGGED_TEMPLATE, CarbonSettings, CarbonSink, backoff
+from streams.sinks.backoff import backoff
+from streams.sinks.carbon import TAGGED_TEMPLATE, CarbonSettings, CarbonSink
 
 FAST = {"backoff_initial": 0.02, "backoff_max": 0.1, "connect_timeout": 1.0, "confirm_seconds": 0.2}
 
@@ -127,11 +128,11 @@ def test_settings_validate_and_pick_the_template() -> None:
 
 
 def test_backoff_is_capped_and_jittered() -> None:
-    assert backoff(0, 0.1, 30, rng=lambda: 0.0) == pytest.approx(0.05)
-    assert backoff(0, 0.1, 30, rng=lambda: 1.0) == pytest.approx(0.1)
-    assert backoff(3, 0.1, 30, rng=lambda: 1.0) == pytest.approx(0.8)
-    assert backoff(100, 0.1, 30, rng=lambda: 1.0) == 30
-    assert 15 <= backoff(100, 0.1, 30) <= 30
+    assert backoff(0, 0.1, 30, rng=lambda: 0.0, floor=0.5) == pytest.approx(0.05)
+    assert backoff(0, 0.1, 30, rng=lambda: 1.0, floor=0.5) == pytest.approx(0.1)
+    assert backoff(3, 0.1, 30, rng=lambda: 1.0, floor=0.5) == pytest.approx(0.8)
+    assert backoff(100, 0.1, 30, rng=lambda: 1.0, floor=0.5) == 30
+    assert 15 <= backoff(100, 0.1, 30, floor=0.5) <= 30
 
 
 def test_tagged_paths_render_and_flatten() -> None:

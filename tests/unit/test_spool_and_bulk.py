@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from streams.sinks.elasticsearch import backoff, bulk_lines, classify, record
+from streams.sinks.backoff import backoff
+from streams.sinks.elasticsearch import bulk_lines, classify, record
 from streams.sinks.spool import Spool, SpoolFull
 
 
