@@ -81,27 +81,31 @@ class HttpListener(Listener):
         self.stats["streams"] += 1
         it = aiter(events)
         closing = asyncio.ensure_future(self._closing.wait())
+        nxt: asyncio.Future | None = None  # kept across keepalives: cancelling it ends the iterator
         try:
             while not self._closing.is_set():
-                nxt = asyncio.ensure_future(anext(it))
+                if nxt is None:
+                    nxt = asyncio.ensure_future(anext(it))
                 done, _ = await asyncio.wait({nxt, closing}, timeout=KEEPALIVE,
                                              return_when=asyncio.FIRST_COMPLETED)
-                if nxt not in done:
-                    nxt.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await nxt
-                    if closing in done:
-                        break
-                    writer.write(b": keepalive\n\n")
-                else:
+                if nxt in done:
                     try:
                         item = nxt.result()
                     except StopAsyncIteration:
                         break
+                    nxt = None
                     writer.write(b"data: " + orjson.dumps(item) + b"\n\n")
+                elif closing in done:
+                    break
+                else:
+                    writer.write(b": keepalive\n\n")
                 await writer.drain()
         finally:
             closing.cancel()
+            if nxt is not None:
+                nxt.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await nxt
             with contextlib.suppress(Exception):
                 await it.aclose()  # type: ignore[attr-defined]
 
