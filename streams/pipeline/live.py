@@ -178,6 +178,10 @@ class AppendingBulkFileSink(BulkFileSink):
         for f in self.files.values():
             f.flush()
 
+    def reopen(self) -> None:
+        """SIGHUP: close the files; the next write reopens them (appending)."""
+        self.close()
+
 
 @dataclass
 class LiveStats:
@@ -433,8 +437,9 @@ class LivePipeline:
     # -- outputs -------------------------------------------------------------------------
 
     def reopen(self) -> None:
-        """SIGHUP: close the output files; they are reopened (appending) on the next write."""
-        self.sink.close()
+        """SIGHUP: close the output files; they are reopened (appending) on the next write.
+        The Elasticsearch sink keeps delivering (only its dead-letter file is reopened)."""
+        self.sink.reopen()
         if self._dlq is not None:
             self._dlq.close()
             self._dlq = None

@@ -123,6 +123,7 @@ class ElasticsearchSink:
         self.spool = Spool(spool_dir, settings.spool_max_bytes)
         self.dead_letter_path = dead_letter
         self._dlq: BinaryIO | None = None
+        self._reopen_dlq = False  # set by reopen(); the sender thread, which owns the file, acts on it
         self.counts: dict[str, int] = {}
         self.stats = counters if counters is not None else {}
         for k in ("sent", "duplicates", "dead_lettered", "retried", "failed", "requests", "spooled"):
@@ -169,6 +170,11 @@ class ElasticsearchSink:
                     "spool_bytes": self.spool.pending(), "sent": self.stats["sent"], "url": self.settings.url})
             time.sleep(0.02)
         return True
+
+    def reopen(self) -> None:
+        """SIGHUP (log rotation): the dead-letter file is reopened at its next write; the
+        sender and the spool go on."""
+        self._reopen_dlq = True
 
     def close(self) -> bool:
         """Deliver what is spooled (up to `close_timeout`; the rest stays spooled for the
@@ -260,6 +266,10 @@ class ElasticsearchSink:
         index, doc_id, doc = rec.rstrip(b"\n").split(b"\t", 2)
         entry = {"index": index.decode(), "_id": doc_id.decode(), "status": status, "error": error,
                  "event": orjson.loads(doc)}
+        if self._reopen_dlq and self._dlq is not None:
+            self._dlq.close()
+            self._dlq = None
+        self._reopen_dlq = False
         if self._dlq is None:
             self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
             self._dlq = self.dead_letter_path.open("ab")

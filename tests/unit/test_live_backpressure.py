@@ -48,3 +48,16 @@ def test_full_spool_holds_the_acks_back_until_there_is_room(tmp_path):
     asyncio.run(scenario())
     assert acks == list(range(6))
     sink.close()
+
+
+def test_sighup_reopen_keeps_the_elasticsearch_sender_running(tmp_path):
+    """A reopen (log rotation) must not stop the sink: before, it called close(), which
+    stopped the sender thread for good while the worker kept spooling."""
+    settings = ElasticsearchSettings(url=f"http://127.0.0.1:{closed_port()}", backoff_initial=0.05,
+                                     backoff_max=0.1, flush_seconds=0.05, close_timeout=0)
+    sink = ElasticsearchSink(settings, tmp_path / "spool", tmp_path / "dlq.ndjson")
+    p = LivePipeline(LineParser(year=2026), tmp_path, Telemetry(), sink=sink)
+    p.reopen()
+    assert sink._thread.is_alive()
+    sink.close()
+    assert not sink._thread.is_alive()
