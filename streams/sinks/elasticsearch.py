@@ -36,6 +36,7 @@ import orjson
 
 from ..sinks.bulk_files import IndexNamer
 from .backoff import backoff
+from .es_templates import body_of, status_of
 from .spool import Spool, SpoolFull
 
 log = logging.getLogger("streams.sink.elasticsearch")
@@ -225,9 +226,9 @@ class ElasticsearchSink:
                 body = b"\n".join(bulk_lines(r.rstrip(b"\n")) for r in pending) + b"\n"
                 self.stats["requests"] += 1
                 resp = self.client.bulk(body=body)
-                resp = resp.body if hasattr(resp, "body") else resp
+                resp = body_of(resp)
             except Exception as e:  # noqa: BLE001 - connection refused, timeouts, 429/5xx on the whole request
-                status = getattr(e, "status_code", None) or getattr(getattr(e, "meta", None), "status", None)
+                status = status_of(e)
                 if status in (400, 404):   # the whole request is bad: nothing will make it good
                     for r in pending:
                         self._dead(r, int(status), str(e))

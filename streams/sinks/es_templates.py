@@ -323,7 +323,7 @@ def _install_one(client: Any, t: Template, log: logging.Logger) -> str:
             # the second one re-reads and decides again.
             _put(client, t, create=action == INSTALLED)
         except Exception as e:
-            if action == INSTALLED and attempt == 0 and _status(e) == 400 and "already exists" in str(e):
+            if action == INSTALLED and attempt == 0 and status_of(e) == 400 and "already exists" in str(e):
                 continue
             raise
         log.info("elasticsearch %s %s (version %s%s)", t.label, action, t.version,
@@ -332,27 +332,29 @@ def _install_one(client: Any, t: Template, log: logging.Logger) -> str:
     raise AssertionError("unreachable")
 
 
-def _status(e: BaseException) -> int | None:
+def status_of(e: BaseException) -> int | None:
+    """The HTTP status an elasticsearch-py error carries (versions 8 and 9 differ), if any."""
     status = getattr(e, "status_code", None)
     if status is None:
         status = getattr(getattr(e, "meta", None), "status", None)
     return status if isinstance(status, int) else None
 
 
-def _body(resp: Any) -> Any:
+def body_of(resp: Any) -> Any:
+    """The decoded body of an elasticsearch-py response (an ObjectApiResponse or a plain value)."""
     return getattr(resp, "body", resp)
 
 
 def _get(client: Any, t: Template) -> dict[str, Any] | None:
     try:
         if t.kind == COMPONENT:
-            found = _body(client.cluster.get_component_template(name=t.name))["component_templates"]
+            found = body_of(client.cluster.get_component_template(name=t.name))["component_templates"]
             key = "component_template"
         else:
-            found = _body(client.indices.get_index_template(name=t.name))["index_templates"]
+            found = body_of(client.indices.get_index_template(name=t.name))["index_templates"]
             key = "index_template"
     except Exception as e:
-        if _status(e) == 404:
+        if status_of(e) == 404:
             return None
         raise
     for item in found:
@@ -386,8 +388,6 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="load and validate the templates")
     sub.add_parser("lock", help=f"rewrite {LOCK_FILE} (after raising the versions of changed files)")
-    i = sub.add_parser("install", help="install them on a cluster")
-    i.add_argument("url", help="e.g. http://127.0.0.1:9200")
     p.add_argument("--dir", type=Path, default=None, help="templates folder (default: the built-in one)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -395,14 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             for t in load_templates(args.dir):
                 print(f"{t.label}: version {t.version}")
-        elif args.command == "lock":
-            print(write_lock(args.dir))
         else:
-            from elasticsearch import Elasticsearch
-
-            with Elasticsearch(args.url) as client:
-                for name, action in install_templates(client, args.dir).items():
-                    print(f"{name}: {action}")
+            print(write_lock(args.dir))
     except TemplateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -489,9 +489,9 @@ def test_not_found_is_also_read_from_the_clients_meta():
     class NotFound(Exception):
         meta = Meta()
 
-    assert et._status(NotFound()) == 404
-    assert et._status(ApiError(400, "x")) == 400
-    assert et._status(ValueError()) is None
+    assert et.status_of(NotFound()) == 404
+    assert et.status_of(ApiError(400, "x")) == 400
+    assert et.status_of(ValueError()) is None
 
 
 # -- validation and composition ---------------------------------------------------------------------------
