@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 from ..config import Config, ConfigError
+from ..pipeline.live import MetricsWriter
 from ..sinks.bulk_files import IndexNamer
-from ..sinks.carbon import CarbonSettings, CarbonSink
+from ..sinks.carbon import TAGGED_TEMPLATE, CarbonSettings, CarbonSink
 from ..sinks.elasticsearch import ElasticsearchSettings, ElasticsearchSink
 
 log = logging.getLogger("streams.outputs")
@@ -37,19 +38,15 @@ def health_check(client: Any, url: str) -> bool:
 
 def build_elasticsearch(cfg: Config, counters: dict[str, int] | None = None,
                         close_timeout: float | None = 10.0) -> ElasticsearchSink:
-    settings = elasticsearch_settings(cfg, close_timeout)
-    out = cfg.output.dir
+    """The sink; its sender thread installs the templates first (when enabled), retrying
+    while the cluster is unreachable, and logs when it is down and back up."""
     prepare = None
     if cfg.output.elasticsearch.templates:
-        from ..sinks.es_templates import install_templates
-
-        def prepare(client: Any) -> None:
-            install_templates(client)
-
-    sink = ElasticsearchSink(settings, out / "spool" / "elasticsearch", out / "elasticsearch-dead-letter.ndjson",
-                             IndexNamer(cfg.output.index), counters=counters, prepare=prepare)
-    health_check(sink.client, settings.url)
-    return sink
+        from ..sinks.es_templates import install_templates as prepare
+    out = cfg.output.dir
+    return ElasticsearchSink(elasticsearch_settings(cfg, close_timeout), out / "spool" / "elasticsearch",
+                             out / "elasticsearch-dead-letter.ndjson", IndexNamer(cfg.output.index),
+                             counters=counters, prepare=prepare)
 
 
 def carbon_settings(cfg: Config, close_timeout: float | None) -> CarbonSettings:
@@ -67,23 +64,26 @@ def carbon_settings(cfg: Config, close_timeout: float | None) -> CarbonSettings:
         raise ConfigError(f"[output.graphite] {e}") from None
 
 
-class CarbonPoints:
-    """The metrics writer of the pipelines over the Carbon sink (`write(points)`, `close()`)."""
-
-    def __init__(self, sink: CarbonSink) -> None:
-        self.sink = sink
-
-    def write(self, points: list[tuple[str, float, int]]) -> int:
-        self.sink.send(points)
-        return len(points)
-
-    def close(self) -> bool:
-        return self.sink.close()
-
-
 def build_carbon(cfg: Config, counters: dict[str, int] | None = None,
-                 close_timeout: float | None = 10.0) -> CarbonPoints:
+                 close_timeout: float | None = 10.0) -> CarbonSink:
     settings = carbon_settings(cfg, close_timeout)
     log.info("metrics go to carbon", extra={"host": settings.host, "port": settings.port,
                                             "protocol": settings.protocol})
-    return CarbonPoints(CarbonSink(settings, counters))
+    return CarbonSink(settings, counters)
+
+
+def network_outputs(cfg: Config, close_timeout: float | None, es_counters: dict[str, int] | None = None,
+                    carbon_counters: dict[str, int] | None = None
+                    ) -> tuple[ElasticsearchSink | None, MetricsWriter | None]:
+    """The configured Elasticsearch sink and Carbon writer (None for each one not configured:
+    the command's file output takes its place)."""
+    sink = build_elasticsearch(cfg, es_counters, close_timeout) if cfg.output.elasticsearch.url else None
+    metrics = build_carbon(cfg, carbon_counters, close_timeout) if cfg.output.graphite.address else None
+    return sink, metrics
+
+
+def metrics_template(cfg: Config) -> str:
+    """The metric paths: tagged ones when Carbon is given `tags = true`, else the configured template."""
+    if cfg.output.graphite.address and cfg.output.graphite.tags:
+        return TAGGED_TEMPLATE
+    return cfg.metrics.template

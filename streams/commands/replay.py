@@ -17,6 +17,7 @@ from ..inputs import expand_paths
 from ..parse.dispatch import LineParser
 from ..pipeline.replay import Replay, ReplayStats
 from ..sinks.bulk_files import BulkFileSink, IndexNamer
+from .outputs import metrics_template, network_outputs
 
 log = logging.getLogger("streams.replay")
 
@@ -73,16 +74,10 @@ def build_replay(cfg: Config) -> Replay:
     parser, geoip = build_stages(cfg)
     out = cfg.output.dir
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.output.elasticsearch.url:
-        from .outputs import build_elasticsearch
-        sink = build_elasticsearch(cfg, close_timeout=None)  # a replay ends when its archive is indexed
-    else:
+    # close_timeout None: a replay ends when its archive is delivered
+    sink, metrics_sink = network_outputs(cfg, close_timeout=None)
+    if sink is None:
         sink = BulkFileSink(out / "elasticsearch", IndexNamer(cfg.output.index))
-    metrics_sink = None
-    if cfg.output.graphite.address:
-        from .outputs import build_carbon
-        metrics_sink = build_carbon(cfg, close_timeout=None)
-    from .run import metrics_template
     metrics = DerivedMetrics(cfg.metrics.bucket_seconds, metrics_template(cfg))
     return Replay(parser, out, geoip=geoip, metrics=metrics, sink=sink, metrics_sink=metrics_sink)
 

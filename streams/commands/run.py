@@ -18,9 +18,10 @@ from ..index.feed import IndexFeed
 from ..index.service import IndexService
 from ..index.ttl import TTLIndex
 from ..ingest.service import IngestService
-from ..pipeline.live import ES_NETWORK_SINK, LivePipeline, Schedule
+from ..pipeline.live import CARBON_SINK, ES_NETWORK_SINK, LivePipeline, Schedule
 from ..sinks.bulk_files import IndexNamer
 from ..telemetry import Telemetry
+from .outputs import metrics_template, network_outputs
 from .replay import build_stages, config_from_args
 
 log = logging.getLogger("streams.run")
@@ -34,14 +35,8 @@ def build_service(cfg: Config, clock: Clock | None = None) -> IngestService:
     out.mkdir(parents=True, exist_ok=True)
     telemetry = Telemetry()
     clock = clock or SystemClock()
-    sink = None
-    if cfg.output.elasticsearch.url:
-        from .outputs import build_elasticsearch
-        sink = build_elasticsearch(cfg, telemetry.component(ES_NETWORK_SINK), close_timeout=cfg.run.shutdown_timeout)
-    metrics_sink = None
-    if cfg.output.graphite.address:
-        from .outputs import build_carbon
-        metrics_sink = build_carbon(cfg, telemetry.component("sink.carbon"), close_timeout=cfg.run.shutdown_timeout)
+    sink, metrics_sink = network_outputs(cfg, cfg.run.shutdown_timeout, telemetry.component(ES_NETWORK_SINK),
+                                         telemetry.component(CARBON_SINK))
     pipeline = LivePipeline(parser, out, telemetry, geoip=geoip, sink=sink, metrics_sink=metrics_sink,
                             metrics=DerivedMetrics(cfg.metrics.flush_seconds, metrics_template(cfg)),
                             namer=IndexNamer(cfg.output.index), queue_size=cfg.run.queue_size,
@@ -50,13 +45,6 @@ def build_service(cfg: Config, clock: Clock | None = None) -> IngestService:
                                               snapshot=cfg.index.snapshot_seconds,
                                               telemetry_metrics=cfg.metrics.telemetry))
     return IngestService(cfg, pipeline, telemetry, clock)
-
-
-def metrics_template(cfg: Config) -> str:
-    if cfg.output.graphite.address and cfg.output.graphite.tags:
-        from ..sinks.carbon import TAGGED_TEMPLATE
-        return TAGGED_TEMPLATE
-    return cfg.metrics.template
 
 
 def build_index(cfg: Config, clock: Clock) -> IndexService | None:

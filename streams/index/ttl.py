@@ -58,7 +58,6 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 from pathlib import Path
 from typing import Any
@@ -110,22 +109,6 @@ def expired_event(host: str | None, service: str | None, now: float) -> Event:
     ev.fields = {}
     ev.meta = {}
     return ev
-
-
-@dataclass
-class TTLIndexConfig:
-    """`reap_interval` is for the periodic task that calls `expire()`, not for the index."""
-
-    default_ttl: float = DEFAULT_TTL
-    max_ttl: float = MAX_TTL
-    max_entries: int = 1_000_000
-    resolution: float = 0.1
-    reap_interval: float = 10.0
-    log_interval: float = 60.0
-
-    def build(self, clock: Clock) -> TTLIndex:
-        return TTLIndex(clock, default_ttl=self.default_ttl, max_ttl=self.max_ttl, max_entries=self.max_entries,
-                        resolution=self.resolution, log_interval=self.log_interval)
 
 
 class TTLIndex:

@@ -141,21 +141,29 @@ class IngestService:
         """`/query?q=EXPR`: the indexed events matching a Riemann query."""
         index = self.pipeline.index
         if index is None:
-            return 503, {"error": "no index"}
+            return NO_INDEX
         if "q" not in params:
             return 400, {"error": "missing parameter q (a query such as: service =~ \"fail2ban%\")"}
         try:
             events = index.query(params["q"])
         except QueryError as e:
-            return 400, {"error": f"parse error: {e.message}", "position": e.position, "detail": str(e)}
+            return bad_query(e)
         return 200, {"query": params["q"], "count": len(events), "events": [ev.to_riemann() for ev in events]}
 
     def stream(self, params: dict[str, str]) -> tuple[int, Any]:
         """`/stream?q=EXPR`: server-sent events of the matching entries, then their updates."""
         index = self.pipeline.index
         if index is None:
-            return 503, {"error": "no index"}
+            return NO_INDEX
         try:
             return 200, index.subscribe(params.get("q", "true"))
         except QueryError as e:
-            return 400, {"error": f"parse error: {e.message}", "position": e.position, "detail": str(e)}
+            return bad_query(e)
+
+
+NO_INDEX = (503, {"error": "no index"})
+
+
+def bad_query(e: QueryError) -> tuple[int, dict[str, Any]]:
+    """400 with where the query went wrong (the column), as `/query` and `/stream` answer."""
+    return 400, {"error": f"parse error: {e.message}", "position": e.position, "detail": str(e)}

@@ -68,6 +68,7 @@ log = logging.getLogger("streams.live")
 Ack = Callable[[bool], None]
 ES_SINK = "sink.elasticsearch_files"   # documents handed to the sink (the files, or the spool)
 ES_NETWORK_SINK = "sink.elasticsearch"  # what the Elasticsearch server answered
+CARBON_SINK = "sink.carbon"
 GRAPHITE_SINK = "sink.graphite_file"
 INDEX_LISTENER = "index"  # the reaper's expired events re-enter the queue under this name
 

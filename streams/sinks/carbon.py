@@ -99,9 +99,6 @@ class CarbonSettings:
         """The path template for the metrics module (`DerivedMetrics(template=...)`)."""
         return TAGGED_TEMPLATE if self.tags else DEFAULT_TEMPLATE
 
-    def build(self, counters: dict[str, int] | None = None) -> CarbonSink:
-        return CarbonSink(self, counters)
-
 
 class _Down(Exception):
     """The connection failed; the batches written on it may be lost."""
@@ -232,6 +229,11 @@ class CarbonSink:
         self._thread.start()
 
     # -- the caller's side ------------------------------------------------------------------
+
+    def write(self, points: list[tuple[str, float, int]]) -> int:
+        """The pipelines' metrics-writer side (`MetricsWriter`): `send`, returning the count."""
+        self.send(points)
+        return len(points)
 
     def send(self, points: list[tuple[str, float, int]]) -> None:
         """Queue points `(path, value, timestamp)`; never waits for the network."""

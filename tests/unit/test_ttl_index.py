@@ -10,8 +10,10 @@ import orjson
 import pytest
 
 from streams.clock import ManualClock
+from streams.commands.run import build_index
+from streams.config import Config
 from streams.event import Event
-from streams.index import TTLIndex, TTLIndexConfig
+from streams.index import TTLIndex
 
 
 def ev(host="h1", service="cpu", time=None, ttl=None, state="ok", metric=None, **kw) -> Event:
@@ -354,7 +356,9 @@ def test_constructor_rejects_bad_configuration(clock):
 
 
 def test_config_builds_an_index(clock):
-    index = TTLIndexConfig(default_ttl=5, max_entries=10).build(clock)
+    cfg = Config()
+    cfg.index.default_ttl, cfg.index.max_entries = 5, 10
+    index = build_index(cfg, clock).index
     assert (index.default_ttl, index.max_entries) == (5.0, 10)
 
 
