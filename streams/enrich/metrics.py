@@ -106,23 +106,18 @@ class DerivedMetrics:
 
     def lines(self) -> Iterator[tuple[str, float, int]]:
         """(path, value, timestamp) of everything held, sorted by time then path."""
-        rows = [*self.counts.items(), *self.gauges.items()]
-        rows.sort(key=lambda kv: kv[0])
-        for (b, host, dataset, name), n in rows:
-            yield render_path(self.template, host=host, dataset=dataset, name=name), n, b
+        yield from self._render([*self.counts.items(), *self.gauges.items()])
 
     def take(self, before: int | None = None) -> list[tuple[str, float, int]]:
         """Forget and return the points of the buckets that start before `before` (all when
         None): the live pipeline's flush, which leaves the bucket still filling alone."""
-        if before is None:
-            out = list(self.lines())
-            self.counts.clear()
-            self.gauges.clear()
-            return out
         rows = []
         for table in (self.counts, self.gauges):
-            done = [k for k in table if k[0] < before]
+            done = [k for k in table if before is None or k[0] < before]
             rows += [(k, table.pop(k)) for k in done]
+        return self._render(rows)
+
+    def _render(self, rows: list) -> list[tuple[str, float, int]]:
         rows.sort(key=lambda kv: kv[0])
         return [(render_path(self.template, host=h, dataset=d, name=n), v, b) for (b, h, d, n), v in rows]
 
