@@ -179,20 +179,7 @@ def _logstash_fields(ip: str, city: dict | None, asn: dict | None) -> dict[str, 
     return out
 
 
-def _wazuh_fields(city: dict) -> dict[str, Any]:
-    """The four properties Wazuh's ingest pipeline asks the geoip processor for."""
-    out: dict[str, Any] = {}
-    if (v := _en(city.get("city"))) is not None:
-        out["city_name"] = v
-    if (v := _en(city.get("country"))) is not None:
-        out["country_name"] = v
-    subs = city.get("subdivisions") or []
-    if subs and (v := _en(subs[0])) is not None:
-        out["region_name"] = v
-    loc = city.get("location") or {}
-    if "latitude" in loc and "longitude" in loc:
-        out["location"] = {"lat": loc["latitude"], "lon": loc["longitude"]}
-    return out
+_WAZUH_KEYS = ("city_name", "country_name", "region_name", "location")  # what Wazuh's ingest pipeline asks for
 
 
 def _clone(d: dict, nested: str) -> dict:
@@ -394,11 +381,12 @@ class GeoIP:
         asn = self.asn.get(addr) if "asn" in self.databases else None
         if not city and not asn:
             return _NOT_FOUND
-        geo = _city_fields(city) if city and self._ecs else None
+        want_wazuh = city and (self._wazuh or self._wazuh_alerts)
+        geo = _city_fields(city) if city and (self._ecs or want_wazuh) else None
+        wazuh = {k: geo[k] for k in _WAZUH_KEYS if k in geo} if want_wazuh else None
         as_ = _asn_fields(asn) if asn and self._ecs else None
         legacy = _logstash_fields(addr, city, asn) if self._logstash else None
-        wazuh = _wazuh_fields(city) if city and (self._wazuh or self._wazuh_alerts) else None
-        return _Found(geo or None, as_ or None, legacy, wazuh or None)
+        return _Found((geo or None) if self._ecs else None, as_ or None, legacy, wazuh or None)
 
     def enrich(self, fields: dict, tags: list[str]) -> None:
         once = True  # the per-document layouts (logstash, wazuh) take the first address found
