@@ -56,8 +56,8 @@ class HttpListener(Listener):
             async with asyncio.timeout(min(self.cfg.idle_timeout, 10.0)):
                 head = await reader.readuntil(b"\r\n\r\n")
             self.stats["received"] += 1
-            status, body = self._route(head)
-            if status == 200 and not isinstance(body, dict | list):
+            status, body, streaming = self._route(head)
+            if streaming:
                 await self._stream(writer, body)
                 return
             payload = orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
@@ -109,18 +109,20 @@ class HttpListener(Listener):
             with contextlib.suppress(Exception):
                 await it.aclose()  # type: ignore[attr-defined]
 
-    def _route(self, head: bytes) -> tuple[int, Any]:
+    def _route(self, head: bytes) -> tuple[int, Any, bool]:
+        """(status, body, whether the body is an event stream: a stream route that said 200)."""
         parts = head.split(b"\r\n", 1)[0].split()
         if len(parts) != 3:
-            return 400, {"error": "bad request line"}
+            return 400, {"error": "bad request line"}, False
         method, target = parts[0].decode("latin-1"), urlsplit(parts[1].decode("latin-1"))
         params = {k: v[-1] for k, v in parse_qs(target.query).items()}
         route = self.routes.get(target.path) or self.streams.get(target.path)
         if route is None:
-            return 404, {"error": f"no such path {target.path}", "paths": sorted([*self.routes, *self.streams])}
+            return 404, {"error": f"no such path {target.path}", "paths": sorted([*self.routes, *self.streams])}, False
         if method != "GET":
-            return 405, {"error": "only GET"}
-        return route(params)
+            return 405, {"error": "only GET"}, False
+        status, body = route(params)
+        return status, body, status == 200 and target.path in self.streams
 
     def close(self) -> None:
         self._closing.set()

@@ -58,7 +58,7 @@ from ..enrich.metrics import DerivedMetrics
 from ..event import Event, format_timestamp
 from ..index.service import IndexService
 from ..parse.dispatch import LineParser
-from ..sinks.bulk_files import BulkFileSink, IndexNamer, event_id
+from ..sinks.bulk_files import BulkFileSink, IndexNamer, dataset_of, event_id
 from ..sinks.elasticsearch import ElasticsearchSink
 from ..sinks.graphite_file import GraphiteFileSink
 from ..telemetry import Telemetry
@@ -431,7 +431,7 @@ class LivePipeline:
         if self.index is not None and item.listener != INDEX_LISTENER:
             peer = item.peer
             self.index.observe(ev, doc, item.received_at, peer[0] if isinstance(peer, tuple) and peer else None)
-        dataset = (doc.get("event") or {}).get("dataset") or "unknown"
+        dataset = dataset_of(doc)
         self.stats.datasets[dataset] = self.stats.datasets.get(dataset, 0) + 1
         self.stats.events += 1
 

@@ -25,6 +25,11 @@ def event_id(source: str, position: int, original: str) -> str:
     return hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
+def dataset_of(doc: dict) -> str:
+    """The document's `event.dataset`, which names its index ("unknown" without one)."""
+    return (doc.get("event") or {}).get("dataset") or "unknown"
+
+
 class IndexNamer:
     def __init__(self, template: str = DEFAULT_INDEX, per_dataset: dict[str, str] | None = None) -> None:
         self.template = template
@@ -40,6 +45,9 @@ class IndexNamer:
             name = _BAD_INDEX_CHARS.sub("_", name.lower())
             self._cache[key] = name
         return name
+
+    def for_doc(self, doc: dict) -> str:
+        return self(dataset_of(doc), doc["@timestamp"])
 
 
 class BulkFileSink:
@@ -70,8 +78,7 @@ class BulkFileSink:
         return f
 
     def write(self, doc: dict, doc_id: str) -> None:
-        dataset = (doc.get("event") or {}).get("dataset") or "unknown"
-        index = self.namer(dataset, doc["@timestamp"])
+        index = self.namer.for_doc(doc)
         f = self._file(index)
         f.write(b'{"index":{"_index":"' + index.encode() + b'","_id":"' + doc_id.encode() + b'"}}\n'
                 + orjson.dumps(doc) + b"\n")

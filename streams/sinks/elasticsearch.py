@@ -144,8 +144,7 @@ class ElasticsearchSink:
     block_when_full = True
 
     def write(self, doc: dict, doc_id: str, timeout: float | None = None) -> None:
-        dataset = (doc.get("event") or {}).get("dataset") or "unknown"
-        index = self.namer(dataset, doc["@timestamp"])
+        index = self.namer.for_doc(doc)
         self.spool.append(record(index, doc_id, doc), timeout, self.block_when_full)
         self.counts[index] = self.counts.get(index, 0) + 1
         self.stats["spooled"] += 1
