@@ -37,13 +37,11 @@ import glob
 import json
 import os
 import platform
-import queue
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -53,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from streams.event import Event  # noqa: E402
 from streams.protocols.riemann import encode_msg, frame, ok_reply  # noqa: E402
+from tests.integration import RunProcess  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLES = ROOT / "samples" / "logs"
@@ -66,46 +65,19 @@ STALL = 30.0        # seconds without progress before a scenario is declared stu
 
 # ---------------------------------------------------------------- server
 
-class Server:
+class Server(RunProcess):
     """`python -m streams.cli run` in a subprocess pinned to one core."""
 
     def __init__(self, work: Path, geoip: bool) -> None:
-        self.out = work / "out"
+        out = work / "out"
         conf = work / "streams.toml"
         parts = [f"[listeners.{n}]\nport = 0\n" for n in LISTENERS]
-        parts.append(f"[output]\ndir = {json.dumps(str(self.out))}\n")
+        parts.append(f"[output]\ndir = {json.dumps(str(out))}\n")
         parts.append(f"[geoip]\ncity = {json.dumps(str(CITY_TEST_DB))}\n" if geoip else "[geoip]\nenabled = false\n")
         parts.append("[parse]\nyear = 2026\n")
         conf.write_text("\n".join(parts))
-        argv = [sys.executable, "-m", "streams.cli", "run", "--config", str(conf)]
-        if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-            argv = ["taskset", "-c", SERVER_CORE, *argv]
-        self.argv = argv
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.logs: queue.Queue[dict] = queue.Queue()
-        self.seen: list[dict] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                d = self.logs.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"streams run did not start: {self.seen[-10:]}") from None
-                continue
-            self.seen.append(d)
-            if d.get("msg") == "ready":
-                self.ports: dict[str, int] = d["ports"]
-                break
-
-    def _pump(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            try:
-                self.logs.put(json.loads(line))
-            except ValueError:
-                self.logs.put({"raw": line.decode(errors="replace")})
+        pin = shutil.which("taskset") and (os.cpu_count() or 1) > 1
+        super().__init__(conf, out, ["taskset", "-c", SERVER_CORE] if pin else [])
 
     def metrics(self) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['http']}/metrics", timeout=10) as r:

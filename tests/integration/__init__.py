@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,10 +156,11 @@ class LiveServer:
 class RunProcess:
     """`python -m streams.cli run` in a subprocess; its JSON log lines are collected."""
 
-    def __init__(self, config: Path, out: Path) -> None:
+    def __init__(self, config: Path, out: Path, prefix: Sequence[str] = ()) -> None:
+        """`prefix`: a command to run it under (bench/ingest_bench.py pins it with taskset)."""
         self.out = out
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "run", "--config", str(config)],
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "streams.cli", "run", "--config", str(config)],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
         self.logs: queue.Queue[dict] = queue.Queue()
         self.seen: list[dict] = []
