@@ -65,7 +65,8 @@ def _msg(pb: Any) -> Msg:
     new = Event.from_parse
     events = msg.events
     for p in pb.events:
-        # a field that is set to a value other than ""/0 needs no HasField() call
+        # a field that is set to a value other than ""/0 needs no HasField() call; written out
+        # field by field, not as a getattr/setattr loop: this runs for every event received
         ev = new({})
         has = p.HasField
         if (t := p.time_micros) or has("time_micros"):
