@@ -89,10 +89,15 @@ def _msg(pb: Any) -> Msg:
             ev.metric = m
         if (v := p.ttl) or has("ttl"):
             ev.ttl = v
-        if p.tags:
-            ev.tags = list(p.tags)
-        if p.attributes:
-            ev.attributes = {a.key: a.value for a in p.attributes}
+        # each read of a repeated field builds a wrapper (~0.6 us): read each once
+        tags = p.tags[:]
+        if tags:
+            ev.tags = tags
+        attributes = p.attributes
+        if attributes:
+            attrs = ev.attributes
+            for a in attributes:
+                attrs[a.key] = a.value
         events.append(ev)
     return msg
 
