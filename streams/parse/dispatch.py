@@ -22,6 +22,7 @@ from .. import PATTERNS_DIR
 from ..clock import Clock
 from ..event import Event
 from .grok import GrokLibrary
+from .products import wazuh
 from .products.fail2ban import continuation as fail2ban_continuation
 from .rules import ProductParser, load_rules
 from .syslog import parse_syslog
@@ -67,6 +68,7 @@ class LineParser:
         # `programs: ["*"]`: tried for programs no parser owns, used only when it matches
         self._fallback = self.by_program.get("*")
         self._exim = self.by_name.get("exim")
+        self._fail2ban = self.by_name.get("fail2ban")
         self.times = TimeParser(year=year, tz=timezone, clock=clock)
         self.max_line = max_line
         # (timestamp, logger, pid, level) of the last line when it was a fail2ban own-log line
@@ -101,7 +103,10 @@ class LineParser:
             ev.tags.append("_grokparsefailure")
             self.stats["grok_failure"] += 1
             return False
-        self._matched(parser, rule, fields, ev)
+        fields["event"].setdefault("dataset", parser.dataset)  # _matched(), inlined
+        for h in rule.after:
+            h(fields, ev, self)
+        ev.meta["rule"] = rule.name
         return True
 
     def _matched(self, parser: ProductParser, rule, fields: dict, ev: Event) -> None:
@@ -130,7 +135,8 @@ class LineParser:
             return ev
 
     def _parse(self, line: str) -> Event:
-        fields: dict = {"event": {"original": line}}
+        event = {"original": line}  # fields["event"]: no hook replaces it before a match
+        fields: dict = {"event": event}
         ev = Event.from_parse(fields)
         if len(line) > self.max_line:
             line = line[: self.max_line]
@@ -159,9 +165,22 @@ class LineParser:
         self._f2b_context = None
         program, msg = res
         ev.message = msg
-        parser = self.resolve(program)
+        try:  # resolve(), its cache hit inlined
+            parser = self._resolved[program]
+        except KeyError:
+            parser = self.resolve(program)
         if parser is not None:
-            self.apply(parser, msg, fields, ev)
+            # apply() and _matched(), inlined: this is the path of nearly every line
+            rule = parser.matcher.match(msg, fields)
+            if rule is None:
+                event["dataset"] = parser.dataset
+                ev.tags.append("_grokparsefailure")
+                self.stats["grok_failure"] += 1
+                return ev
+            event.setdefault("dataset", parser.dataset)
+            for h in rule.after:
+                h(fields, ev, self)
+            ev.meta["rule"] = rule.name
             return ev
         if msg[:1].isalnum() and self._unwrap(msg, fields, ev):
             return ev
@@ -171,7 +190,7 @@ class LineParser:
             if rule is not None:
                 self._matched(fb, rule, fields, ev)
                 return ev
-        fields["event"]["dataset"] = "syslog"
+        event["dataset"] = "syslog"
         ev.tags.append("_grokparsefailure")
         self.stats["no_parser"] += 1
         return ev
@@ -224,11 +243,11 @@ class LineParser:
         return True
 
     def _fail2ban_own(self, m: re.Match, fields: dict, ev: Event) -> None:
-        stamp = self.times.iso(m["ts"])
+        stamp_text, logger, pid, level, msg = m.groups()  # ts, logger, pid, level, msg
+        stamp = self.times.iso(stamp_text)
         ts = None
         if stamp is not None:
             ts = fields["@timestamp"] = stamp[1]
-        logger, pid, level = m["logger"], m["pid"], m["level"]
         log = fields["log"] = {"logger": logger}
         if level:
             log["level"] = level
@@ -236,8 +255,8 @@ class LineParser:
             fields["process"] = {"pid": int(pid)}
         # bounded state: the next header-less line continues this entry
         self._f2b_context = (ts, logger, pid, level)
-        msg = ev.message = m["msg"]
-        parser = self.by_name.get("fail2ban")
+        ev.message = msg
+        parser = self._fail2ban
         if parser is None:
             fields["event"]["dataset"] = "fail2ban.log"
             ev.tags.append("_grokparsefailure")
@@ -252,7 +271,6 @@ class LineParser:
             doc = None
         if doc is None and ('"rule"' in line or '"manager"' in line):
             # a damaged alerts.json line is still a Wazuh alert: recover or salvage it
-            from .products import wazuh
             doc, recovered = wazuh.loads_lenient(line)
             if not isinstance(doc, dict):
                 wazuh.damaged_alert(line, fields, ev, self)
@@ -265,8 +283,7 @@ class LineParser:
             self.stats["json_failure"] += 1
             return
         if isinstance(doc.get("rule"), dict):
-            from .products.wazuh import apply_alert
-            apply_alert(doc, fields, ev, self)
+            wazuh.apply_alert(doc, fields, ev, self)  # imported at the top: no import per line
         else:
             fields["event"]["dataset"] = "json"
             fields["json"] = doc

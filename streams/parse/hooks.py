@@ -33,7 +33,7 @@ def source_address(fields: dict, event, parser) -> None:
         return
     if addr[:1] == "[" and addr[-1:] == "]":
         addr = src["address"] = addr[1:-1]
-    if addr[:7].lower() == "::ffff:" and "." in addr:
+    if addr[:2] == "::" and addr[:7].lower() == "::ffff:" and "." in addr:  # cheap test first
         addr = src["address"] = addr[7:]
     elif addr[:5] == "IPv6:":
         addr = src["address"] = addr[5:]

@@ -137,18 +137,21 @@ def parse_rfc5424(m: re.Match, fields: dict, times: TimeParser) -> tuple[str | N
 
 
 def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None, str] | None:
-    if line.startswith("<"):
+    c = line[:1]  # one slice decides the rare shapes
+    if c == "<":
         m = _RFC5424.match(line)
         if m is not None:
             return parse_rfc5424(m, fields, times)
-    if line[:1] == "@" and (t := _TAI64N.match(line)) is not None:
+    elif c == "@" and (t := _TAI64N.match(line)) is not None:
         # like Fail2ban, the ~10 s TAI-UTC offset is ignored
         fields["@timestamp"] = times.epoch(int(t[1], 16) - (1 << 62))[1]
         fields["process"] = {"name": t[2], "pid": int(t[3])} if t[3] else {"name": t[2]}
         return t[2], t[4]
     if line[10:11] == "T" and (m := _COMMON_ISO.match(line)) is not None:
         iso, host, tag, pid, msg = m.groups()
-        stamp = times.iso(iso)
+        stamp = times.cache.get(iso, False)  # the cache hit of times.iso(), inlined
+        if stamp is False:
+            stamp = times.iso(iso)
         if stamp is not None:
             fields["@timestamp"] = stamp[1]
         fields["host"] = {"hostname": host}
@@ -157,7 +160,9 @@ def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None
     m = _COMMON.match(line)
     if m is not None:
         bsd, mon, day, clock, host, tag, pid, msg = m.groups()
-        stamp = times.syslog_cached(bsd, mon, day, clock, None)
+        stamp = times.cache.get(bsd, False)  # the cache hit of times.syslog_cached(), inlined
+        if stamp is False:
+            stamp = times.syslog_cached(bsd, mon, day, clock, None)
         if stamp is not None:
             fields["@timestamp"] = stamp[1]
             fields["host"] = {"hostname": host}

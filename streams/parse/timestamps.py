@@ -42,12 +42,13 @@ class TimeParser:
         self.year = year
         self.tz = get_tz(tz)
         self.clock = clock or SystemClock()
-        self._cache: dict[str, tuple[float, str] | None] = {}
+        # text -> (epoch, iso) or None; read directly by the syslog header's hot path
+        self.cache: dict[str, tuple[float, str] | None] = {}
 
     def _remember(self, key: str, value: tuple[float, str] | None) -> tuple[float, str] | None:
-        if len(self._cache) >= _CACHE_MAX:
-            self._cache.clear()
-        self._cache[key] = value
+        if len(self.cache) >= _CACHE_MAX:
+            self.cache.clear()
+        self.cache[key] = value
         return value
 
     def _finish(self, dt: datetime) -> tuple[float, str]:
@@ -79,7 +80,7 @@ class TimeParser:
                       year: str | None) -> tuple[float, str] | None:
         """`syslog`, cached under `key` (the hot path passes the timestamp's own text, so a
         hit costs one dict lookup)."""
-        hit = self._cache.get(key, False)
+        hit = self.cache.get(key, False)
         if hit is not False:
             return hit
         try:
@@ -97,7 +98,7 @@ class TimeParser:
 
     def iso(self, text: str) -> tuple[float, str] | None:
         """ISO 8601 / RFC 3339 (`T` or space, `,` or `.` fraction, `Z`, `+hh:mm`, `+hhmm`)."""
-        hit = self._cache.get(text, False)
+        hit = self.cache.get(text, False)
         if hit is not False:
             return hit
         if text[19:20] in _FRACTION_MARKS and text[4:5] == "-" and text[16:17] == ":":
@@ -117,7 +118,7 @@ class TimeParser:
         """A stamp with a fraction (`2024-08-26T01:33:38.572449+00:00`) is seldom seen
         twice: the whole second (with its offset) is parsed once and cached, and the
         milliseconds are copied from the text (the output keeps milliseconds, truncated)."""
-        base = self._cache.get(text[:19] + text[m.end():], False)
+        base = self.cache.get(text[:19] + text[m.end():], False)
         if base is False:
             base = self._iso_parse(text[:19] + text[m.end():])
         if base is None:

@@ -29,6 +29,10 @@ _MAX_STATE = 4096
 
 
 def _state(parser, name: str) -> dict:
+    try:  # the usual case, once the table exists: one attribute and one dict lookup
+        return parser._auth_state[name]
+    except (AttributeError, KeyError):
+        pass
     st = getattr(parser, "_auth_state", None)
     if st is None:
         st = {}

@@ -89,8 +89,11 @@ def split_delays(value: str, pf: dict) -> None:
     m = _DELAYS.match(value)
     if m is None:
         return
-    pf["delay_before_qmgr"], pf["delay_in_qmgr"], pf["delay_conn_setup"], pf["delay_transmission"] = (
-        _to_float(x) for x in m.groups())
+    before, in_qmgr, conn_setup, transmission = m.groups()  # straight-line: no generator per line
+    pf["delay_before_qmgr"] = _to_float(before)
+    pf["delay_in_qmgr"] = _to_float(in_qmgr)
+    pf["delay_conn_setup"] = _to_float(conn_setup)
+    pf["delay_transmission"] = _to_float(transmission)
 
 
 def split_tls(value: str, pf: dict) -> None:
@@ -125,14 +128,23 @@ def parse_kv(text: str, pf: dict) -> None:
             split_tls(value, pf)
 
 
+_CMD_KEYS: dict[str, tuple[str, str]] = {}  # command -> (cmd_<name>, cmd_<name>_accepted)
+
+
 def parse_command_counters(text: str, pf: dict) -> None:
     """`ehlo=2 rcpt=0/1 commands=5/7` -> cmd_ehlo=2, cmd_rcpt_accepted=0, cmd_rcpt=1,
     cmd_count_accepted=5, cmd_count=7 (integers)."""
+    keys = _CMD_KEYS
     for name, accepted, total in _CMD.findall(text):
-        key = "cmd_count" if name == "commands" else f"cmd_{name}"
+        pair = keys.get(name)
+        if pair is None:  # the field names of a command, built once (a bounded cache)
+            key = "cmd_count" if name == "commands" else f"cmd_{name}"
+            pair = (key, f"{key}_accepted")
+            if len(keys) < 256:
+                keys[name] = pair
         if accepted:
-            pf[f"{key}_accepted"] = int(accepted)
-        pf[key] = int(total)
+            pf[pair[1]] = int(accepted)
+        pf[pair[0]] = int(total)
 
 
 def _slug(text: str) -> str:
@@ -243,19 +255,26 @@ def client_in_text(fields: dict, ev, parser) -> None:
                 pf["client_port"] = int(m["port"])
 
 
-def _endpoint(pf: dict, prefix: str) -> dict | None:
-    """`client_*` / `relay_*` -> an ECS `source` / `destination` object."""
-    addr = pf.get(f"{prefix}_ip")
+# the keys `_endpoint` reads, built once instead of per line
+_CLIENT_KEYS = ("client_ip", "client_hostname", "client_port")
+_RELAY_KEYS = ("relay_ip", "relay_hostname", "relay_port")
+
+
+def _endpoint(pf: dict, keys: tuple[str, str, str]) -> dict | None:
+    """`client_*` / `relay_*` (`keys`: their _ip, _hostname, _port) -> an ECS `source` /
+    `destination` object."""
+    ip_key, host_key, port_key = keys
+    addr = pf.get(ip_key)
     if addr is None:
         return None
     out = {"address": addr}
     canon = as_ip(addr)
     if canon is not None:
         out["ip"] = canon
-    host = pf.get(f"{prefix}_hostname")
+    host = pf.get(host_key)
     if host and host != "unknown" and host != addr:
         out["domain"] = host
-    port = pf.get(f"{prefix}_port")
+    port = pf.get(port_key)
     if port.__class__ is int:
         out["port"] = port
     return out
@@ -269,10 +288,10 @@ def postfix_hook(fields: dict, ev, parser) -> None:
     kv = pf.pop("keyvalue_data", None)
     if kv:
         parse_kv(kv, pf)
-    src = _endpoint(pf, "client")
+    src = _endpoint(pf, _CLIENT_KEYS)
     if src is not None:
         fields["source"] = src
-    dst = _endpoint(pf, "relay")
+    dst = _endpoint(pf, _RELAY_KEYS)
     if dst is not None:
         fields["destination"] = dst
     email = {}

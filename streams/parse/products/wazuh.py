@@ -49,6 +49,9 @@ def loads_lenient(text: str) -> tuple[object | None, bool]:
 
 def _merge(dst: dict, src: dict) -> None:
     """Wazuh's values win: `src` (the alert) goes into `dst` (our document)."""
+    if dst.keys().isdisjoint(src):  # the usual case (no key in common): one C-level update
+        dst.update(src)
+        return
     for k, v in src.items():
         cur = dst.get(k)
         if isinstance(cur, dict) and isinstance(v, dict):
