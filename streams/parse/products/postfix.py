@@ -234,11 +234,6 @@ def postsuper_action(fields: dict, ev, parser) -> None:
     fields["event"]["action"] = _slug(pf.get("postsuper_action") or pf["postsuper_summary_action"])
 
 
-def discarded_ehlo(fields: dict, ev, parser) -> None:
-    pf = fields["postfix"]
-    pf["discarded_ehlo_keywords"] = pf["discarded_ehlo_keywords"].split()
-
-
 def client_in_text(fields: dict, ev, parser) -> None:
     """Free text naming the client (`header ... from host[ip]`, milter and warning lines)."""
     pf = fields["postfix"]
