@@ -22,7 +22,7 @@ the queue is full, and the listener counts it as dropped.
 
 Delivery guarantee of an ack (RELP `rsp 200`)
 ---------------------------------------------
-A record may carry an `ack(ok)` callback (put into `ev.meta["ack"]` once parsed). The worker
+A record may carry an `ack(ok)` callback (`Received.ack`). The worker
 calls it only after the batch holding the record was written by the sink (the bulk files,
 or the Elasticsearch spool) and flushed to the OS (`f.flush()`): the message is in the
 kernel's page cache,
@@ -408,11 +408,6 @@ class LivePipeline:
             ev.fields.setdefault("event", {}).setdefault("dataset", "riemann")
             original = ev.service or ""
             riemann_metric = ev.metric is not None and ev.service is not None
-        meta = ev.meta
-        meta["listener"] = item.listener
-        meta["received_at"] = item.received_at
-        meta["peer"] = item.peer
-        meta["ack"] = item.ack
         doc = ev.to_doc()
         if "@timestamp" not in doc:
             doc["@timestamp"] = format_timestamp(item.received_at)
