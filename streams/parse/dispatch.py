@@ -103,10 +103,7 @@ class LineParser:
             ev.tags.append("_grokparsefailure")
             self.stats["grok_failure"] += 1
             return False
-        fields["event"].setdefault("dataset", parser.dataset)  # _matched(), inlined
-        for h in rule.after:
-            h(fields, ev, self)
-        ev.meta["rule"] = rule.name
+        self._matched(parser, rule, fields, ev)
         return True
 
     def _matched(self, parser: ProductParser, rule, fields: dict, ev: Event) -> None:
