@@ -26,7 +26,7 @@ from .products import wazuh
 from .products.fail2ban import continuation as fail2ban_continuation
 from .rules import ProductParser, load_rules
 from .syslog import parse_syslog
-from .timestamps import TimeParser
+from .timestamps import MONTHS, TimeParser
 
 DEFAULT_MAX_LINE = 64 * 1024
 log = logging.getLogger("streams.parse")
@@ -44,6 +44,8 @@ _F2B_OWN = re.compile(
 # Exim's own main log: `2013-06-02 09:22:06 [pid] [msgid] message`, no host, no program.
 # Taken for Exim only when an Exim rule matches the message; otherwise it is syslog.
 _EXIM_MAIN = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})?)(?: ([+-]\d{4}))? (.*)", re.DOTALL)
+# Roundcube's own log files (errors, userlogins): `[30-Dec-2014 13:02:34 -0500]: message`
+_ROUNDCUBE_FILE = re.compile(r"\[(\d\d?)-([A-Z][a-z]{2})-(\d{4}) (\d\d:\d\d:\d\d)(?: ([+-]\d{4}))?\]: (.*)", re.DOTALL)
 
 
 class LineParser:
@@ -68,6 +70,7 @@ class LineParser:
         # `programs: ["*"]`: tried for programs no parser owns, used only when it matches
         self._fallback = self.by_program.get("*")
         self._exim = self.by_name.get("exim")
+        self._roundcube = self.by_name.get("roundcube")
         self._fail2ban = self.by_name.get("fail2ban")
         self.times = TimeParser(year=year, tz=timezone, clock=clock)
         self.max_line = max_line
@@ -147,6 +150,8 @@ class LineParser:
         # `YYYY-MM-DD HH:MM:SS`: Fail2ban's own log or Exim's main log (an RFC 3339
         # syslog stamp has a `T` there and goes straight on)
         if c.isdigit() and line[10:11] == " " and self._dated_line(line, fields, ev):
+            return ev
+        if c == "[" and self._roundcube_file(line, fields, ev):
             return ev
         res = parse_syslog(line, fields, self.times)
         if res is None:
@@ -237,6 +242,25 @@ class LineParser:
         self._f2b_context = None
         ev.message = m[3]
         self._matched(p, rule, fields, ev)
+        return True
+
+    def _roundcube_file(self, line: str, fields: dict, ev: Event) -> bool:
+        """A line of Roundcube's own log files (a message no rule knows, a PHP warning say,
+        keeps the stamp and the dataset, tagged)."""
+        p = self._roundcube
+        if p is None or (m := _ROUNDCUBE_FILE.match(line)) is None:
+            return False
+        day, mon, year, clock, zone, msg = m.groups()
+        month = MONTHS.get(mon.lower())
+        if month is None:
+            return False
+        stamp = self.times.iso(f"{year}-{month:02d}-{int(day):02d} {clock}{zone or ''}")
+        if stamp is not None:
+            fields["@timestamp"] = stamp[1]
+        fields["process"] = {"name": "roundcube"}
+        self._f2b_context = None
+        ev.message = msg
+        self.apply(p, msg, fields, ev)
         return True
 
     def _fail2ban_own(self, m: re.Match, fields: dict, ev: Event) -> None:
