@@ -271,12 +271,7 @@ class TTLIndex:
         n_moved = 0
         for bucket, items in moved.items():
             n_moved += len(items)
-            queue = buckets.get(bucket)
-            if queue is None:
-                buckets[bucket] = items
-                heappush(heap, bucket)
-            else:
-                queue.extend(items)
+            self._enqueue(bucket, items)
         stats = self.stats
         stats["examined"] += examined
         stats["bucket_pops"] += pops
@@ -458,12 +453,7 @@ class TTLIndex:
                 if new == bucket:
                     victim = item
                     break
-                later = buckets.get(new)
-                if later is None:
-                    buckets[new] = [item]
-                    heappush(heap, new)  # new > bucket: heap[0] stays this bucket
-                else:
-                    later.append(item)
+                self._enqueue(new, [item])  # new > bucket: heap[0] stays this bucket
                 moved += 1
             if not queue:
                 heappop(heap)
@@ -482,6 +472,15 @@ class TTLIndex:
             return
         stats["evicted"] += 1
         self._report("evicted", "index full, entry with the earliest deadline evicted", victim.event, now)
+
+    def _enqueue(self, bucket: float, items: list[_Entry]) -> None:
+        """Add `items` to `bucket`, a new one going on the heap (`insert` does this inline)."""
+        queue = self._buckets.get(bucket)
+        if queue is None:
+            self._buckets[bucket] = items
+            heappush(self._heap, bucket)
+        else:
+            queue.extend(items)
 
     def _rebuild(self) -> None:
         """Queue each live entry once, in its deadline's bucket; drops every stale reference."""

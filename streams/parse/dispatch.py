@@ -135,8 +135,7 @@ class LineParser:
             return ev
 
     def _parse(self, line: str) -> Event:
-        event = {"original": line}  # fields["event"]: no hook replaces it before a match
-        fields: dict = {"event": event}
+        fields: dict = {"event": {"original": line}}
         ev = Event.from_parse(fields)
         if len(line) > self.max_line:
             line = line[: self.max_line]
@@ -172,17 +171,7 @@ class LineParser:
         except KeyError:
             parser = self.resolve(program)
         if parser is not None:
-            # apply() and _matched(), inlined: this is the path of nearly every line
-            rule = parser.matcher.match(msg, fields)
-            if rule is None:
-                event["dataset"] = parser.dataset
-                ev.tags.append("_grokparsefailure")
-                self.stats["grok_failure"] += 1
-                return ev
-            event.setdefault("dataset", parser.dataset)
-            for h in rule.after:
-                h(fields, ev, self)
-            ev.meta["rule"] = rule.name
+            self.apply(parser, msg, fields, ev)
             return ev
         if msg[:1].isalnum() and self._unwrap(msg, fields, ev):
             return ev
@@ -192,7 +181,7 @@ class LineParser:
             if rule is not None:
                 self._matched(fb, rule, fields, ev)
                 return ev
-        event["dataset"] = "syslog"
+        fields["event"]["dataset"] = "syslog"
         ev.tags.append("_grokparsefailure")
         self.stats["no_parser"] += 1
         return ev

@@ -118,9 +118,10 @@ class TimeParser:
         """A stamp with a fraction (`2024-08-26T01:33:38.572449+00:00`) is seldom seen
         twice: the whole second (with its offset) is parsed once and cached, and the
         milliseconds are copied from the text (the output keeps milliseconds, truncated)."""
-        base = self.cache.get(text[:19] + text[m.end():], False)
+        second = text[:19] + text[m.end():]
+        base = self.cache.get(second, False)
         if base is False:
-            base = self._iso_parse(text[:19] + text[m.end():])
+            base = self._iso_parse(second)
         if base is None:
             return None
         frac = m[0]

@@ -29,21 +29,18 @@ _MAX_STATE = 4096
 
 
 def _state(parser, name: str) -> dict:
-    try:  # the usual case, once the table exists: one attribute and one dict lookup
+    """The parser's correlation table `name`, made on first use."""
+    try:
         return parser._auth_state[name]
-    except (AttributeError, KeyError):
-        pass
-    st = getattr(parser, "_auth_state", None)
-    if st is None:
-        st = {}
+    except KeyError:
+        table = parser._auth_state[name] = {}
+    except AttributeError:
+        table = {}
         try:
-            parser._auth_state = st
+            parser._auth_state = {name: table}
         except AttributeError:  # a parser object without a __dict__: no correlation
-            return {}
-    d = st.get(name)
-    if d is None:
-        d = st[name] = {}
-    return d
+            pass
+    return table
 
 
 def _remember(table: dict, key, value) -> None:
