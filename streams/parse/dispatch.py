@@ -120,71 +120,70 @@ class LineParser:
     # -- shapes ------------------------------------------------------------------------------
     def parse(self, line: str) -> Event:
         """One line -> one Event, always: a bug in a pattern hook must not lose the line
-        or stop the process, so it becomes a tagged event with the line intact."""
+        or stop the process, so it becomes a tagged event with the line intact. (One
+        function with the shapes, not a wrapper around them: a call less per line.)"""
+        original = line
         try:
-            return self._parse(line)
+            fields: dict = {"event": {"original": line}}
+            ev = Event.from_parse(fields)
+            if len(line) > self.max_line:
+                line = line[: self.max_line]
+                ev.tags.append("_line_truncated")
+                self.stats["truncated"] += 1
+            c = line[:1]
+            if c == "{":
+                self._f2b_context = None
+                self._json(line, fields, ev)
+                return ev
+            # `YYYY-MM-DD HH:MM:SS`: Fail2ban's own log or Exim's main log (an RFC 3339
+            # syslog stamp has a `T` there and goes straight on)
+            if c.isdigit() and line[10:11] == " " and self._dated_line(line, fields, ev):
+                return ev
+            if c == "[" and self._roundcube_file(line, fields, ev):
+                return ev
+            res = parse_syslog(line, fields, self.times)
+            if res is None:
+                ev.message = line
+                if self._f2b_context is not None:
+                    # a line of a multi-line fail2ban entry (command output, traceback)
+                    fail2ban_continuation(fields, ev, self._f2b_context)
+                    self.stats["fail2ban_continuation"] += 1
+                    return ev
+                ev.tags.append("_grokparsefailure")
+                self.stats["unrecognised"] += 1
+                return ev
+            self._f2b_context = None
+            program, msg = res
+            ev.message = msg
+            try:  # resolve(), its cache hit inlined
+                parser = self._resolved[program]
+            except KeyError:
+                parser = self.resolve(program)
+            if parser is not None:
+                self.apply(parser, msg, fields, ev)
+                return ev
+            if msg[:1].isalnum() and self._unwrap(msg, fields, ev):
+                return ev
+            fb = self._fallback
+            if fb is not None:
+                rule = fb.matcher.match(msg, fields)
+                if rule is not None:
+                    self._matched(fb, rule, fields, ev)
+                    return ev
+            fields["event"]["dataset"] = "syslog"
+            ev.tags.append("_grokparsefailure")
+            self.stats["no_parser"] += 1
+            return ev
         except Exception as e:  # noqa: BLE001 - counted, logged, the line kept
             self.stats["parser_error"] += 1
             if self.stats["parser_error"] <= 10:
                 log.exception("parser error on a line (kept, tagged _parser_error): %s", e,
-                              extra={"line": line[:500]})
+                              extra={"line": original[:500]})
             self._f2b_context = None
-            ev = Event.from_parse({"event": {"original": line}})
-            ev.message = line
+            ev = Event.from_parse({"event": {"original": original}})
+            ev.message = original
             ev.tags.append("_parser_error")
             return ev
-
-    def _parse(self, line: str) -> Event:
-        fields: dict = {"event": {"original": line}}
-        ev = Event.from_parse(fields)
-        if len(line) > self.max_line:
-            line = line[: self.max_line]
-            ev.tags.append("_line_truncated")
-            self.stats["truncated"] += 1
-        c = line[:1]
-        if c == "{":
-            self._f2b_context = None
-            self._json(line, fields, ev)
-            return ev
-        # `YYYY-MM-DD HH:MM:SS`: Fail2ban's own log or Exim's main log (an RFC 3339
-        # syslog stamp has a `T` there and goes straight on)
-        if c.isdigit() and line[10:11] == " " and self._dated_line(line, fields, ev):
-            return ev
-        if c == "[" and self._roundcube_file(line, fields, ev):
-            return ev
-        res = parse_syslog(line, fields, self.times)
-        if res is None:
-            ev.message = line
-            if self._f2b_context is not None:
-                # a line of a multi-line fail2ban entry (command output, traceback)
-                fail2ban_continuation(fields, ev, self._f2b_context)
-                self.stats["fail2ban_continuation"] += 1
-                return ev
-            ev.tags.append("_grokparsefailure")
-            self.stats["unrecognised"] += 1
-            return ev
-        self._f2b_context = None
-        program, msg = res
-        ev.message = msg
-        try:  # resolve(), its cache hit inlined
-            parser = self._resolved[program]
-        except KeyError:
-            parser = self.resolve(program)
-        if parser is not None:
-            self.apply(parser, msg, fields, ev)
-            return ev
-        if msg[:1].isalnum() and self._unwrap(msg, fields, ev):
-            return ev
-        fb = self._fallback
-        if fb is not None:
-            rule = fb.matcher.match(msg, fields)
-            if rule is not None:
-                self._matched(fb, rule, fields, ev)
-                return ev
-        fields["event"]["dataset"] = "syslog"
-        ev.tags.append("_grokparsefailure")
-        self.stats["no_parser"] += 1
-        return ev
 
     def _unwrap(self, msg: str, fields: dict, ev: Event) -> bool:
         """A relay's header around a whole syslog line (rsyslog's imfile reading a log file
