@@ -91,7 +91,18 @@ class Connection:
     async def read(self) -> bytes:
         """The next bytes, or b"" at EOF / idle timeout / socket error / stop."""
         if self.stopping:
-            return b""
+            # What the stream already holds was taken from the socket (the sender counts it
+            # as sent): hand it over. EOF was fed, so this never waits; the read may resume
+            # the transport (when the stream itself had paused it): pause it again at once.
+            if self.reader.at_eof():
+                return b""
+            try:
+                return await self.reader.read(READ_SIZE)
+            except Exception:
+                return b""
+            finally:
+                with contextlib.suppress(Exception):
+                    self.writer.transport.pause_reading()
         try:
             async with asyncio.timeout(self.listener.cfg.idle_timeout):
                 return await self.reader.read(READ_SIZE)
@@ -165,15 +176,25 @@ class TcpListener(Listener):
         self.server = await asyncio.start_server(self._accept, self.cfg.host, self.cfg.port, limit=STREAM_LIMIT)
         self.bound(self.server.sockets[0].getsockname())
 
+    def _in_use(self) -> int:
+        """The sockets held against `max_connections`."""
+        return len(self.connections)
+
+    def _refused(self, writer: asyncio.StreamWriter) -> bool:
+        """Close and count a connection over the limit or during shutdown."""
+        if not self.stopping and self._in_use() < self.cfg.max_connections:
+            return False
+        self.stats["rejected"] += 1
+        log.warning("connection refused: limit reached" if not self.stopping else "connection refused: stopping",
+                    extra={"listener": self.name, "peer": str(writer.get_extra_info("peername")),
+                           "max_connections": self.cfg.max_connections})
+        writer.close()
+        return True
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        stats = self.stats
-        if self.stopping or len(self.connections) >= self.cfg.max_connections:
-            stats["rejected"] += 1
-            log.warning("connection refused: limit reached" if not self.stopping else "connection refused: stopping",
-                        extra={"listener": self.name, "peer": str(writer.get_extra_info("peername")),
-                               "max_connections": self.cfg.max_connections})
-            writer.close()
+        if self._refused(writer):
             return
+        stats = self.stats
         conn = self.connection_class(self, reader, writer)
         self.connections.add(conn)
         stats["connections"] += 1

@@ -25,7 +25,7 @@ log = logging.getLogger("streams.ingest.http")
 
 _MAX_HEADER = 16 * 1024
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            503: "Service Unavailable"}
+            500: "Internal Server Error", 503: "Service Unavailable"}
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and clients see a live stream
 
 Params = dict[str, str]
@@ -52,23 +52,33 @@ class HttpListener(Listener):
         if task is not None:
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
+        answered = False
         try:
             async with asyncio.timeout(min(self.cfg.idle_timeout, 10.0)):
                 head = await reader.readuntil(b"\r\n\r\n")
             self.stats["received"] += 1
             status, body, streaming = self._route(head)
             if streaming:
+                answered = True
                 await self._stream(writer, body)
                 return
             payload = orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
-            writer.write(f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+            reply = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+            answered = True
+            writer.write(reply)
             await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, OSError):
             self.stats["errors"] += 1
         except Exception:  # a handler bug answers 500 to this client only
             self.stats["errors"] += 1
             log.exception("http handler failed")
+            if not answered:
+                payload = b'{"error": "internal error"}\n'
+                with contextlib.suppress(Exception):
+                    writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(payload) + payload)
+                    await writer.drain()
         finally:
             writer.close()
             with contextlib.suppress(Exception):

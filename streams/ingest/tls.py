@@ -61,17 +61,21 @@ class SyslogTlsListener(SyslogTcpListener):
         super().__init__(*args, **kw)
         self.stats.update(tls_handshake_failed=0)
         self.ssl: ssl.SSLContext | None = None
+        self.handshakes = 0   # sockets in their handshake: they count against max_connections
+
+    def _in_use(self) -> int:
+        return len(self.connections) + self.handshakes
 
     async def start(self) -> None:
         self.ssl = server_context(self.cfg)   # before binding: a bad certificate is a start error
         await super().start()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.stopping or len(self.connections) >= self.cfg.max_connections:
-            await super()._accept(reader, writer)   # refused and counted there
+        if self._refused(writer):
             return
         peer = writer.get_extra_info("peername")
         timeout = min(self.cfg.idle_timeout, HANDSHAKE_TIMEOUT)
+        self.handshakes += 1
         try:
             await writer.start_tls(self.ssl, ssl_handshake_timeout=timeout)
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError, EOFError) as e:
@@ -82,4 +86,6 @@ class SyslogTlsListener(SyslogTcpListener):
                         extra={"listener": self.name, "peer": peer_text})
             writer.close()
             return
+        finally:
+            self.handshakes -= 1
         await super()._accept(reader, writer)

@@ -1,0 +1,137 @@
+"""The asyncio listeners of `streams.ingest`, in process, over real sockets on 127.0.0.1:
+shutdown hand-over, connection limits, HTTP errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from streams.clock import ManualClock
+from streams.config import ListenerConfig, TlsListenerConfig
+from streams.ingest.syslog import SyslogTcpListener
+from streams.ingest.tls import SyslogTlsListener
+from streams.telemetry import Telemetry
+
+
+class BlockingPipeline:
+    """A live pipeline stand-in whose put() waits while `gate` is clear (a full queue)."""
+
+    index = None
+
+    def __init__(self) -> None:
+        self.records: list = []
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def put(self, records: list) -> None:
+        if records:
+            self.entered.set()
+            await self.gate.wait()
+            self.records += records
+
+    def offer(self, records: list) -> bool:
+        self.records += records
+        return True
+
+
+def listener(cls, pipeline, cfg=None):
+    return cls("t", cfg or ListenerConfig(), pipeline, Telemetry(), ManualClock(0.0))
+
+
+def test_stop_reading_hands_over_bytes_read_while_the_queue_was_full():
+    """At shutdown a syslog TCP reader blocked on a full queue must still hand over what
+    the socket already delivered to it: the sender took those bytes as sent."""
+
+    async def scenario() -> list[str]:
+        p = BlockingPipeline()
+        lst = listener(SyslogTcpListener, p)
+        await lst.start()
+        _, w = await asyncio.open_connection(lst.host, lst.port)
+        w.write(b"<13>first\n")
+        await w.drain()
+        await asyncio.wait_for(p.entered.wait(), 5)   # the reader now waits for room
+        w.write(b"<13>second\n<13>third\n")
+        await w.drain()
+        await asyncio.sleep(0.2)                       # read by the stream, not yet by serve()
+        lst.close()
+        stopping = asyncio.ensure_future(lst.stop_reading(5))
+        await asyncio.sleep(0.05)
+        p.gate.set()                                   # the worker makes room
+        await stopping
+        await lst.finish(2)
+        w.close()
+        return [r.text for r in p.records]
+
+    assert asyncio.run(scenario()) == ["<13>first", "<13>second", "<13>third"]
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        msg = "the `openssl` command is not installed (Debian package openssl)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{msg}; CI is set, so this is a failure", pytrace=False)
+        pytest.skip(msg)
+    d = tmp_path_factory.mktemp("tls-cert")
+    key, crt = d / "k.pem", d / "c.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True, timeout=60)
+    return crt, key
+
+
+def test_tls_connections_in_handshake_count_against_max_connections(cert):
+    """max_connections bounds the sockets a TLS listener holds, handshakes included: else
+    clients that connect and never say hello each hold a socket for the handshake timeout."""
+    cfg = TlsListenerConfig(max_connections=2, idle_timeout=30, cert_file=cert[0], key_file=cert[1])
+
+    async def scenario() -> tuple[int, bytes]:
+        lst = listener(SyslogTlsListener, BlockingPipeline(), cfg)
+        await lst.start()
+        loop = asyncio.get_running_loop()
+        silent = []
+        for _ in range(3):   # plain TCP, no ClientHello: stuck in the handshake
+            s = socket.create_connection((lst.host, lst.port))
+            s.setblocking(False)
+            silent.append(s)
+            await asyncio.sleep(0.05)
+        # the third one is over the limit: refused (closed) at once
+        got = await asyncio.wait_for(loop.sock_recv(silent[2], 10), 2)
+        rejected = lst.stats["rejected"]
+        for s in silent:
+            s.close()
+        lst.close()
+        await lst.finish(1)
+        return rejected, got
+
+    rejected, got = asyncio.run(scenario())
+    assert rejected == 1 and got == b""
+
+
+def test_http_handler_bug_answers_500():
+    """A route that fails answers 500 to its client (as the module promises), not an empty reply."""
+    from streams.ingest import http
+
+    def broken(params):
+        raise RuntimeError("boom")
+
+    async def scenario() -> bytes:
+        lst = http.HttpListener("http", ListenerConfig(), None, Telemetry(), ManualClock(0.0),
+                                routes={"/health": broken})
+        await lst.start()
+        r, w = await asyncio.open_connection(lst.host, lst.port)
+        w.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        await w.drain()
+        got = await asyncio.wait_for(r.read(), 5)
+        w.close()
+        lst.close()
+        await lst.finish(1)
+        assert lst.stats["errors"] == 1
+        return got
+
+    assert asyncio.run(scenario()).startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
