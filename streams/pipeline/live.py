@@ -166,22 +166,35 @@ class AppendingBulkFileSink(BulkFileSink):
     (a restart or a SIGHUP reopen never truncates what is there), and `flush()` pushes
     the buffered lines to the OS."""
 
+    _evict_error: OSError | None = None  # closing a file to make room failed: its batch is not durable
+
     def _file(self, index: str) -> BinaryIO:
         f = self.files.get(index)
         if f is None:
             if len(self.files) >= self.max_open:
-                self.files.pop(next(iter(self.files))).close()
+                try:
+                    self.files.pop(next(iter(self.files))).close()
+                except OSError as e:  # lines of this batch lost with it: its flush() must fail
+                    self._evict_error = e
             f = self.files[index] = (self.directory / f"{index}.ndjson").open("ab", buffering=self.buffer_size)
             self.counts.setdefault(index, 0)
         return f
 
     def flush(self) -> None:
+        error, self._evict_error = self._evict_error, None
         for f in self.files.values():
             f.flush()
+        if error is not None:
+            raise error
 
     def reopen(self) -> None:
-        """SIGHUP: close the files; the next write reopens them (appending)."""
-        self.close()
+        """SIGHUP: close the files; the next write reopens them (appending). A file that
+        fails to close (a full disk) is forgotten all the same: its lines were not all
+        written, and the batches that wrote them were nak'ed when their flush failed."""
+        try:
+            self.close()
+        except OSError as e:
+            log.error("closing an output file for reopening failed: %s", e)
 
 
 @dataclass
@@ -222,6 +235,7 @@ class LivePipeline:
         self.clock = clock or SystemClock()
         self.schedule = schedule or Schedule()
         self._bucket = int(self.schedule.flush) or 10  # seconds per metrics bucket (by arrival)
+        self._open_bucket = 0  # the first bucket not flushed yet (counts never go to an earlier one)
         self.hostname = socket.gethostname().split(".")[0] or "localhost"
         self.sink: AppendingBulkFileSink | ElasticsearchSink
         if sink is not None:
@@ -324,6 +338,13 @@ class LivePipeline:
                 self.process(batch)
             except Exception:  # never let the worker die: the batch is nak'ed, counted
                 log.exception("batch processing failed")
+                self._es["failed"] += len(batch)
+                for item in batch:
+                    if item.ack is not None:
+                        try:
+                            item.ack(False)
+                        except Exception:
+                            log.exception("ack callback failed")
             finally:
                 queue.task_done(len(batch))
 
@@ -340,11 +361,12 @@ class LivePipeline:
         return batch
 
     def process(self, batch: list[Received]) -> None:
-        """Run the stages over a batch, flush the sink, then resolve the acks."""
+        """Run the stages over a batch, flush the sink, then resolve the acks. Each record is
+        counted once: `sent` or `dead_lettered` once flushed, else `failed`."""
         acks: list[tuple[Ack, bool]] = []
         es = self._es
         one = self._one
-        sent = 0
+        sent = dead = failed = 0
         for item in batch:
             ok = True
             try:
@@ -356,20 +378,26 @@ class LivePipeline:
                 # kept in the dead-letter file, it counts as handed on (a RELP sender would
                 # otherwise resend the same message forever); if even that fails: nak
                 ok = self._dead_letter(item, e)
-                es["dead_lettered" if ok else "failed"] += 1
+                if ok:
+                    dead += 1
+                else:
+                    failed += 1
             else:
                 sent += 1
             if item.ack is not None:
                 acks.append((item.ack, ok))
-        es["sent"] += sent
         try:
             self.sink.flush()
             if self._dlq is not None:
                 self._dlq.flush()
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - not in the OS's hands: nothing of the batch is durable
             log.error("flushing the output files failed: %s", e)
-            es["failed"] += len(acks)
+            failed += sent + dead
+            sent = dead = 0
             acks = [(a, False) for a, _ in acks]
+        es["sent"] += sent
+        es["dead_lettered"] += dead
+        es["failed"] += failed
         self.stats.batches += 1
         for ack, ok in acks:
             try:
@@ -420,7 +448,9 @@ class LivePipeline:
         source = host.get("hostname") or host.get("name") or item.listener
         self.sink.write(doc, event_id(f"{source}\0{doc['@timestamp']}", 0, original))
         arrived = int(item.received_at)
-        self.metrics.observe(doc, arrived - arrived % self._bucket)
+        # the interval it arrived in, unless that one was flushed already (it waited in the
+        # queue over a flush): then the interval still open, so no point is written twice
+        self.metrics.observe(doc, max(arrived - arrived % self._bucket, self._open_bucket))
         if riemann_metric:
             self.metrics.point(ev.host or "unknown", "riemann", ev.service, ev.metric, ev.time or arrived)
         if self.index is not None and item.listener != INDEX_LISTENER:
@@ -464,6 +494,7 @@ class LivePipeline:
         if self.geoip is not None:
             self.geoip.maybe_reload(now)
         points = m.take(None if final else current)
+        self._open_bucket = max(self._open_bucket, current)
         tele = self.telemetry.component(GRAPHITE_SINK)
         try:
             n = self.graphite.write(points)

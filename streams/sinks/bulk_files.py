@@ -91,6 +91,13 @@ class BulkFileSink:
         self.sent += 1
 
     def close(self) -> None:
-        for f in self.files.values():
-            f.close()
-        self.files.clear()
+        """Close every file, even when one fails to (its error is raised after)."""
+        files, self.files = self.files, {}
+        error: OSError | None = None
+        for f in files.values():
+            try:
+                f.close()
+            except OSError as e:
+                error = error or e
+        if error is not None:
+            raise error

@@ -24,6 +24,7 @@ Each item of the answer is classified:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -127,7 +128,7 @@ class ElasticsearchSink:
         self._reopen_dlq = False  # set by reopen(); the sender thread, which owns the file, acts on it
         self.counts: dict[str, int] = {}
         self.stats = counters if counters is not None else {}
-        for k in ("sent", "duplicates", "dead_lettered", "retried", "failed", "requests", "spooled"):
+        for k in ("sent", "duplicates", "dead_lettered", "retried", "failed", "requests", "spooled", "errors"):
             self.stats.setdefault(k, 0)
         self.client = client if client is not None else make_client(settings)
         # run once against the server before the first document (index templates), retried
@@ -205,44 +206,63 @@ class ElasticsearchSink:
                 self._down(e)
                 self._stop.wait(backoff(attempt, s.backoff_initial, s.backoff_max))
                 attempt += 1
+        attempt = 0
         while not self._stop.is_set():
-            records, pos = self.spool.read(s.batch_size, s.batch_bytes, wait=s.flush_seconds)
-            if not records:
-                self._stop.wait(0.05)  # never a busy loop, whatever the spool's byte count says
-                continue
-            if not self._deliver(records):
-                break  # stopping: the undelivered records stay in the spool (not committed)
-            self.spool.commit(pos)
+            try:
+                records, pos = self.spool.read(s.batch_size, s.batch_bytes, wait=s.flush_seconds)
+                if not records:
+                    self._stop.wait(0.05)  # never a busy loop, whatever the spool's byte count says
+                    continue
+                if not self._deliver(records):
+                    break  # stopping: the undelivered records stay in the spool (not committed)
+                self.spool.commit(pos)
+                attempt = 0
+            except Exception:  # a bug or an unreadable spool must not end delivery for good
+                log.exception("elasticsearch sender: unexpected error; the batch stays spooled and is retried")
+                self.stats["errors"] += 1
+                self._stop.wait(backoff(attempt, s.backoff_initial, s.backoff_max))
+                attempt += 1
+
+    def _readable(self, records: list[bytes]) -> list[bytes]:
+        """The records that can be sent; one the spool gave back damaged (torn by a crash or
+        a full disk) is dead-lettered as it is instead of being sent again and again."""
+        good = []
+        for r in records:
+            parts = r.rstrip(b"\n").split(b"\t", 2)
+            if len(parts) == 3 and parts[0] and parts[1] and parts[2][:1] == b"{" and parts[2][-1:] == b"}":
+                good.append(r)
+            elif not self._dead(r, 0, "unreadable spool record (incomplete or damaged)"):
+                raise OSError("a damaged spool record could not be dead-lettered")
+        return good
 
     def _deliver(self, records: list[bytes]) -> bool:
         """Until every record is indexed, known, or dead-lettered: True; False when the sink
         stops first."""
         s = self.settings
         attempt = 0
-        pending = records
+        pending = self._readable(records)
         while pending:
             try:
                 body = b"\n".join(bulk_lines(r.rstrip(b"\n")) for r in pending) + b"\n"
                 self.stats["requests"] += 1
                 resp = self.client.bulk(body=body)
-                resp = body_of(resp)
+                outcome = classify(pending, body_of(resp))
             except Exception as e:  # noqa: BLE001 - connection refused, timeouts, 429/5xx on the whole request
                 status = status_of(e)
                 if status in (400, 404):   # the whole request is bad: nothing will make it good
-                    for r in pending:
-                        self._dead(r, int(status), str(e))
-                    return True
-                self._down(e)
-                outcome = Outcome(retry=pending)
+                    outcome = Outcome(dead=[(r, int(status), str(e)) for r in pending])
+                else:
+                    self._down(e)
+                    outcome = Outcome(retry=pending)
             else:
                 self._back_up()
-                outcome = classify(pending, resp)
             st = self.stats
             st["sent"] += outcome.sent
             st["duplicates"] += outcome.duplicates
-            for rec, status, error in outcome.dead:
-                self._dead(rec, status, error)
             pending = outcome.retry
+            for rec, status, error in outcome.dead:
+                if not self._dead(rec, status, error):
+                    pending.append(rec)  # not kept anywhere yet: asked again, dead-lettered later
             if pending:
                 st["retried"] += len(pending)
                 if self._stop.wait(backoff(attempt, s.backoff_initial, s.backoff_max)):
@@ -262,23 +282,42 @@ class ElasticsearchSink:
                 "url": self.settings.url, "spool_bytes": self.spool.pending()})
         self._up = True
 
-    def _dead(self, rec: bytes, status: int, error: Any) -> None:
-        index, doc_id, doc = rec.rstrip(b"\n").split(b"\t", 2)
-        entry = {"index": index.decode(), "_id": doc_id.decode(), "status": status, "error": error,
-                 "event": orjson.loads(doc)}
-        if self._reopen_dlq and self._dlq is not None:
-            self._dlq.close()
-            self._dlq = None
-        self._reopen_dlq = False
-        if self._dlq is None:
-            self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
-            self._dlq = self.dead_letter_path.open("ab")
-        self._dlq.write(orjson.dumps(entry, default=str) + b"\n")
-        self._dlq.flush()
+    def _dead(self, rec: bytes, status: int, error: Any) -> bool:
+        """One line in the dead-letter file: the original event, its index, id, status and the
+        server's reason. False when it could not be written (logged; the caller keeps the record)."""
+        parts = rec.rstrip(b"\n").split(b"\t", 2)
+        entry: dict[str, Any] = {"index": None, "_id": None, "status": status, "error": error}
+        if len(parts) == 3:
+            entry["index"], entry["_id"] = parts[0].decode("utf-8", "replace"), parts[1].decode("utf-8", "replace")
+        try:
+            entry["event"] = orjson.loads(parts[2]) if len(parts) == 3 else None
+        except orjson.JSONDecodeError:
+            entry["event"] = None
+        if entry["event"] is None:  # not a JSON document: the record as it was spooled
+            entry["record"] = rec.rstrip(b"\n").decode("utf-8", "replace")
+        try:
+            if self._reopen_dlq and self._dlq is not None:
+                self._dlq.close()
+                self._dlq = None
+            self._reopen_dlq = False
+            if self._dlq is None:
+                self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+                self._dlq = self.dead_letter_path.open("ab")
+            self._dlq.write(orjson.dumps(entry, default=str) + b"\n")
+            self._dlq.flush()
+        except (OSError, ValueError) as e:
+            log.error("elasticsearch dead-letter file not writable; the document is kept and retried: %s", e,
+                      extra={"path": str(self.dead_letter_path), "index": entry["index"], "_id": entry["_id"]})
+            if self._dlq is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._dlq.close()
+                self._dlq = None
+            return False
         self.stats["dead_lettered"] += 1
         reason = error.get("reason") if isinstance(error, dict) else error
         log.warning("elasticsearch refused a document: dead-lettered", extra={
             "index": entry["index"], "_id": entry["_id"], "status": status, "reason": reason})
+        return True
 
 
 __all__ = ["ElasticsearchSettings", "ElasticsearchSink", "SpoolFull", "classify", "record"]

@@ -105,13 +105,27 @@ class Spool:
         size = 0
         while len(records) < max_records and size < max_bytes:
             path = self._path(pos.segment)
+            # a segment below the write segment is complete: its writer was closed (flushed)
+            # before the write segment moved on, so this is known before reading it
+            finished = pos.segment < self._write_segment
+            want = max(max_bytes - size, 64 * 1024)
             try:
                 with path.open("rb") as f:
                     f.seek(pos.offset)
-                    data = f.read(max(max_bytes - size, 64 * 1024))
+                    data = f.read(want)
             except FileNotFoundError:
                 data = b""
             end = data.rfind(b"\n") + 1
+            if not end and finished and data and len(data) < want:
+                # the end of a finished segment without its LF: a record torn by a crash or a
+                # full disk. Handed on as it is (the sink dead-letters what it cannot read):
+                # skipping over it silently would lose it, waiting for its LF blocks forever
+                log.warning("spool: incomplete record at the end of a segment", extra={
+                    "segment": str(path), "offset": pos.offset, "bytes": len(data)})
+                records.append(data + b"\n")
+                size += len(data)
+                pos = Position(pos.segment + 1, 0)
+                continue
             if end:
                 chunk = data[:end]
                 start = 0
@@ -182,9 +196,13 @@ class Spool:
             pos = Position(int(seg), int(off))
         except (OSError, ValueError):
             return Position(segments[0] if segments else 1, 0)
-        if segments and pos.segment < segments[0]:  # its segment was deleted: start at the oldest
-            return Position(segments[0], 0)
-        return pos
+        if pos.segment in segments:
+            return pos
+        # its segment is gone (delivered and deleted, or removed by hand): the offset into it
+        # means nothing; start at the oldest segment after it (or at its start, where the
+        # writer starts again), never at an offset into records that were never read
+        later = [s for s in segments if s > pos.segment]
+        return Position(later[0] if later else segments[0] if segments else max(1, pos.segment), 0)
 
     def _save_position(self, pos: Position) -> None:
         tmp = self.directory / "position.tmp"

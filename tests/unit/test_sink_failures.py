@@ -1,0 +1,269 @@
+"""Failures of the live pipeline and the sinks: what a damaged spool, a document the server
+cannot read, an unwritable dead-letter file or a failed flush must not do (kill the sender
+thread, block the spool for good, ack or lose records without a trace, count twice)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import orjson
+
+from streams.sinks.elasticsearch import ElasticsearchSettings, ElasticsearchSink, record
+from streams.sinks.spool import Spool
+
+
+class FakeClient:
+    """`bulk()` as Elasticsearch answers it: 201 per document it can parse, 400 for one it
+    cannot, or for a document holding `"refuse": true` (a mapping error)."""
+
+    def __init__(self) -> None:
+        self.indexed: list[dict] = []
+        self.lock = threading.Lock()
+
+    def bulk(self, body: bytes) -> dict:
+        lines = body.rstrip(b"\n").split(b"\n")
+        items = []
+        for source in lines[1::2]:
+            try:
+                doc = orjson.loads(source)
+            except orjson.JSONDecodeError:
+                items.append({"create": {"status": 400, "error": {"type": "document_parsing_exception",
+                                                                  "reason": "failed to parse"}}})
+                continue
+            if doc.get("refuse"):
+                items.append({"create": {"status": 400, "error": {"type": "mapper_parsing_exception",
+                                                                  "reason": "refused"}}})
+                continue
+            with self.lock:
+                self.indexed.append(doc)
+            items.append({"create": {"status": 201}})
+        return {"errors": any(i["create"]["status"] != 201 for i in items), "items": items}
+
+
+def sink(tmp_path, client, dead_letter=None):
+    settings = ElasticsearchSettings(backoff_initial=0.01, backoff_max=0.05, flush_seconds=0.02, close_timeout=2)
+    return ElasticsearchSink(settings, tmp_path / "spool", dead_letter or tmp_path / "dlq.ndjson", client=client)
+
+
+def doc(n, **extra):
+    return {"@timestamp": "2026-11-24T00:00:00.000Z", "event": {"dataset": "sshd.log"}, "n": n, **extra}
+
+
+def dead_letters(path):
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_document_the_server_cannot_parse_is_dead_lettered_and_the_sender_goes_on(tmp_path):
+    client = FakeClient()
+    es = sink(tmp_path, client)
+    es.write(doc(1), "a")
+    es.spool.append(b"streams-sshd.log-2026.11.24\tb\t{not json}\n")  # a damaged document
+    es.flush()
+    assert es.wait_delivered(3)
+    es.write(doc(2), "c")
+    assert es.wait_delivered(3), "the sender thread died on the dead letter"
+    assert [d["n"] for d in client.indexed] == [1, 2]
+    dead = dead_letters(tmp_path / "dlq.ndjson")
+    assert len(dead) == 1 and dead[0]["status"] == 400 and dead[0]["_id"] == "b"
+    assert dead[0]["index"] == "streams-sshd.log-2026.11.24" and "{not json}" in dead[0]["record"]
+    assert es.stats["dead_lettered"] == 1 and es.stats["sent"] == 2
+    assert es.close()
+
+
+def test_a_damaged_spool_record_is_dead_lettered_not_resent_forever(tmp_path):
+    client = FakeClient()
+    es = sink(tmp_path, client)
+    es.spool.append(b"no tabs in here\n")
+    es.write(doc(1), "a")
+    es.flush()
+    assert es.wait_delivered(3), "a damaged record blocks the spool for good"
+    assert [d["n"] for d in client.indexed] == [1]
+    dead = dead_letters(tmp_path / "dlq.ndjson")
+    assert len(dead) == 1 and dead[0]["record"] == "no tabs in here" and dead[0]["status"] == 0
+    assert es.close()
+
+
+def test_an_unwritable_dead_letter_file_keeps_the_document_and_the_sender_alive(tmp_path):
+    client = FakeClient()
+    dlq = tmp_path / "dlq.ndjson"
+    dlq.mkdir()  # cannot be opened as a file
+    es = sink(tmp_path, client, dlq)
+    es.write(doc(1, refuse=True), "a")
+    es.write(doc(2), "b")
+    es.flush()
+    assert not es.wait_delivered(0.5)  # kept: neither dead-lettered nor dropped
+    assert es._thread.is_alive()
+    assert es.stats["dead_lettered"] == 0
+    dlq.rmdir()  # the operator makes room
+    assert es.wait_delivered(3)
+    dead = dead_letters(dlq)
+    assert [(d["_id"], d["event"]["n"]) for d in dead] == [("a", 1)]
+    assert es.stats["dead_lettered"] == 1
+    assert [d["n"] for d in client.indexed] == [2]
+    assert es.close()
+
+
+def test_a_record_torn_by_a_crash_does_not_block_the_spool(tmp_path):
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    # the last segment of a process that died mid-write: one whole record, then a torn one
+    good = record("streams-sshd.log-2026.11.24", "a", doc(1))
+    (spool_dir / "000000000001.spool").write_bytes(good + b'streams-sshd.log-2026.11.24\tb\t{"n":')
+    client = FakeClient()
+    es = sink(tmp_path, client)
+    es.write(doc(2), "c")
+    es.flush()
+    assert es.wait_delivered(3), "the spool never got past the torn record"
+    assert [d["n"] for d in client.indexed] == [1, 2]
+    dead = dead_letters(tmp_path / "dlq.ndjson")
+    assert len(dead) == 1 and dead[0]["_id"] == "b" and dead[0]["record"].endswith('{"n":')
+    assert es.close()
+
+
+def test_records_appended_after_the_segments_were_removed_are_all_read(tmp_path):
+    sp = Spool(tmp_path)
+    for i in range(5):
+        sp.append(b"r%d\n" % i)
+    sp.flush()
+    sp.commit(sp.read(3, 1 << 20)[1])
+    sp.close()
+    for f in tmp_path.glob("*.spool"):  # the spool emptied by hand; `position` left behind
+        f.unlink()
+    again = Spool(tmp_path)
+    again.append(b"new1\n")
+    again.append(b"new2\n")
+    again.flush()
+    got, pos = again.read(100, 1 << 20)
+    assert got == [b"new1\n", b"new2\n"]
+    again.commit(pos)
+    assert again.pending() == 0
+
+
+# -- the live pipeline ----------------------------------------------------------------------------
+
+LINE = "Nov 24 00:05:02 mx1 sshd[4007]: Failed password for root from 81.2.69.142 port {} ssh2"
+
+
+def live(tmp_path):
+    from streams.parse.dispatch import LineParser
+    from streams.pipeline.live import LivePipeline
+    from streams.telemetry import Telemetry
+    return LivePipeline(LineParser(year=2026), tmp_path, Telemetry())
+
+
+def batch(n, acks, listener="relp"):
+    from streams.pipeline.live import Received
+    return [Received(listener, 1764000000.0, text=LINE.format(i), ack=lambda ok, i=i: acks.append((i, ok)))
+            for i in range(n)]
+
+
+def test_a_failed_flush_counts_each_event_once_as_failed_and_naks(tmp_path):
+    from streams.pipeline.live import Received
+    p = live(tmp_path)
+
+    def full_disk():
+        raise OSError(28, "No space left on device")
+    p.sink.flush = full_disk
+    acks: list = []
+    p.process([*batch(2, acks), Received("syslog_udp", 1764000000.0, text=LINE.format(9))])
+    assert acks == [(0, False), (1, False)]
+    es = p.telemetry.snapshot()["sink.elasticsearch_files"]
+    assert (es["sent"], es["failed"], es["dead_lettered"]) == (0, 3, 0)
+
+
+def test_a_flush_that_fails_otherwise_naks_the_batch_too(tmp_path):
+    p = live(tmp_path)
+
+    def closed():
+        raise ValueError("flush of closed file")
+    p.sink.flush = closed
+    acks: list = []
+    p.process(batch(2, acks))
+    assert acks == [(0, False), (1, False)]
+    assert p.telemetry.snapshot()["sink.elasticsearch_files"]["failed"] == 2
+
+
+class _FailingClose:
+    """A buffered file on a full disk: close() closes it, then raises (its flush failed)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        return self.f.write(data)
+
+    def flush(self):
+        self.f.flush()
+
+    def close(self):
+        self.f.close()
+        raise OSError(28, "No space left on device")
+
+
+def test_events_are_written_again_after_a_sighup_whose_close_failed(tmp_path):
+    p = live(tmp_path)
+    acks: list = []
+    p.process(batch(1, acks))
+    files = p.sink.files
+    (index,) = files
+    files[index] = _FailingClose(files[index])
+    p.reopen()  # SIGHUP on a full disk: must neither raise nor keep the closed file
+    p.process(batch(2, acks))
+    assert acks == [(0, True), (0, True), (1, True)]
+    assert not (tmp_path / "dead-letter.ndjson").exists()
+    p.close()
+    assert len((tmp_path / "elasticsearch" / f"{index}.ndjson").read_text().splitlines()) == 6
+
+
+def test_an_event_that_waited_over_a_flush_never_rewrites_a_written_point(tmp_path):
+    """Counted by arrival: one received before a flush but processed after it goes to the
+    interval still open; before, it made a second point for the flushed interval, which
+    Graphite keeps instead of the first (the count went down from 2 to 1)."""
+    from streams.clock import ManualClock
+    from streams.parse.dispatch import LineParser
+    from streams.pipeline.live import LivePipeline, Received, Schedule
+    from streams.telemetry import Telemetry
+    clock = ManualClock(1000.5)
+    p = LivePipeline(LineParser(year=2026), tmp_path, Telemetry(), clock=clock,
+                     schedule=Schedule(flush=10, telemetry_metrics=False))
+    p.process([Received("relp", 995.0, text=LINE.format(1))])
+    p.flush_metrics()
+    p.process([Received("relp", 999.9, text=LINE.format(2))])  # received before the flush
+    clock.set(1010.5)
+    p.flush_metrics()
+    lines = [x.split() for x in (tmp_path / "graphite.txt").read_text().splitlines() if ".events " in x]
+    keys = [(path, ts) for path, _, ts in lines]
+    assert len(keys) == len(set(keys)), lines
+    assert sum(int(v) for _, v, _ in lines) == 2
+
+
+class _UnflushableFile:
+    """A buffered file on a full disk: what was written stays in its buffer, close() fails."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        return len(data)
+
+    def flush(self):
+        raise OSError(28, "No space left on device")
+
+    def close(self):
+        self.f.close()
+        raise OSError(28, "No space left on device")
+
+
+def test_a_line_lost_when_its_file_is_closed_to_make_room_is_not_acked(tmp_path):
+    p = live(tmp_path)
+    p.sink.max_open = 1
+    acks: list = []
+    p.process(batch(1, acks))  # the file of 2026.11.24 is open
+    (index,) = p.sink.files
+    p.sink.files[index] = _UnflushableFile(p.sink.files[index])
+    from streams.pipeline.live import Received
+    same_day, next_day = LINE.format(7), LINE.format(8).replace("Nov 24", "Nov 25")
+    p.process([Received("relp", 1764000000.0, text=t, ack=lambda ok, t=t: acks.append((t, ok)))
+               for t in (same_day, next_day)])  # the second one closes the first file: its line is lost
+    assert acks[1] == (same_day, False)
