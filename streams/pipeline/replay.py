@@ -8,11 +8,12 @@ accounted for: it becomes exactly one event, and every problem is counted.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
@@ -42,6 +43,23 @@ class ReplayStats:
     country: dict[str, str] = field(default_factory=dict)
 
 
+class _Unreadable(Exception):
+    """Reading an input failed midway (not writing an output)."""
+
+
+class _Reader:
+    """An input whose read errors are told apart from the outputs' errors."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self.stream.read(n)
+        except (OSError, EOFError, zlib.error) as e:
+            raise _Unreadable(str(e)) from e
+
+
 class Replay:
     def __init__(self, parser: LineParser, output: Path, geoip: GeoIP | None = None,
                  metrics: DerivedMetrics | None = None, sink: BulkFileSink | ElasticsearchSink | None = None,
@@ -63,35 +81,44 @@ class Replay:
             self.stats.unreadable_files.append(path)
             return
         source = Path(path).name
+        try:
+            with stream:
+                self._process_lines(_Reader(stream), source, progress)
+        except _Unreadable as e:
+            # a truncated or damaged archive (`.gz`), a read error: the lines before it were
+            # processed; the file counts as unreadable (exit code 1), the next one goes on
+            log.error("cannot read %s to its end: %s", path, e.__cause__)
+            self.stats.unreadable_files.append(path)
+
+    def _process_lines(self, stream: Any, source: str, progress: Callable[[int], None] | None) -> None:
         stats, parse, geoip, sink, metrics = self.stats, self.parser.parse, self.geoip, self.sink, self.metrics
         problems, datasets = stats.problems, stats.datasets
-        with stream:
-            for lineno, (text, bad) in enumerate(iter_lines(stream, progress), 1):
-                stats.lines += 1
-                if not text or text.isspace():
-                    stats.empty += 1
-                    continue
-                ev = parse(text)
-                tags = ev.tags
-                if bad:
-                    tags.extend(bad)
-                if geoip is not None:
-                    geoip.enrich(ev.fields, tags)
-                doc = ev.to_doc()
-                if "@timestamp" not in doc:
-                    # no time in the line: stamp the replay time, say so
-                    doc["@timestamp"] = format_timestamp(self.clock.now())
-                    tags.append("_timestamp_from_ingest")
-                    doc["tags"] = tags
-                event = doc["event"]
-                datasets[event.get("dataset") or "unknown"] += 1
-                if tags:
-                    for t in tags:
-                        problems[t] += 1
-                sink.write(doc, event_id(source, lineno, event["original"]))
-                metrics.observe(doc)
-                self._observe_security(doc, event)
-                stats.events += 1
+        for lineno, (text, bad) in enumerate(iter_lines(stream, progress), 1):
+            stats.lines += 1
+            if not text or text.isspace():
+                stats.empty += 1
+                continue
+            ev = parse(text)
+            tags = ev.tags
+            if bad:
+                tags.extend(bad)
+            if geoip is not None:
+                geoip.enrich(ev.fields, tags)
+            doc = ev.to_doc()
+            if "@timestamp" not in doc:
+                # no time in the line: stamp the replay time, say so
+                doc["@timestamp"] = format_timestamp(self.clock.now())
+                tags.append("_timestamp_from_ingest")
+                doc["tags"] = tags
+            event = doc["event"]
+            datasets[event.get("dataset") or "unknown"] += 1
+            if tags:
+                for t in tags:
+                    problems[t] += 1
+            sink.write(doc, event_id(source, lineno, event["original"]))
+            metrics.observe(doc)
+            self._observe_security(doc, event)
+            stats.events += 1
 
     def _observe_security(self, doc: dict, event: dict) -> None:
         action, outcome = event.get("action"), event.get("outcome")

@@ -135,3 +135,20 @@ def test_example_config_loads():
     from streams.config import load_config
     cfg = load_config(PROJECT_ROOT / "deploy" / "streams.example.toml")
     assert cfg.parse.max_line == 65536 and cfg.geoip.enabled and cfg.output.index == "streams-{dataset}-{date}"
+
+
+def test_a_truncated_archive_is_reported_and_the_next_file_still_replayed(tmp_path):
+    import gzip
+    line = b"Nov 24 00:05:02 mx1 sshd[4007]: Failed password for root from 81.2.69.142 port 1 ssh2\n"
+    whole = gzip.compress(line * 2000)
+    (tmp_path / "a.log.gz").write_bytes(whole[:len(whole) // 2])  # cut short (a rotation on a full disk)
+    (tmp_path / "b.log.gz").write_bytes(b"not gzip at all\n")      # named .gz, not compressed
+    (tmp_path / "c.log").write_bytes(line.replace(b"root", b"c-log-user"))
+    out = tmp_path / "o"
+    rc = main(["replay", "-q", "--no-progress", "--no-geoip", "--year", "2026", "-o", str(out),
+               str(tmp_path / "a.log.gz"), str(tmp_path / "b.log.gz"), str(tmp_path / "c.log")])
+    assert rc == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["unreadable_files"] == [str(tmp_path / "a.log.gz"), str(tmp_path / "b.log.gz")]
+    written = b"".join(f.read_bytes() for f in (out / "elasticsearch").glob("*.ndjson"))
+    assert b'"name":"c-log-user"' in written  # the file after the damaged ones was replayed
