@@ -235,6 +235,7 @@ class LivePipeline:
         self.clock = clock or SystemClock()
         self.schedule = schedule or Schedule()
         self._bucket = int(self.schedule.flush) or 10  # seconds per metrics bucket (by arrival)
+        self._unreaped: list[Received] = []  # expired events a shutdown kept from the queue
         self._open_bucket = 0  # the first bucket not flushed yet (counts never go to an earlier one)
         self.hostname = socket.gethostname().split(".")[0] or "localhost"
         self.sink: AppendingBulkFileSink | ElasticsearchSink
@@ -512,7 +513,13 @@ class LivePipeline:
         now = self.clock.now()
         step = self.batch_size  # a mass expiry must not hold the RELP acks of one batch back
         for i in range(0, len(expired), step):
-            await self.put([Received(INDEX_LISTENER, now, event=ev) for ev in expired[i:i + step]])
+            try:
+                await self.put([Received(INDEX_LISTENER, now, event=ev) for ev in expired[i:i + step]])
+            except asyncio.CancelledError:
+                # shutdown while waiting for room (a put is all or nothing): these have left
+                # the index and its snapshot already, so close() writes them
+                self._unreaped = [Received(INDEX_LISTENER, now, event=ev) for ev in expired[i:]]
+                raise
         return len(expired)
 
     def save_index(self) -> None:
@@ -521,6 +528,10 @@ class LivePipeline:
 
     def close(self) -> int:
         """Close the bulk files, write the last metrics, save the index; returns the points written."""
+        if self._unreaped:
+            batch, self._unreaped = self._unreaped, []
+            self.telemetry.component(INDEX_LISTENER)["accepted"] += len(batch)
+            self.process(batch)
         self.sink.close()
         if self._dlq is not None:
             self._dlq.close()

@@ -4,6 +4,7 @@ thread, block the spool for good, ack or lose records without a trace, count twi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -267,3 +268,41 @@ def test_a_line_lost_when_its_file_is_closed_to_make_room_is_not_acked(tmp_path)
     p.process([Received("relp", 1764000000.0, text=t, ack=lambda ok, t=t: acks.append((t, ok)))
                for t in (same_day, next_day)])  # the second one closes the first file: its line is lost
     assert acks[1] == (same_day, False)
+
+
+def test_expired_events_a_shutdown_kept_from_the_full_queue_are_written_at_close(tmp_path):
+    """The reaper removes due entries from the index before queueing their expired events;
+    a shutdown that cancels it while the queue is full must not lose the rest of them."""
+    import asyncio
+
+    from streams.clock import ManualClock
+    from streams.event import Event
+    from streams.index import TTLIndex
+    from streams.index.feed import IndexFeed
+    from streams.index.service import IndexService
+    from streams.parse.dispatch import LineParser
+    from streams.pipeline.live import LivePipeline, Received
+    from streams.telemetry import Telemetry
+
+    clock = ManualClock(1000.0)
+    index = IndexService(TTLIndex(clock), IndexFeed(), clock)
+    for i in range(10):
+        index.index.insert(Event(time=1000.0, host=f"h{i}", service="cpu", state="ok", ttl=5.0))
+    clock.advance(10)
+    p = LivePipeline(LineParser(year=2026), tmp_path, Telemetry(), queue_size=4, batch_size=2,
+                     index=index, clock=clock)
+
+    async def scenario() -> None:   # no worker: the queue stays full
+        await p.put([Received("relp", 1764000000.0, text=LINE.format(i)) for i in range(4)])
+        reaper = asyncio.ensure_future(p.reap())
+        await asyncio.sleep(0.05)
+        assert not reaper.done() and len(index.index) == 0   # all taken out, none queued
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
+
+    asyncio.run(scenario())
+    p.close()
+    written = b"".join(f.read_bytes() for f in (tmp_path / "elasticsearch").glob("*.ndjson"))
+    assert sorted(json.loads(x)["host"]["name"] for x in written.splitlines()[1::2]) == sorted(f"h{i}" for i in range(10))
+    assert all(b'"state":"expired"' in x for x in written.splitlines()[1::2])
