@@ -19,7 +19,10 @@ Each item of the answer is classified:
 - 429, 5xx, anything else: retried with capped exponential backoff and full jitter,
   only the failed items resent (`retried`);
 - connection errors and whole-request failures: the whole batch is retried the same way;
-  the cluster going away and coming back is logged once each.
+  the cluster going away and coming back is logged once each;
+- 413 on the whole request (over `http.max_content_length` or a proxy's body limit): the
+  batch is sent in halves and later batches are read smaller; a single document over
+  the limit is dead-lettered.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ class ElasticsearchSink:
         self.dead_letter_path = dead_letter
         self._dlq: BinaryIO | None = None
         self._reopen_dlq = False  # set by reopen(); the sender thread, which owns the file, acts on it
+        self._batch_bytes = settings.batch_bytes  # lowered when the server answers 413 (too large)
         self.counts: dict[str, int] = {}
         self.stats = counters if counters is not None else {}
         for k in ("sent", "duplicates", "dead_lettered", "retried", "failed", "requests", "spooled", "errors"):
@@ -209,7 +213,7 @@ class ElasticsearchSink:
         attempt = 0
         while not self._stop.is_set():
             try:
-                records, pos = self.spool.read(s.batch_size, s.batch_bytes, wait=s.flush_seconds)
+                records, pos = self.spool.read(s.batch_size, self._batch_bytes, wait=s.flush_seconds)
                 if not records:
                     self._stop.wait(0.05)  # never a busy loop, whatever the spool's byte count says
                     continue
@@ -251,6 +255,10 @@ class ElasticsearchSink:
                 status = status_of(e)
                 if status in (400, 404):   # the whole request is bad: nothing will make it good
                     outcome = Outcome(dead=[(r, int(status), str(e)) for r in pending])
+                elif status == 413 and len(pending) > 1:   # the body is over a size limit
+                    return self._split(pending, len(body), e)
+                elif status == 413:   # one document over the limit: no resend can pass
+                    outcome = Outcome(dead=[(pending[0], 413, str(e))])
                 else:
                     self._down(e)
                     outcome = Outcome(retry=pending)
@@ -269,6 +277,17 @@ class ElasticsearchSink:
                     return False
                 attempt += 1
         return True
+
+    def _split(self, records: list[bytes], body_bytes: int, e: Exception) -> bool:
+        """A 413 (Elasticsearch's `http.max_content_length`, or a proxy's limit such as
+        nginx's 1 MiB `client_max_body_size`): send the halves, and read smaller batches
+        from now on, so that the limit is not hit again and again."""
+        if body_bytes // 2 < self._batch_bytes:
+            self._batch_bytes = max(body_bytes // 2, 1)
+            log.warning("elasticsearch refused a bulk request as too large (413): batches of at most %d bytes "
+                        "from now on", self._batch_bytes, extra={"url": self.settings.url, "error": str(e)})
+        half = len(records) // 2
+        return self._deliver(records[:half]) and self._deliver(records[half:])
 
     def _down(self, e: Exception) -> None:
         if self._up is not False:

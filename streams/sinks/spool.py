@@ -129,7 +129,7 @@ class Spool:
             if end:
                 chunk = data[:end]
                 start = 0
-                while start < end and len(records) < max_records:
+                while start < end and len(records) < max_records and size < max_bytes:
                     nl = chunk.index(b"\n", start) + 1
                     records.append(chunk[start:nl])
                     size += nl - start

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 
 import orjson
 
@@ -306,3 +307,49 @@ def test_expired_events_a_shutdown_kept_from_the_full_queue_are_written_at_close
     written = b"".join(f.read_bytes() for f in (tmp_path / "elasticsearch").glob("*.ndjson"))
     assert sorted(json.loads(x)["host"]["name"] for x in written.splitlines()[1::2]) == sorted(f"h{i}" for i in range(10))
     assert all(b'"state":"expired"' in x for x in written.splitlines()[1::2])
+
+
+class TooLarge(Exception):
+    status_code = 413   # as elasticsearch-py's ApiError carries it
+
+
+class SizeLimitedClient(FakeClient):
+    """A proxy in front of Elasticsearch with a body size limit (nginx: client_max_body_size)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.sizes: list[int] = []
+
+    def bulk(self, body: bytes) -> dict:
+        self.sizes.append(len(body))
+        if len(body) > self.limit:
+            raise TooLarge("413 Request Entity Too Large")
+        return super().bulk(body)
+
+
+def test_a_body_over_the_servers_size_limit_is_split_and_later_batches_are_smaller(tmp_path):
+    client = SizeLimitedClient(limit=20_000)
+    es = sink(tmp_path, client)
+
+    def wait_for(indexed: int) -> None:
+        for _ in range(500):
+            if len(client.indexed) == indexed and es.stats["dead_lettered"] == 1:
+                return
+            time.sleep(0.01)
+
+    for i in range(200):
+        es.write(doc(i, pad="x" * 200), f"id{i}")
+    es.write(doc(999, pad="y" * 30_000), "huge")   # alone over the limit: no resend can pass
+    es.flush()
+    wait_for(200)
+    refused = sum(size > client.limit for size in client.sizes)
+    assert refused >= 2   # the first batch, then the huge document alone
+    for i in range(200, 400):
+        es.write(doc(i, pad="x" * 200), f"id{i}")
+    es.flush()
+    wait_for(400)
+    assert es.close()
+    assert sorted(d["n"] for d in client.indexed) == list(range(400))
+    assert [(d["_id"], d["status"]) for d in dead_letters(tmp_path / "dlq.ndjson")] == [("huge", 413)]
+    assert sum(size > client.limit for size in client.sizes) == refused   # later batches fit at once
