@@ -109,13 +109,17 @@ class Spool:
             # before the write segment moved on, so this is known before reading it
             finished = pos.segment < self._write_segment
             want = max(max_bytes - size, 64 * 1024)
-            try:
-                with path.open("rb") as f:
-                    f.seek(pos.offset)
-                    data = f.read(want)
-            except FileNotFoundError:
-                data = b""
-            end = data.rfind(b"\n") + 1
+            while True:
+                try:
+                    with path.open("rb") as f:
+                        f.seek(pos.offset)
+                        data = f.read(want)
+                except FileNotFoundError:
+                    data = b""
+                end = data.rfind(b"\n") + 1
+                if end or len(data) < want:
+                    break
+                want *= 2  # one record longer than the budget: read it whole, or it blocks the spool
             if not end and finished and data and len(data) < want:
                 # the end of a finished segment without its LF: a record torn by a crash or a
                 # full disk. Handed on as it is (the sink dead-letters what it cannot read):

@@ -353,3 +353,18 @@ def test_a_body_over_the_servers_size_limit_is_split_and_later_batches_are_small
     assert sorted(d["n"] for d in client.indexed) == list(range(400))
     assert [(d["_id"], d["status"]) for d in dead_letters(tmp_path / "dlq.ndjson")] == [("huge", 413)]
     assert sum(size > client.limit for size in client.sizes) == refused   # later batches fit at once
+
+
+def test_a_record_longer_than_the_read_budget_is_read_whole(tmp_path):
+    spool = Spool(tmp_path / "s")
+    big = b"x" * 300_000 + b"\n"
+    for rec in (b"a\n", big, b"b\n"):
+        spool.append(rec)
+    spool.flush()
+    got = []
+    for _ in range(5):
+        records, pos = spool.read(10, 1000)
+        got += records
+        spool.commit(pos)
+    assert got == [b"a\n", big, b"b\n"]
+    spool.close()
