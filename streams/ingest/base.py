@@ -104,8 +104,16 @@ class Connection:
                 with contextlib.suppress(Exception):
                     self.writer.transport.pause_reading()
         try:
-            async with asyncio.timeout(self.listener.cfg.idle_timeout):
-                return await self.reader.read(READ_SIZE)
+            while True:
+                try:
+                    async with asyncio.timeout(self.listener.cfg.idle_timeout):
+                        return await self.reader.read(READ_SIZE)
+                except TimeoutError:
+                    if not self.owes_replies():
+                        raise
+                    # the client is waiting for us (its window is full of unacked messages,
+                    # our worker or sink is slow): it is not idle, and closing would make it
+                    # resend the whole window
         except TimeoutError:
             self.stats["idle_closed"] += 1
             log.warning("idle connection closed", extra={"listener": self.listener.name, "peer": self.peer_text,
@@ -114,6 +122,10 @@ class Connection:
         except (ConnectionError, OSError) as e:
             log.info("connection error: %s", e, extra={"listener": self.listener.name, "peer": self.peer_text})
             return b""
+
+    def owes_replies(self) -> bool:
+        """Replies the client waits for are still to come from us (then it is not idle)."""
+        return False
 
     def stop_reading(self) -> None:
         """Pause the socket and end the reader: a pending read() returns what is buffered, then b""."""

@@ -93,6 +93,9 @@ class RelpConnection(Connection):
                 self.settled.set()
         return ack
 
+    def owes_replies(self) -> bool:
+        return self.pending > 0
+
     def send(self, data: bytes) -> None:
         """Write now, behind the acks still waiting for their batch's write (replies must
         leave in txnr order)."""

@@ -135,3 +135,36 @@ def test_http_handler_bug_answers_500():
         return got
 
     assert asyncio.run(scenario()).startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+
+
+def test_a_relp_client_waiting_for_its_acks_is_not_closed_as_idle():
+    """rsyslog stops sending when its window is full of unacked messages; while our worker
+    or sink is slow that silence is ours, not the client's: closing the session as idle
+    would make it resend the whole window."""
+    from streams.ingest.relp import RelpListener
+    from streams.protocols.relp import build_frame
+
+    offers = b"relp_version=0\nrelp_software=test\ncommands=syslog"
+
+    async def scenario() -> tuple[bytes, int]:
+        p = BlockingPipeline()
+        p.gate.set()   # queued at once; the acks are what we hold back
+        lst = listener(RelpListener, p, ListenerConfig(idle_timeout=0.2))
+        await lst.start()
+        r, w = await asyncio.open_connection(lst.host, lst.port)
+        w.write(build_frame(1, "open", offers) + build_frame(2, "syslog", b"<13>hello"))
+        await w.drain()
+        await asyncio.sleep(0.6)                         # three idle timeouts, the ack owed
+        for rec in p.records:
+            rec.ack(True)
+        got = b""
+        while not got.startswith(b"2 "):                 # after the open's (multi-line) answer
+            got = await asyncio.wait_for(r.readuntil(b"\n"), 5)
+        idle_closed = lst.stats.get("idle_closed", 0)
+        w.close()
+        lst.close()
+        await lst.finish(1)
+        return got, idle_closed
+
+    got, idle_closed = asyncio.run(scenario())
+    assert got == b"2 rsp 6 200 OK\n" and idle_closed == 0
