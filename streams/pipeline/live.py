@@ -448,18 +448,31 @@ class LivePipeline:
         host = (doc.get("host") or {})
         source = host.get("hostname") or host.get("name") or item.listener
         self.sink.write(doc, event_id(f"{source}\0{doc['@timestamp']}", 0, original))
-        arrived = int(item.received_at)
-        # the interval it arrived in, unless that one was flushed already (it waited in the
-        # queue over a flush): then the interval still open, so no point is written twice
-        self.metrics.observe(doc, max(arrived - arrived % self._bucket, self._open_bucket))
-        if riemann_metric:
-            self.metrics.point(ev.host or "unknown", "riemann", ev.service, ev.metric, ev.time or arrived)
-        if self.index is not None and item.listener != INDEX_LISTENER:
-            peer = item.peer
-            self.index.observe(ev, doc, item.received_at, peer[0] if isinstance(peer, tuple) and peer else None)
+        try:
+            arrived = int(item.received_at)
+            # the interval it arrived in, unless that one was flushed already (it waited in the
+            # queue over a flush): then the interval still open, so no point is written twice
+            self.metrics.observe(doc, max(arrived - arrived % self._bucket, self._open_bucket))
+            if riemann_metric:
+                self.metrics.point(ev.host or "unknown", "riemann", ev.service, ev.metric, ev.time or arrived)
+            if self.index is not None and item.listener != INDEX_LISTENER:
+                peer = item.peer
+                self.index.observe(ev, doc, item.received_at, peer[0] if isinstance(peer, tuple) and peer else None)
+        except Exception as e:  # noqa: BLE001 - the event is written: not dead-lettered (a copy) too
+            self._derive_failed(item, e)
         dataset = dataset_of(doc)
         self.stats.datasets[dataset] = self.stats.datasets.get(dataset, 0) + 1
         self.stats.events += 1
+
+    def _derive_failed(self, item: Received, error: Exception) -> None:
+        """Metrics or index could not take an event that was written: counted in the
+        listener's `errors` and `derive_errors`, logged (the first ten with a traceback)."""
+        c = self.telemetry.component(item.listener)
+        c["errors"] += 1
+        c["derive_errors"] += 1
+        n = c["derive_errors"]
+        log.error("metrics or index failed on a written event: %s", error, exc_info=n <= 10,
+                  extra={"listener": item.listener, "error": type(error).__name__, "derive_errors": n})
 
     # -- outputs -------------------------------------------------------------------------
 

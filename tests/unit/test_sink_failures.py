@@ -368,3 +368,25 @@ def test_a_record_longer_than_the_read_budget_is_read_whole(tmp_path):
         spool.commit(pos)
     assert got == [b"a\n", big, b"b\n"]
     spool.close()
+
+
+def test_an_event_written_before_the_index_failed_on_it_is_not_dead_lettered_too(tmp_path):
+    from streams.pipeline.live import LivePipeline
+
+    class BrokenIndex:
+        def observe(self, *a):
+            raise KeyError("index bug")
+
+    from streams.parse.dispatch import LineParser
+    from streams.telemetry import Telemetry
+    p = LivePipeline(LineParser(year=2026), tmp_path, Telemetry())
+    p.index = BrokenIndex()
+    acks: list = []
+    p.process(batch(2, acks))
+    es = p.telemetry.component("sink.elasticsearch_files")
+    assert sorted(acks) == [(0, True), (1, True)]
+    assert (es["sent"], es["dead_lettered"], es["failed"]) == (2, 0, 0)
+    assert not (tmp_path / "dead-letter.ndjson").exists()
+    written = b"".join(f.read_bytes() for f in (tmp_path / "elasticsearch").glob("*.ndjson"))
+    assert len(written.splitlines()) == 4   # two events, each once
+    assert p.telemetry.component("relp")["derive_errors"] == 2
