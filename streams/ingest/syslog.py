@@ -76,11 +76,9 @@ class SyslogUdpListener(UdpListener):
     def handle(self, data: bytes, addr: Any) -> None:
         stats = self.stats
         frame = datagram_frame(data, self.cfg.max_message or DEFAULT_MAX_SIZE)
-        if frame is None:
-            return
         stats["received"] += 1
-        rec = frame_record(self.name, frame, self.clock.now(), addr)
-        if rec is None:
+        rec = None if frame is None else frame_record(self.name, frame, self.clock.now(), addr)
+        if rec is None:  # empty, or a line end alone
             stats["empty"] += 1
         elif not self.pipeline.offer([rec]):
             stats["dropped"] += 1

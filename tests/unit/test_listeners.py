@@ -168,3 +168,24 @@ def test_a_relp_client_waiting_for_its_acks_is_not_closed_as_idle():
 
     got, idle_closed = asyncio.run(scenario())
     assert got == b"2 rsp 6 200 OK\n" and idle_closed == 0
+
+
+def test_every_udp_datagram_is_counted_empty_ones_too():
+    from streams.ingest.syslog import SyslogUdpListener
+
+    async def scenario() -> dict:
+        p = BlockingPipeline()
+        lst = listener(SyslogUdpListener, p)
+        await lst.start()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for data in (b"", b"\n", b"  ", b"<13>hello"):
+                s.sendto(data, (lst.host, lst.port))
+        for _ in range(100):
+            if lst.stats["received"] == 4:
+                break
+            await asyncio.sleep(0.01)
+        lst.close()
+        return dict(lst.stats) | {"records": len(p.records)}
+
+    stats = asyncio.run(scenario())
+    assert (stats["received"], stats["empty"], stats["records"]) == (4, 3, 1)
