@@ -10,7 +10,7 @@ from the Riemann TCP listener, the HTTP API and `streams query`.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +66,16 @@ class IndexService:
         return self._compile(text).filter(self.index.events())  # one comprehension, not a call per entry
 
     def subscribe(self, text: str) -> AsyncIterator[dict[str, Any]]:
-        """Matching events now, then matching updates (raises `QueryError` at once)."""
+        """The matching events when the stream is first read, then the matching updates
+        (raises `QueryError` at once)."""
         q = self._compile(text)
-        return self.subscriptions.subscribe(q.match, q.filter(self.index.events()))
+
+        def current() -> Iterator[Event]:
+            # read when the subscription starts (its first read), not now: an update made in
+            # between is then in this snapshot or in the subscription's queue, never lost
+            yield from q.filter(self.index.events())
+
+        return self.subscriptions.subscribe(q.match, current())
 
     def restore(self) -> int:
         if self.snapshot is None:

@@ -130,7 +130,9 @@ class TTLIndex:
         self._buckets: dict[float, list[_Entry]] = {}  # bucket number (deadline // resolution) -> entries
         self._heap: list[float] = []  # the bucket numbers, each once
         self._queued = 0  # references in buckets, live and stale
-        self._pending: list[Key] = []  # due entries pushed out by eviction, reported by expire()
+        # due entries pushed out by eviction, reported by expire(): one per key (a dict), and
+        # their events, so that a snapshot taken meanwhile keeps them
+        self._pending: dict[Key, Event] = {}
         self._logged: dict[str, tuple[float, int]] = {}
         self.default_ttl = float(default_ttl)
         self.max_ttl = float(max_ttl)
@@ -203,6 +205,8 @@ class TTLIndex:
 
     def delete(self, host: str | None, service: str | None) -> bool:
         """Remove a key; its queued reference goes stale. True when the key was present."""
+        if self._pending:  # a due entry pushed out by eviction goes too: it was in the index
+            self._pending.pop((host, service), None)
         old = self._entries.pop((host, service), None)
         if old is None:
             return False
@@ -222,7 +226,7 @@ class TTLIndex:
         if now is None:
             now = self._clock.now()
         keys = [key for key in self._pending if key not in self._entries]  # not re-inserted since evicted
-        self._pending = []
+        self._pending = {}
         keys += [item.key for item in self.take_due(now)]
         out = [expired_event(host, service, now) for host, service in keys]
         self.stats["expired"] += len(out)
@@ -320,14 +324,14 @@ class TTLIndex:
         """
         path = Path(path)
         items = list(self._entries.values())
+        pending = [ev for key, ev in self._pending.items() if key not in self._entries]
         written = errors = 0
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 w = f.write
                 w(_dumps({"snapshot": SNAPSHOT_VERSION, "saved_at": self._clock.now()}, option=_DUMP_OPTS))
-                for item in items:
-                    ev = item.event
+                for ev in [item.event for item in items] + pending:  # pending: due, reported after a load
                     try:
                         line = _dumps({"time": ev.time, "host": ev.host, "service": ev.service,
                                        "state": ev.state, "metric": ev.metric, "ttl": ev.ttl,
@@ -468,8 +472,10 @@ class TTLIndex:
         stats["stale_skipped"] += popped - moved - 1
         now = self._clock.now()
         if victim.deadline < now and len(self._pending) < self.max_entries:
-            self._pending.append(key)  # already due: report it as expired, not as lost
+            self._pending[key] = victim.event  # already due: report it as expired, not as lost
             return
+        if self._pending:  # a newer event of a pending key: it is this one that is lost
+            self._pending.pop(key, None)
         stats["evicted"] += 1
         self._report("evicted", "index full, entry with the earliest deadline evicted", victim.event, now)
 

@@ -511,3 +511,45 @@ def test_snapshot_is_orjson_lines_with_riemann_fields(tmp_path, clock):
     assert docs[0]["snapshot"] == 1 and docs[-1] == {"snapshot_end": 4}
     assert set(docs[1]) == {"time", "host", "service", "state", "metric", "ttl", "description", "tags",
                             "attributes", "fields"}
+
+
+def test_a_key_evicted_due_again_and_again_expires_once(clock):
+    """A client with a late clock, the index full: each stale event is evicted at once as
+    due. Its key must come out of the next expire() once, and the duplicates must not use
+    up the room kept for other due entries (which would then be lost as `evicted`)."""
+    index = TTLIndex(clock, max_entries=3)
+    index.insert(ev(service="a", time=1000))
+    index.insert(ev(service="b", time=1000))
+    index.insert(ev(service="c", time=1000))
+    for _ in range(5):
+        index.insert(ev(service="late", time=900, ttl=10))
+    index.insert(ev(service="silent", time=950, ttl=10))
+    out = index.expire()
+    assert sorted(e.service for e in out) == ["late", "silent"]
+    assert index.stats["expired"] == 2 and index.stats["evicted"] == 0
+    assert index.expire() == []
+
+
+def test_a_key_deleted_after_its_due_eviction_does_not_expire(clock):
+    """`state: "expired"` for a key deletes it (Riemann's index): a pending expiry of an
+    entry evicted as due goes with it, as the entry itself would have."""
+    index = TTLIndex(clock, max_entries=2)
+    index.insert(ev(service="silent", time=900, ttl=10))
+    index.insert(ev(service="b", time=1000))
+    index.insert(ev(service="c", time=1000))  # "silent" evicted, already due
+    index.insert(ev(service="silent", state="expired"))
+    assert index.expire() == []
+
+
+def test_a_due_entry_pushed_out_by_eviction_survives_a_restart(tmp_path, clock):
+    """Evicted as due, reported by the next expire(): a snapshot taken in between (the
+    one written at shutdown) must keep it, or its expired event is never emitted."""
+    index = TTLIndex(clock, max_entries=2)
+    index.insert(ev(host="gone", service="disk", time=900, ttl=10))
+    index.insert(ev(service="b", time=1000))
+    index.insert(ev(service="c", time=1000))
+    path = tmp_path / "index.snap"
+    index.save(path)
+    dst = TTLIndex(ManualClock(1005.0))
+    dst.load(path)
+    assert ("gone", "disk") in {(e.host, e.service) for e in dst.expire()}
