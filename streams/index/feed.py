@@ -4,7 +4,7 @@ Riemann events (they carry a `service`) enter as they are. A log line is not a s
 each monitored log source keeps one entry per host that the lines refresh:
 
 - `fail2ban <jail>`: metric = the addresses the jail has banned now (ban/restore minus
-  unban), so a graph of it is the jail's ban list size;
+  unban/repeal), so a graph of it is the jail's ban list size;
 - `postfix queue`: metric = messages qmgr made active and has not removed yet;
 - `log <dataset>` (optional source `logs`): one liveness entry per dataset and host.
 
@@ -23,6 +23,7 @@ SOURCES = frozenset({"riemann", "fail2ban", "postfix", "logs"})
 DEFAULT_SOURCES = ("riemann", "fail2ban", "postfix")
 _MAX_TRACKED = 100_000  # banned addresses / queue ids per entry: a bound against runaway state
 _BAN = frozenset({"ban", "restore_ban"})
+_UNBAN = frozenset({"unban", "repeal_ban"})  # "Repeal Ban": a ban lifted because the jail stops
 
 
 def _entry(host: str, service: str, now: float, metric: float | None, description: str | None = None) -> Event:
@@ -71,7 +72,7 @@ class IndexFeed:
         if ip:
             if action in _BAN:
                 self._add(banned, ip)
-            elif action == "unban":
+            elif action in _UNBAN:
                 banned.discard(ip)
         n = len(banned)
         return _entry(host, f"fail2ban {jail}", now, float(n), f"{n} banned")
@@ -82,7 +83,7 @@ class IndexFeed:
         if qid:
             if action == "queue_active":
                 self._add(queued, qid)
-            elif pf.get("message") == "removed":
+            elif pf.get("message") == "removed" or pf.get("postsuper_action") == "removed":  # qmgr, postsuper -d
                 queued.discard(qid)
         return _entry(host, "postfix queue", now, float(len(queued)))
 

@@ -45,3 +45,25 @@ def test_postfix_queue_and_sender_fallback():
 def test_unknown_source_is_an_error():
     with pytest.raises(ValueError, match="unknown index sources"):
         IndexFeed(["riemann", "kafka"])
+
+
+def test_fail2ban_stop_repeals_the_bans():
+    """Fail2ban >= 0.11 logs "Repeal Ban <ip>" (not "Unban") for each ban it lifts when a
+    jail stops; at the next start only the bans still running come back ("Restore Ban")."""
+    feed = IndexFeed()
+    for action, ip in [("ban", "192.0.2.1"), ("ban", "192.0.2.2"),
+                       ("repeal_ban", "192.0.2.1"), ("repeal_ban", "192.0.2.2"),  # stop
+                       ("restore_ban", "192.0.2.2")]:                              # start
+        (entry,) = feed.derive(Event(), f2b(action, ip), 60.0)
+    assert entry.metric == 1.0 and entry.description == "1 banned"
+
+
+def test_postfix_queue_forgets_messages_deleted_with_postsuper():
+    """`postsuper -d` removes queue files itself (qmgr logs no "removed" for them)."""
+    feed = IndexFeed(["postfix"])
+    active = {"host": {"hostname": "mx1"}, "event": {"dataset": "postfix.log", "action": "queue_active"},
+              "postfix": {"queueid": "A1"}}
+    deleted = {"host": {"hostname": "mx1"}, "event": {"dataset": "postfix.log", "action": "removed"},
+               "postfix": {"queueid": "A1", "postsuper_action": "removed"}}
+    assert feed.derive(Event(), active, 1.0)[0].metric == 1.0
+    assert feed.derive(Event(), deleted, 2.0)[0].metric == 0.0
