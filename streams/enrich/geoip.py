@@ -276,6 +276,7 @@ class _Database:
         self.reader = reader
         self.type: str = md.database_type
         self.build_epoch: int = md.build_epoch
+        self.warned_old = False  # the age warning is given once per loaded database
 
     def _validate(self, reader: Any) -> Any:
         where = f"{self.kind} database {self.path}"
@@ -433,7 +434,8 @@ class GeoIP:
     def maybe_reload(self, now: float | None = None) -> bool:
         """Swap in databases whose file changed; True when one was. Cheap: at most one
         os.stat per database every `reload_check_seconds` of `now` (the injected clock's
-        time when not given). Call it from the thread that calls `enrich()`."""
+        time when not given). Call it from the thread that calls `enrich()`. It also gives
+        the age warning (once per loaded database) when one grows past `max_age_days`."""
         if now is None:
             now = self.clock.now()
         if now < self._next_check:
@@ -443,6 +445,8 @@ class GeoIP:
         for kind, db in list(self.databases.items()):
             new = self._changed(db)
             if new is None:
+                if not db.warned_old:  # fresh when loaded, old now: a long run without updates
+                    self._warn_if_old(db, now)
                 continue
             old, self.databases[kind] = db, new
             old.reader.close()
@@ -484,6 +488,7 @@ class GeoIP:
     def _warn_if_old(self, db: _Database, now: float) -> None:
         age = db.age_days(now)
         if self.config.max_age_days and age > self.config.max_age_days:
+            db.warned_old = True
             log.warning("GeoIP %s database %s is %.0f days old (built %s); MaxMind asks for updates within "
                         "30 days: run geoipupdate", db.kind, db.path, age, _iso(db.build_epoch),
                         extra={"path": str(db.path), "age_days": round(age, 1), "max_age_days": self.config.max_age_days})

@@ -124,7 +124,11 @@ class HttpListener(Listener):
         parts = head.split(b"\r\n", 1)[0].split()
         if len(parts) != 3:
             return 400, {"error": "bad request line"}, False
-        method, target = parts[0].decode("latin-1"), urlsplit(parts[1].decode("latin-1"))
+        try:  # a client that does not percent-encode (curl) sends a query's non-ASCII as UTF-8
+            raw = parts[1].decode("utf-8")
+        except UnicodeDecodeError:
+            raw = parts[1].decode("latin-1")
+        method, target = parts[0].decode("latin-1"), urlsplit(raw)
         params = {k: v[-1] for k, v in parse_qs(target.query).items()}
         route = self.routes.get(target.path) or self.streams.get(target.path)
         if route is None:

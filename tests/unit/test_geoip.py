@@ -521,3 +521,21 @@ def test_addresses_are_canonical(make, city_db):
     assert fields["geoip"]["ip"] == "81.2.69.142"
     fields, tags = enrich(g, {"source": {"ip": "081.2.69.142"}})  # leading zeros: ambiguous (octal?), not an address
     assert "geoip" not in fields and tags == [] and g.stats()["skipped_invalid"] == 1
+
+
+def test_age_warning_when_a_loaded_database_grows_old(tmp_path, geo_dir, make, built, logs):
+    """A database fresh at start that is never updated (geoipupdate broken) must be warned
+    about once it passes the age, not only if the process happens to be restarted."""
+    clock = ManualClock(built + 20 * DAY)
+    path = tmp_path / "city.mmdb"
+    shutil.copyfile(geo_dir / "GeoLite2-City-Test.mmdb", path)
+    g = make(path, clock=clock)
+    g.maybe_reload(clock.now())
+    assert not [r for r in logs.records if r.levelno == logging.WARNING]
+    clock.advance(11 * DAY)
+    g.maybe_reload(clock.now())
+    warnings = [r for r in logs.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "31 days old" in warnings[0].getMessage()
+    clock.advance(DAY)
+    g.maybe_reload(clock.now())  # once per loaded database, not at every check
+    assert len([r for r in logs.records if r.levelno == logging.WARNING]) == 1
