@@ -249,6 +249,13 @@ class _Changing(GeoIPError):
     """The file was replaced while being opened: look again at the next check."""
 
 
+def _get(reader: Any, addr: str) -> Any:
+    try:
+        return reader.get(addr)
+    except ValueError:  # maxminddb: an IPv6 address asked of an IPv4-only database: not in it
+        return None
+
+
 class _Database:
     """One open .mmdb file, the identity of the file it was opened from, its metadata."""
 
@@ -378,8 +385,8 @@ class GeoIP:
         version, n, addr = parsed
         if not _is_public(version, n):
             return _PRIVATE
-        city = self.city.get(addr) if "city" in self.databases else None
-        asn = self.asn.get(addr) if "asn" in self.databases else None
+        city = _get(self.city, addr) if "city" in self.databases else None
+        asn = _get(self.asn, addr) if "asn" in self.databases else None
         if not city and not asn:
             return _NOT_FOUND
         want_wazuh = city and (self._wazuh or self._wazuh_alerts)

@@ -539,3 +539,25 @@ def test_age_warning_when_a_loaded_database_grows_old(tmp_path, geo_dir, make, b
     clock.advance(DAY)
     g.maybe_reload(clock.now())  # once per loaded database, not at every check
     assert len([r for r in logs.records if r.levelno == logging.WARNING]) == 1
+
+
+def test_an_ipv6_address_and_an_ipv4_only_database_is_a_lookup_failure_not_a_crash(geoip):
+    class IPv4Only:   # what maxminddb's Reader does with an IPv4-only database (DB-IP, IP2Location lite)
+        def __init__(self, reader):
+            self.reader = reader
+
+        def get(self, addr):
+            if ":" in addr:
+                raise ValueError(f"Error looking up {addr}. You attempted to look up an IPv6 address "
+                                 "in an IPv4-only database.")
+            return self.reader.get(addr)
+
+        def close(self):
+            self.reader.close()
+
+    db = geoip.databases["city"]
+    db.reader = IPv4Only(db.reader)
+    fields, tags = enrich(geoip, {"source": {"ip": "2001:218::1"}})
+    assert tags == [FAILURE_TAG] and "geo" not in fields["source"]
+    fields, tags = enrich(geoip, {"source": {"ip": "81.2.69.142"}})
+    assert fields["source"]["geo"]["city_name"] == "London" and tags == []
