@@ -55,16 +55,17 @@ class RiemannConnection(Connection):
                                                                     "fatal": msg.fatal})
                     self.write(error_reply(msg.reason))
                     continue
+                if msg.events:   # with a query too, Riemann takes the events and answers the query
+                    now = listener.clock.now()
+                    peer = self.peer
+                    records = [Received(name, now, event=ev, peer=peer) for ev in stamp(msg.events, now)]
+                    stats["received"] += len(records)
+                    await listener.pipeline.put(records)
                 if msg.query is not None:
                     stats["queries"] += 1
                     self.write(self.answer(msg.query))
-                    continue
-                now = listener.clock.now()
-                peer = self.peer
-                records = [Received(name, now, event=ev, peer=peer) for ev in stamp(msg.events, now)]
-                stats["received"] += len(records)
-                await listener.pipeline.put(records)
-                self.write(ok_reply())
+                else:
+                    self.write(ok_reply())
             await self.drain()
 
 
@@ -94,9 +95,10 @@ class RiemannUdpListener(UdpListener):
             stats["errors"] += 1
             log.warning("bad datagram: %s", e, extra={"listener": self.name, "peer": str(addr)})
             return
-        if msg.query is not None:
+        if msg.query is not None:   # no answer can go back over UDP; its events are taken all the same
             stats["queries"] += 1
             stats["errors"] += 1
+        if not msg.events:
             return
         now = self.clock.now()
         records = [Received(self.name, now, event=ev, peer=addr) for ev in stamp(msg.events, now)]

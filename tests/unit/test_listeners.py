@@ -155,12 +155,12 @@ def test_a_relp_client_waiting_for_its_acks_is_not_closed_as_idle():
         w.write(build_frame(1, "open", offers) + build_frame(2, "syslog", b"<13>hello"))
         await w.drain()
         await asyncio.sleep(0.6)                         # three idle timeouts, the ack owed
+        idle_closed = lst.stats.get("idle_closed", 0)   # (once the ack is out, the client is idle)
         for rec in p.records:
             rec.ack(True)
         got = b""
         while not got.startswith(b"2 "):                 # after the open's (multi-line) answer
             got = await asyncio.wait_for(r.readuntil(b"\n"), 5)
-        idle_closed = lst.stats.get("idle_closed", 0)
         w.close()
         lst.close()
         await lst.finish(1)
@@ -189,3 +189,41 @@ def test_every_udp_datagram_is_counted_empty_ones_too():
 
     stats = asyncio.run(scenario())
     assert (stats["received"], stats["empty"], stats["records"]) == (4, 3, 1)
+
+
+def test_riemann_events_sent_with_a_query_are_taken_as_riemann_does():
+    """Riemann indexes the events of a message and answers its query; they used to be dropped."""
+    from streams.event import Event
+    from streams.ingest.riemann import NO_INDEX, RiemannTcpListener, RiemannUdpListener
+    from streams.protocols.riemann import encode_msg, error_reply, frame
+
+    msg = encode_msg(events=[Event(host="h1", service="cpu", metric=1.0, time=1.0)], query='service = "cpu"')
+
+    async def scenario() -> tuple[bytes, list, list]:
+        p = BlockingPipeline()
+        p.gate.set()
+        tcp = listener(RiemannTcpListener, p)
+        udp = listener(RiemannUdpListener, p)
+        await tcp.start()
+        await udp.start()
+        r, w = await asyncio.open_connection(tcp.host, tcp.port)
+        w.write(frame(msg))
+        await w.drain()
+        reply = await asyncio.wait_for(r.readexactly(len(error_reply(NO_INDEX))), 5)
+        tcp_records = list(p.records)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(msg, (udp.host, udp.port))
+        for _ in range(100):
+            if len(p.records) > len(tcp_records):
+                break
+            await asyncio.sleep(0.01)
+        w.close()
+        for lst in (tcp, udp):
+            lst.close()
+        await tcp.finish(1)
+        return reply, tcp_records, p.records[len(tcp_records):]
+
+    reply, by_tcp, by_udp = asyncio.run(scenario())
+    assert reply == error_reply(NO_INDEX)   # the query's answer (no index in this test), not a bare ok
+    assert [(r.event.host, r.event.service) for r in by_tcp] == [("h1", "cpu")]
+    assert [(r.event.host, r.event.service) for r in by_udp] == [("h1", "cpu")]
