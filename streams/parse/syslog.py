@@ -52,7 +52,9 @@ _TAG_CTX = re.compile(r"(\w[\w-]*\([^\s()]*\)(?:<[^\s<>]*>)?)():$")
 _TAI64N = re.compile(r"@(4[0-9a-f]{15})[0-9a-f]{8} ([^\s\[:]+)(?:\[(\d+)\])?: (.*)", re.DOTALL)
 _RFC5424 = re.compile(
     r"<(?P<pri>\d{1,3})>(?P<ver>\d{1,2}) (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
-    r"(?P<sd>-|(?:\[(?:[^\]\\\"]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+)(?: (?P<msg>.*))?",
+    # the message after a space, or right after the structured data (a sender that
+    # leaves the space out must not lose its message)
+    r"(?P<sd>-|(?:\[(?:[^\]\\\"]|\\.|\"(?:[^\"\\]|\\.)*\")*\])+)(?:(?: |(?<=\]))(?P<msg>.*))?",
     re.DOTALL,
 )
 _SD_ELEMENT = re.compile(r"\[([^\s\]=\"]+)((?:\s+[^\s=\]\"]+=\"(?:[^\"\\]|\\.)*\")*)\s*\]", re.DOTALL)
@@ -78,7 +80,7 @@ def priority_fields(pri: str) -> dict | None:
 
 
 def _int_or_text(v: str) -> int | str:
-    return int(v) if v.isdigit() else v
+    return int(v) if v.isdecimal() else v  # not isdigit(): int("²") raises
 
 
 def structured_data(sd: str) -> dict[str, dict[str, str]]:
@@ -144,7 +146,10 @@ def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None
             return parse_rfc5424(m, fields, times)
     elif c == "@" and (t := _TAI64N.match(line)) is not None:
         # like Fail2ban, the ~10 s TAI-UTC offset is ignored
-        fields["@timestamp"] = times.epoch(int(t[1], 16) - (1 << 62))[1]
+        try:
+            fields["@timestamp"] = times.epoch(int(t[1], 16) - (1 << 62))[1]
+        except (OverflowError, OSError, ValueError):  # a label past year 9999: no time
+            pass
         fields["process"] = {"name": t[2], "pid": int(t[3])} if t[3] else {"name": t[2]}
         return t[2], t[4]
     if line[10:11] == "T" and (m := _COMMON_ISO.match(line)) is not None:
@@ -197,7 +202,7 @@ def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None
         fields["host"] = {"hostname": host}
     if tag is not None:
         if pid:
-            fields["process"] = {"name": tag, "pid": int(pid) if pid.isdigit() else pid}
+            fields["process"] = {"name": tag, "pid": int(pid) if pid.isdecimal() else pid}
         else:
             fields["process"] = {"name": tag}
     if pri is not None:

@@ -9,6 +9,7 @@ in `tz` (default UTC).
 from __future__ import annotations
 
 import re
+from calendar import isleap
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +19,7 @@ from ..event import format_timestamp
 MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 _CACHE_MAX = 65536
+_GUESS_TTL = 3600.0  # seconds a year guessed from the clock is reused from the cache
 _FRACTION_MARKS = (".", ",")
 _FRACTION = re.compile(r"[0-9]+")
 
@@ -44,6 +46,9 @@ class TimeParser:
         self.clock = clock or SystemClock()
         # text -> (epoch, iso) or None; read directly by the syslog header's hot path
         self.cache: dict[str, tuple[float, str] | None] = {}
+        # clock time until which the cached year guesses hold (a long-running process
+        # must not give next year's `Mar  5 06:25:01` the year it guessed this year)
+        self._guesses_until = float("-inf")
 
     def _remember(self, key: str, value: tuple[float, str] | None) -> tuple[float, str] | None:
         if len(self.cache) >= _CACHE_MAX:
@@ -60,14 +65,24 @@ class TimeParser:
     def _guess_year(self, month: int, day: int, hms: tuple[int, int, int]) -> int:
         if self.year is not None:
             return self.year
-        now = datetime.fromtimestamp(self.clock.now(), self.tz)
+        t = self.clock.now()
+        if t >= self._guesses_until:  # only on a cache miss: a new second of log does it
+            self.cache.clear()
+            self._guesses_until = t + _GUESS_TTL
+        now = datetime.fromtimestamp(t, self.tz)
         year = now.year
         if month == 1 and now.month == 12:
             return year + 1
+        if month == 2 and day == 29:
+            # a leap day without a year: the latest leap year not ahead of now (2024 for
+            # a `Feb 29` read in 2026, or in January 2028)
+            while not isleap(year) or datetime(year, 2, 29, *hms, tzinfo=self.tz) - now > timedelta(days=1):
+                year -= 1
+            return year
         try:
             candidate = datetime(year, month, day, *hms, tzinfo=self.tz)
-        except ValueError:  # Feb 29 in a non-leap year: the previous leap year
-            return year - 1
+        except ValueError:  # not a date (`Apr 31`): left to the caller
+            return year
         if candidate - now > timedelta(days=1):
             return year - 1
         return year

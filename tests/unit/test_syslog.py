@@ -104,3 +104,59 @@ def test_rfc3339_common_shape_matches_general_parse():
     assert (prog, msg) == ("postfix/qmgr", " three")
     assert f == {"@timestamp": "2024-08-26T01:33:38.572Z", "host": {"hostname": "mx"},
                  "process": {"name": "postfix/qmgr", "pid": 7}}
+
+
+@pytest.mark.parametrize("now,want", [
+    ("2026-03-10T12:00:00Z", "2024-02-29T10:00:00.000Z"),  # the year before (2025) has no Feb 29
+    ("2028-01-10T12:00:00Z", "2024-02-29T10:00:00.000Z"),  # this year's Feb 29 is still ahead
+    ("2028-03-01T12:00:00Z", "2028-02-29T10:00:00.000Z"),
+    ("2025-03-01T12:00:00Z", "2024-02-29T10:00:00.000Z"),
+])
+def test_leap_day_without_year_takes_the_latest_leap_year(now, want):
+    tp = TimeParser(clock=ManualClock(parse_timestamp(now)))
+    assert tp.syslog("Feb", "29", "10:00:00")[1] == want
+    (prog, _), f = parse_syslog_with(tp, "Feb 29 10:00:00 host sshd[1]: x")
+    assert prog == "sshd" and f["@timestamp"] == want and f["host"]["hostname"] == "host"
+
+
+def parse_syslog_with(tp, line):
+    fields = {}
+    return parse_syslog(line, fields, tp), fields
+
+
+def test_rfc5424_message_right_after_structured_data_is_kept():
+    (prog, msg), f = parse('<165>1 2003-10-11T22:14:15.003Z host app - - [a@1 x="1"]no space before me')
+    assert prog == "app" and msg == "no space before me"
+    assert f["log"]["syslog"]["structured_data"] == {"a@1": {"x": "1"}}
+    (_, msg), _ = parse('<165>1 2003-10-11T22:14:15.003Z host app - - [a@1 x="1"] spaced')
+    assert msg == "spaced"
+
+
+@pytest.mark.parametrize("line", [
+    "<13>1 2024-02-05T17:32:18Z host app \u00b2 - - msg",   # a superscript digit: isdigit() but not int()
+    "<13>Feb  5 17:32:18 host app[\u00b2]: msg",
+])
+def test_non_decimal_digit_pid_is_kept_as_text(line):
+    (prog, msg), f = parse(line, year=2024)
+    assert (prog, msg) == ("app", "msg") and f["process"]["pid"] == "\u00b2"
+
+
+def test_year_guess_is_not_reused_a_year_later():
+    # a long-running process (`streams run`) on a quiet host: its daily cron line has the
+    # same text every year, and the cache kept the first year's guess for it
+    clock = ManualClock(parse_timestamp("2025-03-05T10:00:00Z"))
+    tp = TimeParser(clock=clock)
+    line = "Mar  5 06:25:01 host CRON[1]: (root) CMD (x)"
+    assert parse_syslog_with(tp, line)[1]["@timestamp"] == "2025-03-05T06:25:01.000Z"
+    clock.set(parse_timestamp("2026-03-05T10:00:00Z"))
+    parse_syslog_with(tp, "Mar  5 06:25:00 host CRON[1]: earlier line, new text")
+    assert parse_syslog_with(tp, line)[1]["@timestamp"] == "2026-03-05T06:25:01.000Z"
+
+
+def test_tai64n_label_out_of_range_keeps_the_line_parsed():
+    # was: OSError/OverflowError from the time conversion, the line tagged _parser_error
+    (prog, msg), f = parse("@4fffffffffffffff00000000 prog[3]: msg")
+    assert (prog, msg) == ("prog", "msg") and f["process"] == {"name": "prog", "pid": 3}
+    assert "@timestamp" not in f
+    (_, _), f = parse("@400000005f5e100000000000 prog: msg")
+    assert f["@timestamp"] == "2020-09-13T12:26:40.000Z"
