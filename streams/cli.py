@@ -17,12 +17,28 @@ EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
 log = logging.getLogger("streams")
 
 
+def _bounded_int(low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high], else a usage error (exit 2)."""
+    def convert(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < low or (high is not None and n > high):
+            raise argparse.ArgumentTypeError(f"{n}: must be at least {low}" if high is None
+                                             else f"{n}: must be between {low} and {high}")
+        return n
+    convert.__name__ = "integer"
+    return convert
+
+
 def _common_parse_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--year", type=int, help="year for timestamps that carry none (default: from the clock)")
+    p.add_argument("--year", type=_bounded_int(1, 9999),
+                   help="year for timestamps that carry none (default: from the clock)")
     p.add_argument("--timezone", default="UTC", help="time zone of naive timestamps (default: UTC)")
     p.add_argument("--patterns-dir", action="append", default=[], type=Path, metavar="DIR",
                    help="extra directory of *.grok / *.yaml pattern files (repeatable; overrides built-ins)")
-    p.add_argument("--max-line", type=int, default=64 * 1024, metavar="BYTES",
+    p.add_argument("--max-line", type=_bounded_int(1), default=64 * 1024, metavar="BYTES",
                    help="cut longer lines there and tag them _line_truncated (default: 65536)")
 
 

@@ -3,18 +3,21 @@
 Blocks of 1 MiB are decoded at once (the common, valid case costs one decode per block);
 a block with invalid UTF-8, NUL bytes or CRLF endings falls back to line-by-line
 decoding. Invalid UTF-8 is decoded with backslash escapes (nothing lost, still valid
-JSON) and flagged; NUL bytes are kept and flagged; a final line without LF still counts.
+JSON) and flagged; NUL bytes are kept and flagged; a final line without LF still counts;
+a UTF-8 byte order mark opening the input is dropped.
 """
 
 from __future__ import annotations
 
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1 << 20
 NO_PROBLEMS: tuple[str, ...] = ()
+_BOM = b"\xef\xbb\xbf"
 
 
 def decode_line(raw: bytes) -> tuple[str, tuple[str, ...]]:
@@ -35,12 +38,19 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
                ) -> Iterator[tuple[str, tuple[str, ...]]]:
     """(line without its LF, problems) for every line, empty ones included."""
     tail = b""
+    first = True
     while True:
         chunk = stream.read(CHUNK)
         if not chunk:
             break
         if progress is not None:
             progress(len(chunk))
+        if first:
+            first = False
+            if chunk.startswith(_BOM):  # a file written with a UTF-8 byte order mark
+                chunk = chunk[len(_BOM):]
+                if not chunk:
+                    continue
         data = tail + chunk if tail else chunk
         cut = data.rfind(b"\n")
         if cut < 0:
@@ -59,6 +69,24 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
             yield line, NO_PROBLEMS
     if tail:
         yield decode_line(tail)
+
+
+class InputError(Exception):
+    """Reading an input failed midway (a truncated or damaged `.gz`, a read error); the
+    lines before it were read. Told apart from errors in writing the outputs."""
+
+
+class CheckedReader:
+    """A binary input whose read errors become `InputError` (one check per block read)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self.stream.read(n)
+        except (OSError, EOFError, zlib.error) as e:
+            raise InputError(str(e)) from e
 
 
 def open_input(path: str) -> BinaryIO:

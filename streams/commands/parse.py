@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from ..inputs import iter_lines, open_input
+from ..inputs import CheckedReader, InputError, iter_lines, open_input
 from ..parse.dispatch import LineParser
 
 log = logging.getLogger("streams.parse")
@@ -33,19 +33,26 @@ def run_parse(args) -> int:
             continue
         buf: list[bytes] = []
         parse = parser.parse
+        parser.new_input()
         with stream:
-            for text, problems in iter_lines(stream):
-                if not text or text.isspace():
-                    continue
-                ev = parse(text)
-                if problems:
-                    ev.tags.extend(problems)
-                    parser.stats.update(problems)
-                buf.append(dumps(ev.to_doc()))
-                lines += 1
-                if len(buf) >= _BATCH:
-                    out.write(b"\n".join(buf) + b"\n")
-                    buf.clear()
+            try:
+                for text, problems in iter_lines(CheckedReader(stream)):
+                    if not text or text.isspace():
+                        continue
+                    ev = parse(text)
+                    if problems:
+                        ev.tags.extend(problems)
+                        parser.stats.update(problems)
+                    buf.append(dumps(ev.to_doc()))
+                    lines += 1
+                    if len(buf) >= _BATCH:
+                        out.write(b"\n".join(buf) + b"\n")
+                        buf.clear()
+            except InputError as e:
+                # a truncated or damaged `.gz`: the lines read before are written, the file
+                # counts as unreadable (exit 1) and the next file goes on
+                log.error("cannot read %s to its end: %s", path, e)
+                status = 1
             if buf:
                 out.write(b"\n".join(buf) + b"\n")
     out.flush()

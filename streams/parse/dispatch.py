@@ -78,6 +78,11 @@ class LineParser:
         self._f2b_context: tuple | None = None
         self.stats: Counter[str] = Counter()
 
+    def new_input(self) -> None:
+        """The next line starts another file or stream: a header-less line there does not
+        continue the last fail2ban entry of the previous one."""
+        self._f2b_context = None
+
     # -- dispatch ------------------------------------------------------------------------
     def resolve(self, program: str | None) -> ProductParser | None:
         """Program name -> product parser; normalised names are cached."""

@@ -8,18 +8,17 @@ accounted for: it becomes exactly one event, and every problem is counted.
 from __future__ import annotations
 
 import logging
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
 from ..enrich.metrics import DerivedMetrics
 from ..event import format_timestamp
-from ..inputs import iter_lines, open_input
+from ..inputs import CheckedReader, InputError, iter_lines, open_input
 from ..parse.dispatch import LineParser
 from ..sinks.bulk_files import BulkFileSink, event_id
 from ..sinks.elasticsearch import ElasticsearchSink
@@ -43,23 +42,6 @@ class ReplayStats:
     country: dict[str, str] = field(default_factory=dict)
 
 
-class _Unreadable(Exception):
-    """Reading an input failed midway (not writing an output)."""
-
-
-class _Reader:
-    """An input whose read errors are told apart from the outputs' errors."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-
-    def read(self, n: int) -> bytes:
-        try:
-            return self.stream.read(n)
-        except (OSError, EOFError, zlib.error) as e:
-            raise _Unreadable(str(e)) from e
-
-
 class Replay:
     def __init__(self, parser: LineParser, output: Path, geoip: GeoIP | None = None,
                  metrics: DerivedMetrics | None = None, sink: BulkFileSink | ElasticsearchSink | None = None,
@@ -81,13 +63,14 @@ class Replay:
             self.stats.unreadable_files.append(path)
             return
         source = Path(path).name
+        self.parser.new_input()  # a header-less first line does not continue the last file's entry
         try:
             with stream:
-                self._process_lines(_Reader(stream), source, progress)
-        except _Unreadable as e:
+                self._process_lines(CheckedReader(stream), source, progress)
+        except InputError as e:
             # a truncated or damaged archive (`.gz`), a read error: the lines before it were
             # processed; the file counts as unreadable (exit code 1), the next one goes on
-            log.error("cannot read %s to its end: %s", path, e.__cause__)
+            log.error("cannot read %s to its end: %s", path, e)
             self.stats.unreadable_files.append(path)
 
     def _process_lines(self, stream: Any, source: str, progress: Callable[[int], None] | None) -> None:

@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from streams.cli import main
 
 BAD_LINES = [
@@ -71,3 +73,36 @@ def test_unknown_timezone_is_a_config_error(capsysbinary):
     assert main(["parse", "--timezone", "Nope/Zone", os.devnull]) == 2
     _, err = capsysbinary.readouterr()
     assert b"unknown time zone" in err
+
+
+def test_damaged_gz_is_unreadable_and_the_next_file_is_parsed(tmp_path, capsysbinary):
+    import gzip
+    good = write(tmp_path, [b"Jan  1 00:00:00 h p: x", b"Jan  1 00:00:01 h p: y"])
+    whole = gzip.compress(b"Jan  1 00:00:00 h p: z\n" * 2000)
+    (tmp_path / "cut.log.gz").write_bytes(whole[: len(whole) // 2])  # truncated archive
+    (tmp_path / "plain.gz").write_bytes(b"not gzip at all\n")
+    rc = main(["parse", str(tmp_path / "cut.log.gz"), str(tmp_path / "plain.gz"), str(good)])
+    out, err = capsysbinary.readouterr()
+    assert rc == 1
+    assert b"Traceback" not in err and b"cut.log.gz" in err and b"plain.gz" in err
+    assert [json.loads(x)["message"] for x in out.splitlines()[-2:]] == ["x", "y"]
+
+
+@pytest.mark.parametrize("option", [["--max-line", "0"], ["--max-line", "-5"], ["--year", "0"], ["--year", "12345"]])
+def test_out_of_range_options_are_usage_errors(option, capsys):
+    # `--max-line -5` used to cut every line 5 characters short of its end (and 0 emptied
+    # them), `--year 0` left every year-less line without its syslog header, all with exit 0
+    with pytest.raises(SystemExit) as e:
+        main(["parse", *option, os.devnull])
+    assert e.value.code == 2
+    assert option[0] in capsys.readouterr().err
+
+
+def test_utf8_byte_order_mark_does_not_hide_the_first_header(tmp_path, capsysbinary):
+    p = tmp_path / "bom.log"
+    p.write_bytes(b"\xef\xbb\xbfFeb  5 10:00:00 host sshd[1]: hi\nFeb  5 10:00:01 host sshd[1]: hi\n")
+    assert main(["parse", "--year", "2024", str(p)]) == 0
+    docs = [json.loads(x) for x in capsysbinary.readouterr()[0].splitlines()]
+    assert len(docs) == 2
+    # was: the first line unrecognised (_grokparsefailure, no host, no time)
+    assert docs[0]["@timestamp"] == "2024-02-05T10:00:00.000Z" and docs[0]["host"]["hostname"] == "host"

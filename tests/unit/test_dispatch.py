@@ -43,3 +43,17 @@ def test_a_failing_hook_keeps_the_line_tagged(tmp_path):
 
 def _explode(fields, ev, parser):
     raise RuntimeError("a bug in a hook")
+
+
+def test_fail2ban_continuation_does_not_cross_files(tmp_path, capsysbinary):
+    import json
+
+    from streams.cli import main
+    (tmp_path / "f2b.log").write_text(
+        "2024-01-01 10:00:00,123 fail2ban.actions        [1]: NOTICE  [sshd] Ban 192.0.2.4\n")
+    (tmp_path / "other.log").write_text("some unrelated line\n")
+    assert main(["parse", str(tmp_path / "f2b.log"), str(tmp_path / "other.log")]) == 0
+    last = json.loads(capsysbinary.readouterr()[0].splitlines()[-1])
+    # was: dataset fail2ban.log, the ban's time and pid, tagged multiline_continuation
+    assert "multiline_continuation" not in last["tags"] and "@timestamp" not in last
+    assert last["tags"] == ["_grokparsefailure"]

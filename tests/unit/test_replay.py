@@ -152,3 +152,15 @@ def test_a_truncated_archive_is_reported_and_the_next_file_still_replayed(tmp_pa
     assert summary["unreadable_files"] == [str(tmp_path / "a.log.gz"), str(tmp_path / "b.log.gz")]
     written = b"".join(f.read_bytes() for f in (out / "elasticsearch").glob("*.ndjson"))
     assert b'"name":"c-log-user"' in written  # the file after the damaged ones was replayed
+
+
+def test_a_fail2ban_continuation_does_not_cross_files(tmp_path):
+    (tmp_path / "a-f2b.log").write_text(
+        "2024-01-01 10:00:00,123 fail2ban.actions        [1]: NOTICE  [sshd] Ban 192.0.2.4\n")
+    (tmp_path / "b-other.log").write_text("some unrelated line\n")
+    out = tmp_path / "o"
+    assert main(["replay", "-q", "--no-progress", "--no-geoip", "-o", str(out),
+                 str(tmp_path / "a-f2b.log"), str(tmp_path / "b-other.log")]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["datasets"].get("fail2ban.log") == 1   # not 2: the other file's line is not the ban's
+    assert "multiline_continuation" not in summary["problems"]
