@@ -7,6 +7,8 @@ dataclasses. Unknown keys are errors, so a typo does not silently do nothing.
 from __future__ import annotations
 
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -178,8 +180,58 @@ class Config:
 _PATHS = {"patterns_dirs", "city", "asn", "dir", "cert_file", "key_file", "ca_file", "snapshot"}
 
 
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               Path: "a path (string)"}
+_ITEM_NAMES = {str: "strings", Path: "paths (strings)", int: "integers"}
+_TOML_TYPES = {str: "a string", int: "an integer", float: "a float", bool: "a boolean", list: "an array",
+               dict: "a table"}
+
+
+def _typed(value: Any, hint: Any) -> tuple[bool, Any]:
+    """(whether `value`, read from TOML, fits the annotation `hint`, the value to keep)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for h in args:
+            if h is not type(None):
+                ok, v = _typed(value, h)
+                if ok:
+                    return True, v
+        return False, value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, value
+        items = [_typed(v, args[0]) if args else (True, v) for v in value]
+        return all(ok for ok, _ in items), [v for _, v in items]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return False, value
+        items = {k: _typed(v, args[1]) if args else (True, v) for k, v in value.items()}
+        return all(ok for ok, _ in items.values()), {k: v for k, (_, v) in items.items()}
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool), value
+    if hint is str or hint is Path:
+        return isinstance(value, str), value
+    return True, value
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in args if h is not type(None))
+    if origin is list:
+        return f"a list of {_ITEM_NAMES.get(args[0], 'values')}" if args else "a list"
+    if origin is dict:
+        return "a table"
+    return _TYPE_NAMES.get(hint, getattr(hint, "__name__", str(hint)))
+
+
 def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
     known = {f.name for f in fields(obj)}
+    hints = typing.get_type_hints(type(obj))
     for key, value in data.items():
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -189,6 +241,11 @@ def _fill(obj: Any, data: dict[str, Any], where: str) -> None:
                 raise ConfigError(f"{where}: {key} must be a table")
             _fill(current, value, f"{where}.{key}")
             continue
+        ok, value = _typed(value, hints[key])
+        if not ok:
+            # the TOML type only, not the value: it may be a password
+            raise ConfigError(f"{where}: {key} must be {_describe(hints[key])}, "
+                              f"not {_TOML_TYPES.get(type(value), type(value).__name__)}")
         if key in _PATHS and value is not None:
             value = [Path(v) for v in value] if isinstance(value, list) else Path(value)
         setattr(obj, key, value)
@@ -204,8 +261,11 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: {e}") from None
     sections = {f.name for f in fields(cfg)}
     for section, values in data.items():
-        if section not in sections or not isinstance(values, dict):
+        if section not in sections:
             raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sorted(sections))})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {section} must be a table ([{section}]), "
+                              f"not {_TOML_TYPES.get(type(values), type(values).__name__)}")
         _fill(getattr(cfg, section), values, f"{path} [{section}]")
     check_tls(cfg.listeners.syslog_tls, f"{path} [listeners.syslog_tls]")
     return cfg
