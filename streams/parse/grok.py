@@ -415,7 +415,11 @@ class GrokLibrary:
     def load_file(self, path: str | Path) -> list[str]:
         path = Path(path)
         names = []
-        for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise PatternError(f"cannot read: {e}", str(path)) from None
+        for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
@@ -428,6 +432,8 @@ class GrokLibrary:
 
     def load_dir(self, directory: str | Path) -> list[str]:
         names: list[str] = []
+        if not Path(directory).is_dir():  # a mistyped --patterns-dir must not be ignored
+            raise PatternError("not a directory of pattern files", str(directory))
         for p in sorted(Path(directory).glob("*.grok")):
             names += self.load_file(p)
         return names
@@ -455,8 +461,14 @@ class GrokLibrary:
             rx = re.compile(text, re.DOTALL)
         except re.error as e:
             raise PatternError(f"does not compile: {e}", origin) from None
+        try:
+            grok = Grok(expr, rx, self._captures(rx, b))
+        except PatternError as e:  # `%{INT:a} %{INT:a.b}`: name where, when not named yet
+            if e.origin is not None:
+                raise
+            raise PatternError(str(e), origin) from None
         self._sound |= b.used
-        return Grok(expr, rx, self._captures(rx, b))
+        return grok
 
     def compile_alternation(self, items: Iterable[tuple]) -> Alternation | KeyedAlternation:
         """items: (payload, expression, origin[, statics]). Order is priority order.

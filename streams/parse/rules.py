@@ -89,23 +89,48 @@ class ProductParser:
     sets: tuple = field(default_factory=tuple)
 
 
+def _expect(value: Any, kind: type | tuple[type, ...], what: str, origin: str) -> Any:
+    """A rule file's value of the wrong shape (`programs: sshd` for `[sshd]`) is an error
+    naming where it is, not a traceback or a silently different meaning."""
+    if not isinstance(value, kind):
+        raise PatternError(f"{what} must be {_SHAPES.get(kind, 'a string')}, not {value!r}", origin)
+    return value
+
+
+_SHAPES = {list: "a list", dict: "a mapping", str: "a string"}
+
+
 def load_rule_file(path: Path, lib: GrokLibrary) -> list[ProductParser]:
     origin = str(path)
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader) or {}
     except yaml.YAMLError as e:
         raise PatternError(f"bad YAML: {e}", origin) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PatternError(f"cannot read: {e}", origin) from None
+    _expect(data, dict, "the file", origin)
     parsers = []
-    for i, spec in enumerate(data.get("parsers") or []):
+    for i, spec in enumerate(_expect(data.get("parsers") or [], list, "parsers", origin)):
         porigin = f"{origin}: parsers[{i}]"
+        _expect(spec, dict, "a parser", porigin)
         for key in ("name", "dataset", "rules"):
             if key not in spec:
                 raise PatternError(f"missing {key!r}", porigin)
+        for key in ("name", "dataset"):
+            _expect(spec[key], str, key, porigin)
+        for key in ("programs", "hooks"):
+            for item in _expect(spec.get(key) or [], list, key, porigin):
+                _expect(item, str, f"an item of {key}", porigin)
+        _expect(spec.get("set") or {}, dict, "set", porigin)
         rules = []
-        for j, r in enumerate(spec["rules"]):
+        for j, r in enumerate(_expect(spec["rules"] or [], list, "rules", porigin)):
             rorigin = f"{porigin}.rules[{j}]"
+            _expect(r, dict, "a rule", rorigin)
+            _expect(r.get("set") or {}, dict, "set", rorigin)
+            for item in _expect(r.get("hooks") or [], list, "hooks", rorigin):
+                _expect(item, str, "an item of hooks", rorigin)
             name = r.get("pattern")
-            if name not in lib.definitions:
+            if not isinstance(name, str) or name not in lib.definitions:
                 raise PatternError(f"rule names unknown pattern {name!r}", rorigin)
             rules.append(Rule(name, _setter(r.get("set"), rorigin),
                               tuple(resolve_hook(h, rorigin) for h in r.get("hooks") or ()), rorigin))
@@ -117,7 +142,9 @@ def load_rule_file(path: Path, lib: GrokLibrary) -> list[ProductParser]:
             rule.after = rule.hooks + p.hooks
         # constant fields are folded into each rule's generated fill function
         p.matcher = lib.compile_alternation(
-            (rule, f"%{{{rule.name}}}", lib.definitions[rule.name].origin, p.sets + rule.sets) for rule in rules)
+            # errors name the rule (its `set` may be at fault) and the pattern's file:line
+            (rule, f"%{{{rule.name}}}", f"{rule.origin} (pattern {rule.name} at {lib.definitions[rule.name].origin})",
+             p.sets + rule.sets) for rule in rules)
         parsers.append(p)
     return parsers
 

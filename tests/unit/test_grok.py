@@ -135,3 +135,59 @@ def test_custom_pattern_dir_overrides(tmp_path):
     doc = p.parse("Jan  2 03:04:05 h myapp[1]: user bob did login").to_doc()
     assert doc["user"]["name"] == "bob" and doc["event"]["action"] == "login"
     assert doc["event"]["dataset"] == "myapp.log" and doc["event"]["kind"] == "event"
+
+
+def test_field_conflict_names_file_and_line(tmp_path, lib):
+    f = tmp_path / "mine.grok"
+    f.write_text("CLASH %{INT:a} %{INT:a.b}\n")
+    lib.load_file(f)
+    with pytest.raises(PatternError, match=r"mine\.grok:1: field a\.b is both a value and an object"):
+        lib.validate(["CLASH"])
+
+
+def test_unreadable_pattern_file_names_it(tmp_path, lib):
+    f = tmp_path / "latin1.grok"
+    f.write_bytes(b"CAFE caf\xe9\n")  # not UTF-8: was a UnicodeDecodeError traceback
+    with pytest.raises(PatternError, match=r"latin1\.grok: cannot read"):
+        lib.load_file(f)
+
+
+def test_missing_pattern_directory_is_an_error(tmp_path, lib):
+    with pytest.raises(PatternError, match="nope: not a directory"):
+        lib.load_dir(tmp_path / "nope")  # a mistyped --patterns-dir was silently ignored
+
+
+def _rule_file(tmp_path, text):
+    from streams.parse.rules import load_rule_file
+    f = tmp_path / "mine.yaml"
+    f.write_text(text)
+    lib = GrokLibrary()
+    lib.add("NUM", r"\d+", "t:1")
+    return lambda: load_rule_file(f, lib)
+
+
+@pytest.mark.parametrize("text,where", [
+    ("parsers: 5\n", r"mine\.yaml: parsers must be a list"),
+    ("- a\n", r"mine\.yaml: the file must be a mapping"),
+    ("parsers: [5]\n", r"mine\.yaml: parsers\[0\]: a parser must be a mapping"),
+    ("parsers:\n  - {name: a, dataset: b, rules: [NUM]}\n", r"parsers\[0\]\.rules\[0\]: a rule must be a mapping"),
+    ("parsers:\n  - {name: a, dataset: b, programs: sshd, rules: []}\n", r"parsers\[0\]: programs must be a list"),
+    ("parsers:\n  - {name: a, dataset: b, rules: [{pattern: NUM, set: [1]}]}\n", r"rules\[0\]: set must be a mapping"),
+    ("parsers:\n  - {name: a, dataset: b, rules: [{pattern: [NUM]}]}\n", r"rules\[0\]: rule names unknown pattern"),
+])
+def test_rule_file_of_the_wrong_shape_names_where(tmp_path, text, where):
+    load = _rule_file(tmp_path, text)
+    with pytest.raises(PatternError, match=where):
+        load()
+
+
+def test_rule_set_clashing_with_a_capture_names_the_rule(tmp_path):
+    (tmp_path / "mine.yaml").write_text("parsers:\n  - name: a\n    dataset: b\n    rules:\n"
+                                        "      - {pattern: PAIR, set: {x.y: 1}}\n")
+    from streams.parse.rules import load_rule_file
+    lib = GrokLibrary()
+    lib.add("PAIR", r"%{NUM:x}", "pairs.grok:7")
+    lib.add("NUM", r"\d+", "t:1")
+    # was: "pairs.grok:7: field x.y is both ..." — the grok file, where there is no x.y
+    with pytest.raises(PatternError, match=r"mine\.yaml: parsers\[0\]\.rules\[0\] \(pattern PAIR at pairs\.grok:7\)"):
+        load_rule_file(tmp_path / "mine.yaml", lib)
