@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1 << 20
+# a line is read up to this many bytes, the rest skipped (tagged): a file without line ends
+# (a binary one, a sparse lastlog) must not be held whole in memory. Far above any
+# --max-line the parser is given.
+MAX_LINE_READ = 16 << 20
+OVERLONG_TAG = "_line_cut_at_read"
 NO_PROBLEMS: tuple[str, ...] = ()
 _BOM = b"\xef\xbb\xbf"
 
@@ -39,6 +44,7 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
     """(line without its LF, problems) for every line, empty ones included."""
     tail = b""
     first = True
+    overlong = False
     while True:
         chunk = stream.read(CHUNK)
         if not chunk:
@@ -51,10 +57,19 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
                 chunk = chunk[len(_BOM):]
                 if not chunk:
                     continue
+        if overlong:  # the rest of a line already cut at MAX_LINE_READ: skipped up to its LF
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                continue
+            text, problems = decode_line(tail)
+            yield text, problems + (OVERLONG_TAG,)
+            tail, overlong, chunk = b"", False, chunk[nl + 1:]
         data = tail + chunk if tail else chunk
         cut = data.rfind(b"\n")
         if cut < 0:
             tail = data
+            if len(tail) > MAX_LINE_READ:  # no LF for this long (a binary file): memory stays bounded
+                tail, overlong = tail[:MAX_LINE_READ], True
             continue
         block, tail = data[:cut], data[cut + 1:]
         try:
@@ -67,7 +82,10 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
             continue
         for line in text.split("\n"):
             yield line, NO_PROBLEMS
-    if tail:
+    if overlong:
+        text, problems = decode_line(tail)
+        yield text, problems + (OVERLONG_TAG,)
+    elif tail:
         yield decode_line(tail)
 
 
@@ -99,13 +117,26 @@ def open_input(path: str) -> BinaryIO:
     return p.open("rb")
 
 
-def expand_paths(paths: list[str]) -> list[str]:
-    """Directories expand to the log files inside them (sorted, recursive)."""
+# binary files of /var/log, with no suffix like the text logs beside them
+_BINARY_LOGS = frozenset({"lastlog", "wtmp", "btmp", "utmp", "faillog", "tallylog"})
+
+
+def expand_paths(paths: list[str], skipped: list[str] | None = None) -> list[str]:
+    """Directories expand to the log files inside them (sorted, recursive); binary files
+    found there (wtmp, lastlog, anything with NUL bytes in its first 4 KiB) are left out
+    and listed in `skipped`. A file named on its own is always read."""
     out: list[str] = []
     for p in paths:
         pp = Path(p)
         if p != "-" and pp.is_dir():
-            out += [str(f) for f in sorted(pp.rglob("*")) if f.is_file() and _is_log(f)]
+            for f in sorted(pp.rglob("*")):
+                if not (f.is_file() and _is_log(f)):
+                    continue
+                if _is_binary(f):
+                    if skipped is not None:
+                        skipped.append(str(f))
+                    continue
+                out.append(str(f))
         else:
             out.append(p)
     return out
@@ -113,3 +144,15 @@ def expand_paths(paths: list[str]) -> list[str]:
 
 def _is_log(f: Path) -> bool:
     return f.suffix in (".log", ".json", ".jsonl", ".gz", "") or f.name.endswith((".log.1",))
+
+
+def _is_binary(f: Path) -> bool:
+    if f.name.split(".", 1)[0] in _BINARY_LOGS:
+        return True
+    if f.suffix == ".gz":
+        return False
+    try:
+        with f.open("rb") as fh:
+            return b"\x00" in fh.read(4096)
+    except OSError:
+        return False  # reported when it is opened

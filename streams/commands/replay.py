@@ -120,7 +120,10 @@ def run_replay(args) -> int:
     except ConfigError as e:
         log.error("configuration: %s", e)
         return 2
-    paths = expand_paths(args.paths)
+    skipped: list[str] = []
+    paths = expand_paths(args.paths, skipped)
+    for p in skipped:
+        log.warning("binary file in a folder left out: %s (name it on its own to read it)", p)
     total = sum(os.path.getsize(p) for p in paths if p != "-" and os.path.isfile(p))
     step, close = _progress(total, sys.stderr.isatty() and not args.no_progress)
     start = time.perf_counter()
@@ -133,7 +136,7 @@ def run_replay(args) -> int:
     geo = replay.geoip.cache_stats() if replay.geoip else None
     summary = {"lines": replay.stats.lines, "events": replay.stats.events, "empty": replay.stats.empty,
                "datasets": dict(replay.stats.datasets), "problems": dict(replay.stats.problems),
-               "unreadable_files": replay.stats.unreadable_files, "seconds": round(elapsed, 3), **extra,
+               "unreadable_files": replay.stats.unreadable_files, "skipped_binary_files": skipped, "seconds": round(elapsed, 3), **extra,
                "geoip_cache": geo}
     (cfg.output.dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     if not args.quiet:

@@ -106,3 +106,30 @@ def test_utf8_byte_order_mark_does_not_hide_the_first_header(tmp_path, capsysbin
     assert len(docs) == 2
     # was: the first line unrecognised (_grokparsefailure, no host, no time)
     assert docs[0]["@timestamp"] == "2024-02-05T10:00:00.000Z" and docs[0]["host"]["hostname"] == "host"
+
+
+def test_a_file_without_line_ends_is_read_in_bounded_memory(monkeypatch):
+    import io
+
+    from streams import inputs
+    monkeypatch.setattr(inputs, "MAX_LINE_READ", 3000)
+    monkeypatch.setattr(inputs, "CHUNK", 1000)
+    data = b"first\n" + b"\x00" * 10_000 + b"tail of it\nlast\n"
+    got = list(inputs.iter_lines(io.BytesIO(data)))
+    assert [t[:5] for t, _ in got] == ["first", "\x00" * 5, "last"]
+    assert len(got[1][0]) <= 3000 + 1000 and inputs.OVERLONG_TAG in got[1][1]
+    # and without a final line end
+    got = list(inputs.iter_lines(io.BytesIO(b"x" * 10_000)))
+    assert len(got) == 1 and inputs.OVERLONG_TAG in got[0][1]
+
+
+def test_binary_files_in_a_folder_are_left_out_and_listed(tmp_path):
+    from streams.inputs import expand_paths
+    (tmp_path / "auth.log").write_text("Nov 24 00:05:02 mx1 sshd[4007]: hello\n")
+    (tmp_path / "wtmp").write_bytes(b"\x07\x00\x00\x00" * 100)
+    (tmp_path / "messages").write_bytes(b"binary\x00junk")
+    (tmp_path / "syslog").write_text("Nov 24 00:05:02 mx1 cron[1]: hi\n")
+    skipped: list[str] = []
+    assert expand_paths([str(tmp_path)], skipped) == [str(tmp_path / "auth.log"), str(tmp_path / "syslog")]
+    assert sorted(skipped) == [str(tmp_path / "messages"), str(tmp_path / "wtmp")]
+    assert expand_paths([str(tmp_path / "wtmp")]) == [str(tmp_path / "wtmp")]   # named on its own: read
