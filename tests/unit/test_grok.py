@@ -53,20 +53,17 @@ def test_standard_names(lib):
         assert lib.compile(f"%{{{name}:x}}").match(text) == {"x": text}, name
 
 
-def test_unknown_reference_names_file_and_line(tmp_path, lib):
+@pytest.mark.parametrize("text, name, error", [
+    ("# comment\nGOOD %{WORD}\nBAD %{NOPE:x}\n", "BAD", r"mine\.grok:3: unknown pattern %\{NOPE\}"),
+    ("BROKEN foo(bar\n", "BROKEN", r"mine\.grok:1: does not compile"),
+    ("CLASH %{INT:a} %{INT:a.b}\n", "CLASH", r"mine\.grok:1: field a\.b is both a value and an object"),
+])
+def test_pattern_errors_name_file_and_line(tmp_path, lib, text, name, error):
     f = tmp_path / "mine.grok"
-    f.write_text("# comment\nGOOD %{WORD}\nBAD %{NOPE:x}\n")
+    f.write_text(text)
     lib.load_file(f)
-    with pytest.raises(PatternError, match=r"mine\.grok:3: unknown pattern %\{NOPE\}"):
-        lib.validate(["BAD"])
-
-
-def test_bad_regex_names_file_and_line(tmp_path, lib):
-    f = tmp_path / "mine.grok"
-    f.write_text("BROKEN foo(bar\n")
-    lib.load_file(f)
-    with pytest.raises(PatternError, match=r"mine\.grok:1: does not compile"):
-        lib.validate(["BROKEN"])
+    with pytest.raises(PatternError, match=error):
+        lib.validate([name])
 
 
 def test_bad_line_and_recursion(tmp_path, lib):
@@ -135,14 +132,6 @@ def test_custom_pattern_dir_overrides(tmp_path):
     doc = p.parse("Jan  2 03:04:05 h myapp[1]: user bob did login").to_doc()
     assert doc["user"]["name"] == "bob" and doc["event"]["action"] == "login"
     assert doc["event"]["dataset"] == "myapp.log" and doc["event"]["kind"] == "event"
-
-
-def test_field_conflict_names_file_and_line(tmp_path, lib):
-    f = tmp_path / "mine.grok"
-    f.write_text("CLASH %{INT:a} %{INT:a.b}\n")
-    lib.load_file(f)
-    with pytest.raises(PatternError, match=r"mine\.grok:1: field a\.b is both a value and an object"):
-        lib.validate(["CLASH"])
 
 
 def test_unreadable_pattern_file_names_it(tmp_path, lib):
