@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 
 from ..clock import Clock, SystemClock
@@ -69,13 +70,17 @@ async def serve(cfg: Config) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
-    def on_stop(signame: str) -> None:
-        if not stop.is_set():
-            log.info("signal received, shutting down", extra={"signal": signame})
+    def on_stop(sig: signal.Signals) -> None:
+        if stop.is_set():  # a second Ctrl-C: the operator does not want to wait for the drain
+            log.warning("second signal: exiting now, without draining; what was not acked is resent by its "
+                        "sender, the spool is delivered at the next start", extra={"signal": sig.name})
+            logging.shutdown()
+            os._exit(128 + sig)
+        log.info("signal received, shutting down (a second one exits at once)", extra={"signal": sig.name})
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_stop, sig.name)
+        loop.add_signal_handler(sig, on_stop, sig)
     loop.add_signal_handler(signal.SIGHUP, service.pipeline.reopen)
     try:
         await service.start()

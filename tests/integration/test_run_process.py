@@ -65,6 +65,28 @@ def test_sigterm_drains_everything_and_exits_0(run):
     assert (p.out / "graphite.txt").read_text().strip()
 
 
+def test_a_second_sigterm_exits_at_once_without_the_drain(tmp_path):
+    """The first SIGTERM drains (here it would wait for an unreachable Elasticsearch to take
+    the spool); a second one is the operator saying not to wait: exit at once, 128 + signal."""
+    from .servers import free_port
+    out = tmp_path / "out"
+    cfg = tmp_path / "streams.toml"
+    cfg.write_text(config_toml(out) + f'\n[output.elasticsearch]\nurl = "http://127.0.0.1:{free_port()}"\n'
+                   '\n[run]\nshutdown_timeout = 300\n')
+    p = RunProcess(cfg, out)
+    try:
+        with socket.create_connection(("127.0.0.1", p.ports["syslog_tcp"]), timeout=TIMEOUT) as s:
+            s.sendall(syslog_lines("spooled-", 5))
+        wait_for(lambda: http_json(p.ports["http"], "/health")["listeners"]["syslog_tcp"]["received"] == 5,
+                 what="the messages read")
+        p.proc.send_signal(signal.SIGTERM)
+        p.wait_log(lambda d: d.get("msg", "").startswith("signal received"), "the first signal's line")
+        assert p.terminate(signal.SIGTERM) == 128 + signal.SIGTERM
+        p.wait_log(lambda d: d.get("msg", "").startswith("second signal"), "the second signal's line")
+    finally:
+        p.kill()
+
+
 def test_sighup_reopens_output_files(run):
     p = run()
     port = p.ports["syslog_tcp"]
