@@ -97,7 +97,9 @@ class IngestService:
                       extra={"queued": self.pipeline.queue.qsize()})
         await asyncio.gather(*(lst.finish(timeout) for lst in listeners))
         await self.pipeline.stop()
-        points = self.pipeline.close()
+        # in a thread: closing the sinks may wait up to shutdown_timeout for a server; the
+        # loop meanwhile answers /health and a second signal (which exits at once)
+        points = await asyncio.to_thread(self.pipeline.close)
         self.status = "stopped"
         if self.http is not None:
             self.http.close()

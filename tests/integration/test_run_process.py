@@ -81,6 +81,10 @@ def test_a_second_sigterm_exits_at_once_without_the_drain(tmp_path):
                  what="the messages read")
         p.proc.send_signal(signal.SIGTERM)
         p.wait_log(lambda d: d.get("msg", "").startswith("signal received"), "the first signal's line")
+        # now closing the sinks: the spool waits for Elasticsearch; the service still answers
+        wait_for(lambda: http_json(p.ports["http"], "/health")["status"] == "stopping", what="stopping")
+        time.sleep(0.5)
+        assert http_json(p.ports["http"], "/health")["status"] == "stopping"
         assert p.terminate(signal.SIGTERM) == 128 + signal.SIGTERM
         p.wait_log(lambda d: d.get("msg", "").startswith("second signal"), "the second signal's line")
     finally:
