@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -47,19 +48,40 @@ RUN = REPO / ".cache" / "run"
 START_TIMEOUT = 600.0     # a cold install (mvn download, apt-get) is part of the first start
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 (carbon listens on both)."""
-    for _ in range(50):
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (what bind(0) and outgoing connections get)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int, kind: int) -> bool:
+    try:
         with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-        try:
-            with socket.socket(socket.AF_INET, other) as s:
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port free for both TCP and UDP on 127.0.0.1 (carbon listens on both).
+
+    Taken below the kernel's ephemeral range when there is room: the port is free only when picked,
+    and the server binds it later (Elasticsearch ~15 s later, while other tests open sockets on
+    port 0; stop()/start() reuse it), so a port the kernel hands out to others could be lost."""
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(50):
+        if low > 21024:
+            port = rng.randrange(20000, low)
+        else:
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        if _bindable(port, socket.SOCK_STREAM) and _bindable(port, socket.SOCK_DGRAM):
+            return port
     raise RuntimeError("no port free for both TCP and UDP")
 
 
