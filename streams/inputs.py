@@ -41,12 +41,16 @@ def decode_line(raw: bytes) -> tuple[str, tuple[str, ...]]:
 
 def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
                ) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """(line without its LF, problems) for every line, empty ones included."""
+    """(line without its LF, problems) for every line, empty ones included. A failed read
+    raises `InputError` after the lines before it."""
     tail = b""
     first = True
     overlong = False
     while True:
-        chunk = stream.read(CHUNK)
+        try:
+            chunk = stream.read(CHUNK)
+        except (OSError, EOFError, zlib.error) as e:  # a truncated `.gz`, a read error
+            raise InputError(str(e)) from e
         if not chunk:
             break
         if progress is not None:
@@ -92,19 +96,6 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
 class InputError(Exception):
     """Reading an input failed midway (a truncated or damaged `.gz`, a read error); the
     lines before it were read. Told apart from errors in writing the outputs."""
-
-
-class CheckedReader:
-    """A binary input whose read errors become `InputError` (one check per block read)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-
-    def read(self, n: int) -> bytes:
-        try:
-            return self.stream.read(n)
-        except (OSError, EOFError, zlib.error) as e:
-            raise InputError(str(e)) from e
 
 
 def open_input(path: str) -> BinaryIO:

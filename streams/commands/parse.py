@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from ..inputs import CheckedReader, InputError, iter_lines, open_input
+from ..inputs import InputError, iter_lines, open_input
 from ..parse.dispatch import LineParser
 
 log = logging.getLogger("streams.parse")
@@ -36,7 +36,7 @@ def run_parse(args) -> int:
         parser.new_input()
         with stream:
             try:
-                for text, problems in iter_lines(CheckedReader(stream)):
+                for text, problems in iter_lines(stream):
                     if not text or text.isspace():
                         continue
                     ev = parse(text)

@@ -197,6 +197,15 @@ class AppendingBulkFileSink(BulkFileSink):
             log.error("closing an output file for reopening failed: %s", e)
 
 
+def _settle(acks: list[tuple[Ack, bool]]) -> None:
+    """Resolve each ack; one callback failing does not keep the others from their answer."""
+    for ack, ok in acks:
+        try:
+            ack(ok)
+        except Exception:
+            log.exception("ack callback failed")
+
+
 @dataclass
 class LiveStats:
     events: int = 0
@@ -340,12 +349,7 @@ class LivePipeline:
             except Exception:  # never let the worker die: the batch is nak'ed, counted
                 log.exception("batch processing failed")
                 self._es["failed"] += len(batch)
-                for item in batch:
-                    if item.ack is not None:
-                        try:
-                            item.ack(False)
-                        except Exception:
-                            log.exception("ack callback failed")
+                _settle([(item.ack, False) for item in batch if item.ack is not None])
             finally:
                 queue.task_done(len(batch))
 
@@ -400,11 +404,7 @@ class LivePipeline:
         es["dead_lettered"] += dead
         es["failed"] += failed
         self.stats.batches += 1
-        for ack, ok in acks:
-            try:
-                ack(ok)
-            except Exception:
-                log.exception("ack callback failed")
+        _settle(acks)
 
     def _dead_letter(self, item: Received, error: Exception) -> bool:
         """One NDJSON line in DIR/dead-letter.ndjson: the message as received and why."""

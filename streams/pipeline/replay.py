@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
 from ..enrich.metrics import DerivedMetrics
 from ..event import format_timestamp
-from ..inputs import CheckedReader, InputError, iter_lines, open_input
+from ..inputs import InputError, iter_lines, open_input
 from ..parse.dispatch import LineParser
 from ..sinks.bulk_files import BulkFileSink, event_id
 from ..sinks.elasticsearch import ElasticsearchSink
@@ -66,14 +66,14 @@ class Replay:
         self.parser.new_input()  # a header-less first line does not continue the last file's entry
         try:
             with stream:
-                self._process_lines(CheckedReader(stream), source, progress)
+                self._process_lines(stream, source, progress)
         except InputError as e:
             # a truncated or damaged archive (`.gz`), a read error: the lines before it were
             # processed; the file counts as unreadable (exit code 1), the next one goes on
             log.error("cannot read %s to its end: %s", path, e)
             self.stats.unreadable_files.append(path)
 
-    def _process_lines(self, stream: Any, source: str, progress: Callable[[int], None] | None) -> None:
+    def _process_lines(self, stream: BinaryIO, source: str, progress: Callable[[int], None] | None) -> None:
         stats, parse, geoip, sink, metrics = self.stats, self.parser.parse, self.geoip, self.sink, self.metrics
         problems, datasets = stats.problems, stats.datasets
         for lineno, (text, bad) in enumerate(iter_lines(stream, progress), 1):
