@@ -51,12 +51,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from streams.event import Event  # noqa: E402
 from streams.protocols.riemann import encode_msg, frame, ok_reply  # noqa: E402
-from tests.integration import RunProcess  # noqa: E402
+from tests.integration import RunProcess, config_toml  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLES = ROOT / "samples" / "logs"
 CITY_TEST_DB = ROOT / "tests" / "data" / "geoip" / "GeoIP2-City-Test.mmdb"
-LISTENERS = ("relp", "syslog_udp", "syslog_tcp", "riemann_tcp", "riemann_udp", "http")
 SYSLOG_NG_ROOT = ROOT / ".cache" / "syslog-ng-root"
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin"])
 SERVER_CORE, CLIENT_CORE = "1", 0
@@ -71,11 +70,7 @@ class Server(RunProcess):
     def __init__(self, work: Path, geoip: bool) -> None:
         out = work / "out"
         conf = work / "streams.toml"
-        parts = [f"[listeners.{n}]\nport = 0\n" for n in LISTENERS]
-        parts.append(f"[output]\ndir = {json.dumps(str(out))}\n")
-        parts.append(f"[geoip]\ncity = {json.dumps(str(CITY_TEST_DB))}\n" if geoip else "[geoip]\nenabled = false\n")
-        parts.append("[parse]\nyear = 2026\n")
-        conf.write_text("\n".join(parts))
+        conf.write_text(config_toml(out, CITY_TEST_DB if geoip else None) + "\n[parse]\nyear = 2026\n")
         pin = shutil.which("taskset") and (os.cpu_count() or 1) > 1
         super().__init__(conf, out, ["taskset", "-c", SERVER_CORE] if pin else [])
 
