@@ -553,3 +553,80 @@ def test_a_due_entry_pushed_out_by_eviction_survives_a_restart(tmp_path, clock):
     dst = TTLIndex(ManualClock(1005.0))
     dst.load(path)
     assert ("gone", "disk") in {(e.host, e.service) for e in dst.expire()}
+
+
+def test_batches_with_odd_events_match_the_naive_model(clock):
+    """`insert_many` takes the usual event inline and hands the others (expiries, no time,
+    absurd TTL or time) to the general path: random batches of both kinds, in any order,
+    against a dict, with the counters each kind must move."""
+    rnd = random.Random(7)
+    index = TTLIndex(clock, default_ttl=20, max_ttl=100, resolution=0.5)
+    model: dict[tuple[str, str], float] = {}  # key -> deadline
+    counts = dict.fromkeys(("inserted", "updated", "deleted", "bad_ttl", "clamped_ttl", "bad_time"), 0)
+    for step in range(600):
+        batch = []
+        for _ in range(rnd.randrange(1, 12)):
+            key = (f"h{rnd.randrange(20)}", f"s{rnd.randrange(4)}")
+            now = clock.now()
+            kind = rnd.choice(["usual"] * 6 + ["expired", "no_time", "bad_ttl", "big_ttl", "bad_time"])
+            t, ttl = now - rnd.choice([0, 0.25, 3.5, 30]), rnd.choice([None, 0.5, 2.5, 10, 40])
+            if kind == "expired":
+                batch.append(ev(*key, state="expired"))
+                if model.pop(key, None) is not None:
+                    counts["deleted"] += 1
+                continue
+            if kind == "no_time":
+                t = None
+            elif kind == "bad_ttl":
+                ttl = rnd.choice([-1.0, math.nan, "30"])
+                counts["bad_ttl"] += 1
+            elif kind == "big_ttl":
+                ttl = rnd.choice([math.inf, 1e300, 101.0])
+                counts["clamped_ttl"] += 1
+            elif kind == "bad_time":
+                t = rnd.choice([math.nan, math.inf, "yesterday"])
+                counts["bad_time"] += 1
+            batch.append(ev(*key, time=t, ttl=ttl))
+            used_t = now if t is None or kind == "bad_time" else t
+            used_ttl = {"bad_ttl": 20.0, "big_ttl": 100.0}.get(kind, 20.0 if ttl is None else ttl)
+            counts["updated" if key in model else "inserted"] += 1
+            model[key] = used_t + used_ttl
+        index.insert_many(iter(batch))
+        assert {k: index.deadline(*k) for k in model} == model, step
+        assert len(index) == len(model)
+        assert {k: index.stats[k] for k in counts} == counts, step
+        clock.advance(rnd.choice([0, 0.5, 1, 3]))
+        now = clock.now()
+        due = {k for k, deadline in model.items() if deadline < now}
+        assert {(e.host, e.service) for e in index.expire()} == due, step
+        for k in due:
+            del model[k]
+        check_invariants(index)
+
+
+def test_a_batch_cut_by_its_source_keeps_what_it_indexed(index):
+    """The events before a failure of the iterable are indexed and counted."""
+    def events():
+        yield ev("a", time=1000.0)
+        yield ev("a", time=1001.0)
+        yield ev("b", time=1000.0)
+        raise OSError("source gone")
+
+    with pytest.raises(OSError):
+        index.insert_many(events())
+    assert len(index) == 2 and index.get("a", "cpu").time == 1001.0
+    assert index.stats["inserted"] == 2 and index.stats["updated"] == 1
+
+
+@pytest.mark.parametrize("rebuild_by", ["earlier deadlines", "deletes"])
+def test_a_rebuild_in_the_middle_of_a_batch_loses_no_later_event(index, rebuild_by):
+    """Stale references pile up within one batch until the buckets are rebuilt; the events
+    after that point must be queued in the new buckets, or they would never expire."""
+    if rebuild_by == "earlier deadlines":  # each moves "a" earlier: a new reference, the old one stale
+        batch = [ev("a", time=1000.0, ttl=ttl) for ttl in (50, 40, 30, 20, 10)]
+    else:
+        batch = [ev(h, time=1000.0, ttl=50) for h in "abcd"] + [ev(h, state="expired") for h in "bcd"]
+    index.insert_many([*batch, ev("late", time=1000.0, ttl=5)])
+    assert index.stats["rebuilds"] == 1
+    check_invariants(index)
+    assert [(e.host, e.service) for e in index.expire(1006.0)] == [("late", "cpu")]
