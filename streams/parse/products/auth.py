@@ -131,6 +131,13 @@ def sshd_nohost(fields: dict, event, parser) -> None:
             st["pending"] = True
 
 
+def sshd_not_allowed(fields: dict, event, parser) -> None:
+    """`User X not allowed because account is locked`: a failure of the client of the pid.
+    Other reasons without the client (`shell ... does not exist`) stay `unknown`."""
+    if (_event(fields).get("reason") or "").startswith("account is locked"):
+        sshd_nohost(fields, event, parser)
+
+
 def sshd_too_many(fields: dict, event, parser) -> None:
     """`Too many authentication failures`: the limit was hit; counted once per connection."""
     st = _conn(fields, parser)
@@ -263,15 +270,16 @@ def sendmail_rcpt(fields: dict, event, parser) -> None:
 
 
 def sendmail_from(fields: dict, event, parser) -> None:
-    """`from=..., nrcpts=0, relay=...` after unknown recipients: the client probed users."""
+    """`from=..., relay=...` after unknown recipients: the client probed users (also when
+    some recipients of the message were valid, `nrcpts` > 0, as Fail2ban counts it)."""
     sm = fields.get("sendmail") or {}
     qid = sm.get("queue_id")
     probed = qid and _state(parser, "sendmail").pop((_conn_key(fields), qid), None)
     ev = _event(fields)
-    if probed and sm.get("nrcpts") == 0 and _addr(fields) is not None:
+    if probed and _addr(fields) is not None:
         ev["outcome"] = "failure"
         ev["category"] = ("email",)
-        ev["reason"] = "all recipients unknown"
+        ev["reason"] = "all recipients unknown" if sm.get("nrcpts") == 0 else "unknown recipients"
     else:
         ev["outcome"] = "unknown"
 
