@@ -56,6 +56,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from heapq import heapify, heappop, heappush
@@ -74,7 +75,7 @@ MAX_TTL = 365 * 86400.0
 SNAPSHOT_VERSION = 1
 
 _new = object.__new__
-_INF = math.inf
+_FAR = sys.float_info.max  # a deadline beyond it (inf, or a huge int) has no bucket
 _dumps = orjson.dumps
 _loads = orjson.loads
 _DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -155,7 +156,7 @@ class TTLIndex:
         buckets, heap = self._buckets, self._heap
         default_ttl, max_ttl, max_entries, res = self.default_ttl, self.max_ttl, self.max_entries, self.resolution
         updated = inserted = 0
-        lo, hi = -_INF, _INF
+        lo, hi = -_FAR, _FAR
         try:
             for ev in events:
                 ttl = ev.ttl
@@ -163,8 +164,8 @@ class TTLIndex:
                     ttl = default_ttl
                 try:
                     deadline = ev.time + ttl
-                    usual = 0.0 <= ttl <= max_ttl and lo < deadline < hi and ev.state != "expired"
-                except TypeError:
+                    usual = 0.0 <= ttl <= max_ttl and lo <= deadline <= hi and ev.state != "expired"
+                except (TypeError, OverflowError):  # not numbers, or an int time too big for a float
                     usual = False
                 if not usual:
                     deadline = self._checked_deadline(ev)
@@ -225,9 +226,9 @@ class TTLIndex:
             t = ev.time = self._clock.now()
         try:
             deadline = t + ttl
-            if not -_INF < deadline < _INF:  # NaN or +-inf: nothing sane to queue it by
+            if not -_FAR <= deadline <= _FAR:  # NaN, +-inf, a huge int: nothing sane to queue it by
                 deadline = self._fix_time(ev, ttl)
-        except TypeError:
+        except (TypeError, OverflowError):
             deadline = self._fix_time(ev, ttl)
         return deadline
 

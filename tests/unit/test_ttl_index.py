@@ -340,9 +340,10 @@ def test_max_ttl_is_configurable(clock):
     assert index.stats["clamped_ttl"] == 1
 
 
-@pytest.mark.parametrize("t", [math.nan, math.inf, -math.inf, "yesterday"])
-def test_absurd_times_are_replaced_by_now(index, clock, t):
-    index.insert(ev(time=t, ttl=10))
+@pytest.mark.parametrize("ttl", [10, 10.0])  # an int time past floats: an int deadline, or OverflowError
+@pytest.mark.parametrize("t", [math.nan, math.inf, -math.inf, "yesterday", 10**400])
+def test_absurd_times_are_replaced_by_now(index, clock, t, ttl):
+    index.insert(ev(time=t, ttl=ttl))
     assert index.get("h1", "cpu").time == clock.now()
     assert index.stats["bad_time"] == 1
     assert len(index.expire(clock.now() + 10.5)) == 1
