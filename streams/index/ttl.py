@@ -151,7 +151,8 @@ class TTLIndex:
 
     def insert_many(self, events: Iterable[Event]) -> None:
         """Index each event in turn, as `insert` does. One loop with the usual case inline
-        (valid time and TTL, not an expiry): a call per event is a tenth of its cost."""
+        (valid time and TTL, not an expiry): a call per event cost ~520 instructions more
+        (valgrind cachegrind, bench/index_bench.py's mixed stream at 200,000 entries)."""
         entries = self._entries
         buckets, heap = self._buckets, self._heap
         default_ttl, max_ttl, max_entries, res = self.default_ttl, self.max_ttl, self.max_entries, self.resolution
