@@ -65,8 +65,7 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
             nl = chunk.find(b"\n")
             if nl < 0:
                 continue
-            text, problems = decode_line(tail)
-            yield text, problems + (OVERLONG_TAG,)
+            yield _cut_line(tail)
             tail, overlong, chunk = b"", False, chunk[nl + 1:]
         data = tail + chunk if tail else chunk
         cut = data.rfind(b"\n")
@@ -87,10 +86,15 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
         for line in text.split("\n"):
             yield line, NO_PROBLEMS
     if overlong:
-        text, problems = decode_line(tail)
-        yield text, problems + (OVERLONG_TAG,)
+        yield _cut_line(tail)
     elif tail:
         yield decode_line(tail)
+
+
+def _cut_line(head: bytes) -> tuple[str, tuple[str, ...]]:
+    """The first MAX_LINE_READ bytes of a longer line, tagged as cut."""
+    text, problems = decode_line(head)
+    return text, problems + (OVERLONG_TAG,)
 
 
 class InputError(Exception):

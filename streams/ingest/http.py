@@ -29,6 +29,12 @@ _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Al
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and clients see a live stream
 
 Params = dict[str, str]
+
+
+def _json_response(status: int, body: Any) -> bytes:
+    payload = orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
+    return (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
 # a route answers (status, JSON body); a stream route answers (status, body or event iterator)
 Route = Callable[[Params], tuple[int, Any]]
 
@@ -62,9 +68,7 @@ class HttpListener(Listener):
                 answered = True
                 await self._stream(writer, body)
                 return
-            payload = orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
-            reply = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+            reply = _json_response(status, body)
             answered = True
             writer.write(reply)
             await writer.drain()
@@ -74,10 +78,8 @@ class HttpListener(Listener):
             self.stats["errors"] += 1
             log.exception("http handler failed")
             if not answered:
-                payload = b'{"error": "internal error"}\n'
                 with contextlib.suppress(Exception):
-                    writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
-                                 b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(payload) + payload)
+                    writer.write(_json_response(500, {"error": "internal error"}))
                     await writer.drain()
         finally:
             writer.close()

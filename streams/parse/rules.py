@@ -100,6 +100,13 @@ def _expect(value: Any, kind: type | tuple[type, ...], what: str, origin: str) -
 _SHAPES = {list: "a list", dict: "a mapping", str: "a string"}
 
 
+def _strings(value: Any, what: str, origin: str) -> list[str]:
+    """An optional list of strings (`programs`, `hooks`): [] when absent."""
+    for item in _expect(value or [], list, what, origin):
+        _expect(item, str, f"an item of {what}", origin)
+    return value or []
+
+
 def load_rule_file(path: Path, lib: GrokLibrary) -> list[ProductParser]:
     origin = str(path)
     try:
@@ -119,16 +126,14 @@ def load_rule_file(path: Path, lib: GrokLibrary) -> list[ProductParser]:
         for key in ("name", "dataset"):
             _expect(spec[key], str, key, porigin)
         for key in ("programs", "hooks"):
-            for item in _expect(spec.get(key) or [], list, key, porigin):
-                _expect(item, str, f"an item of {key}", porigin)
+            _strings(spec.get(key), key, porigin)
         _expect(spec.get("set") or {}, dict, "set", porigin)
         rules = []
         for j, r in enumerate(_expect(spec["rules"] or [], list, "rules", porigin)):
             rorigin = f"{porigin}.rules[{j}]"
             _expect(r, dict, "a rule", rorigin)
             _expect(r.get("set") or {}, dict, "set", rorigin)
-            for item in _expect(r.get("hooks") or [], list, "hooks", rorigin):
-                _expect(item, str, "an item of hooks", rorigin)
+            _strings(r.get("hooks"), "hooks", rorigin)
             name = r.get("pattern")
             if not isinstance(name, str) or name not in lib.definitions:
                 raise PatternError(f"rule names unknown pattern {name!r}", rorigin)
