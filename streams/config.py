@@ -77,6 +77,9 @@ class GraphiteOutput:
     buffer_max_points: int = 100_000
     backoff_max: float = 30.0
     tags: bool = False              # Graphite 1.1 tagged paths: streams.<name>;dataset=..;host=..
+    # the longest retention of carbon's storage-schemas.conf (Debian's default: 60s:1d): replayed
+    # points older than that are counted and warned about, as carbon drops them silently; 0: off
+    retention_days: float = 1.0
 
 
 @dataclass

@@ -79,7 +79,8 @@ def build_replay(cfg: Config) -> Replay:
     if sink is None:
         sink = BulkFileSink(out / "elasticsearch", IndexNamer(cfg.output.index))
     metrics = DerivedMetrics(cfg.metrics.bucket_seconds, metrics_template(cfg))
-    return Replay(parser, out, geoip=geoip, metrics=metrics, sink=sink, metrics_sink=metrics_sink)
+    return Replay(parser, out, geoip=geoip, metrics=metrics, sink=sink, metrics_sink=metrics_sink,
+                  metrics_retention=cfg.output.graphite.retention_days * 86400)
 
 
 def _progress(total: int, enabled: bool):
@@ -94,7 +95,9 @@ def _progress(total: int, enabled: bool):
 def summary_table(stats: ReplayStats, elapsed: float, extra: dict, geo: dict | None) -> str:
     rows = [f"lines read        {stats.lines:>10,}   ({stats.empty:,} empty, skipped)",
             f"events written    {stats.events:>10,}   in {elapsed:.2f}s ({stats.lines / max(elapsed, 1e-9):,.0f} lines/s)",
-            f"indices           {extra['indices']:>10,}   metric points {extra['metric_points']:,}",
+            f"indices           {extra['indices']:>10,}   metric points {extra['metric_points']:,}"
+            + (f" ({old:,} older than the graphite retention: not kept by carbon)"
+               if (old := extra.get("metric_points_past_retention")) else ""),
             *([f"elasticsearch     {es['sent']:>10,} indexed, {es['duplicates']:,} already there, "
                f"{es['dead_lettered']:,} dead-lettered, {es['retried']:,} retried"] if (es := extra.get("elasticsearch"))
               else []),

@@ -45,9 +45,13 @@ class ReplayStats:
 class Replay:
     def __init__(self, parser: LineParser, output: Path, geoip: GeoIP | None = None,
                  metrics: DerivedMetrics | None = None, sink: BulkFileSink | ElasticsearchSink | None = None,
-                 clock: Clock | None = None, metrics_sink: Any = None) -> None:
+                 clock: Clock | None = None, metrics_sink: Any = None,
+                 metrics_retention: float = 0.0) -> None:
         self.parser = parser
         self.metrics_sink = metrics_sink  # e.g. Carbon; None: DIR/graphite.txt
+        # seconds the metrics server keeps a point (its schema's longest retention): older
+        # points of an archive are sent all the same, but counted and warned about; 0: unknown
+        self.metrics_retention = metrics_retention
         self.geoip = geoip
         self.output = output
         self.metrics = metrics or DerivedMetrics()
@@ -121,15 +125,32 @@ class Replay:
         if cc:
             self.stats.country[who] = cc
 
-    def finish(self) -> dict[str, int]:
+    def _past_retention(self, points: list[tuple[str, float, int]]) -> int:
+        """Points older than the metrics server keeps: carbon (whisper) drops them without a
+        word, so an archive replayed weeks later would leave a silent gap in Graphite."""
+        if self.metrics_retention <= 0:
+            return 0
+        horizon = self.clock.now() - self.metrics_retention
+        old = [ts for _, _, ts in points if ts < horizon]
+        if old:
+            log.warning("%d of %d metric points are older than the graphite retention (%g days): carbon drops "
+                        "points its storage schema does not cover, so they will not show in Graphite; "
+                        "set [output.graphite] retention_days to the longest retention of your "
+                        "storage-schemas.conf", len(old), len(points), self.metrics_retention / 86400,
+                        extra={"oldest": format_timestamp(min(old)), "horizon": format_timestamp(horizon)})
+        return len(old)
+
+    def finish(self) -> dict[str, Any]:
         self.sink.close()
+        out: dict[str, Any] = {}
         if self.metrics_sink is not None:
             points = self.metrics.take()
+            out["metric_points_past_retention"] = self._past_retention(points)
             n = self.metrics_sink.write(points)
             self.metrics_sink.close()
         else:
             n = write_metrics(self.metrics, self.output / "graphite.txt")
-        out = {"metric_points": n, "indices": len(self.sink.counts)}
+        out.update(metric_points=n, indices=len(self.sink.counts))
         stats = getattr(self.sink, "stats", None)
         if stats is not None:
             out["elasticsearch"] = dict(stats)

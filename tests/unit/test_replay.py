@@ -164,3 +164,44 @@ def test_a_fail2ban_continuation_does_not_cross_files(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["datasets"].get("fail2ban.log") == 1   # not 2: the other file's line is not the ban's
     assert "multiline_continuation" not in summary["problems"]
+
+
+class _Points:
+    """A metrics writer that keeps what it is given (the replay's carbon side)."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[str, float, int]] = []
+
+    def write(self, points):
+        self.points += points
+        return len(points)
+
+    def close(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("days_later, retention_days, past", [(1, 7, False), (30, 7, True), (30, 0, False)])
+def test_points_past_the_graphite_retention_are_counted_and_said(tmp_path, caplog, days_later, retention_days,
+                                                                 past):
+    """Carbon drops points older than its schema keeps, without a word: a replay of an old
+    archive says how many of its points that will be."""
+    from streams.clock import ManualClock
+    from streams.event import parse_timestamp
+    from streams.parse.dispatch import LineParser
+    from streams.pipeline.replay import Replay
+
+    log = LOGS / "fail2ban.log"
+    last = parse_timestamp(log.read_text().splitlines()[-1][:19].replace(" ", "T") + "Z")
+    sink = _Points()
+    replay = Replay(LineParser(), tmp_path, sink=None, metrics_sink=sink, clock=ManualClock(last + days_later * 86400),
+                    metrics_retention=retention_days * 86400)
+    replay.process_file(str(log))
+    with caplog.at_level("WARNING", logger="streams.replay"):
+        out = replay.finish()
+    assert sink.points and out["metric_points"] == len(sink.points)  # sent all the same
+    if past:
+        assert out["metric_points_past_retention"] == len(sink.points)
+        assert "older than the graphite retention" in caplog.text
+    else:
+        assert out["metric_points_past_retention"] == 0
+        assert "retention" not in caplog.text
