@@ -121,13 +121,29 @@ class IndexConfig:
 class ListenerConfig:
     """One listener of `streams run`. `port = 0` asks the OS for a free port (the bound
     port is logged as a `listening` line). `max_message`: None is the protocol's default
-    (syslog 64 KiB, RELP frame 128 KiB, Riemann TCP frame 16 MiB, Riemann UDP 16 KiB)."""
+    (syslog 64 KiB, RELP frame 128 KiB, Riemann TCP frame 16 MiB, Riemann UDP 16 KiB).
+
+    The TCP budget (README "Limits and hardening"): at most `max_connections`; a connection
+    that has not started its session (RELP `open`, a first byte of syslog or Riemann, a TLS
+    handshake done) within `greeting_timeout` is closed; an established session is never
+    closed for silence unless `idle_timeout` is set (a sender such as rsyslog does not
+    reconnect until its next message: a close would hold that message back) — TCP keepalive
+    finds dead peers instead. When the listener is full, a new connection replaces one that
+    has not started a session, else the one silent longest if silent `evict_idle_after`
+    seconds (a RELP session is told `serverclose` first, so its sender reconnects at once);
+    otherwise it is refused. A client that takes none of our replies for `send_timeout` is
+    closed; bytes held in incomplete messages over all connections stay under `max_buffered`
+    (the connection holding the most is closed beyond it)."""
 
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 0
-    max_connections: int = 1000     # TCP only: further connections are closed at once
-    idle_timeout: float = 300.0     # TCP only: seconds without a byte from the client
+    max_connections: int = 1000     # TCP only
+    idle_timeout: float = 0.0       # TCP only: seconds of silence closing an established session; 0: never
+    greeting_timeout: float = 30.0  # TCP only: seconds to start a session
+    evict_idle_after: float = 60.0  # TCP only: silence that makes a session replaceable when full
+    send_timeout: float = 60.0      # TCP only: seconds a client may leave our replies unread
+    max_buffered: int = 64 << 20    # TCP only: bytes of incomplete messages, all connections
     max_message: int | None = None
     receive_buffer: int = 4 * 1024 * 1024  # UDP only: SO_RCVBUF, capped by net.core.rmem_max
 
@@ -143,6 +159,23 @@ class TlsListenerConfig(ListenerConfig):
     key_file: Path | None = None
     ca_file: Path | None = None
     require_client_cert: bool = False
+    # asyncio gives every TLS connection a 256 KiB read buffer: fewer connections by default
+    max_connections: int = 256
+    handshake_timeout: float = 10.0
+    # sockets in their handshake at once; a new one replaces the oldest beyond it (a client
+    # that stalls its handshake is the oldest, a real one completes in milliseconds)
+    max_handshakes: int = 64
+
+
+@dataclass
+class HttpListenerConfig(ListenerConfig):
+    """The HTTP listener (health, metrics, queries, `/stream` subscriptions). A subscriber
+    `subscriber_backlog` updates behind the index, or whose socket takes nothing for
+    `send_timeout`, is dropped: the index never waits for a reader."""
+
+    max_connections: int = 64
+    max_subscribers: int = 32
+    subscriber_backlog: int = 1000   # index updates waiting for one subscriber
 
 
 def _listener(port: int) -> Any:
@@ -157,7 +190,7 @@ class ListenersConfig:
     syslog_tls: TlsListenerConfig = field(default_factory=lambda: TlsListenerConfig(port=6514))
     riemann_tcp: ListenerConfig = _listener(5555)
     riemann_udp: ListenerConfig = _listener(5555)
-    http: ListenerConfig = _listener(5556)
+    http: HttpListenerConfig = field(default_factory=lambda: HttpListenerConfig(port=5556))
 
 
 @dataclass
@@ -167,6 +200,8 @@ class RunConfig:
     # Riemann frame alone holds more (the listeners queue whole reads)
     batch_size: int = 500
     shutdown_timeout: float = 10.0  # seconds to drain the queue on SIGTERM/SIGINT
+    # descriptors kept from the listeners for output files (256 at most open), spool, sockets
+    descriptor_reserve: int = 320
 
 
 @dataclass

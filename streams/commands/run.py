@@ -18,10 +18,11 @@ from ..enrich.metrics import DerivedMetrics
 from ..index.feed import IndexFeed
 from ..index.service import IndexService
 from ..index.ttl import TTLIndex
+from ..ingest.descriptors import Descriptors
 from ..ingest.service import IngestService
 from ..pipeline.live import CARBON_SINK, ES_NETWORK_SINK, LivePipeline, Schedule
 from ..sinks.bulk_files import IndexNamer
-from ..telemetry import Telemetry
+from ..telemetry import LogSetup, Telemetry, loop_exception_handler
 from .outputs import metrics_template, network_outputs
 from .replay import build_stages, config_from_args
 
@@ -45,7 +46,7 @@ def build_service(cfg: Config, clock: Clock | None = None) -> IngestService:
                             schedule=Schedule(flush=cfg.metrics.flush_seconds, reap=cfg.index.reap_seconds,
                                               snapshot=cfg.index.snapshot_seconds,
                                               telemetry_metrics=cfg.metrics.telemetry))
-    return IngestService(cfg, pipeline, telemetry, clock)
+    return IngestService(cfg, pipeline, telemetry, clock, Descriptors.for_process(cfg.run.descriptor_reserve))
 
 
 def build_index(cfg: Config, clock: Clock) -> IndexService | None:
@@ -68,6 +69,7 @@ async def serve(cfg: Config) -> int:
         log.error("configuration: %s", e)
         return 2
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(loop_exception_handler)
     stop = asyncio.Event()
 
     def on_stop(sig: signal.Signals) -> None:
@@ -88,9 +90,19 @@ async def serve(cfg: Config) -> int:
         log.error("cannot listen: %s", e)
         return 2
     tune_gc()
+    summaries = asyncio.create_task(report_suppressed_logs())
     await stop.wait()
     await service.stop()
+    summaries.cancel()
+    LogSetup.flush_suppressed()
     return 0
+
+
+async def report_suppressed_logs(every: float = 10.0) -> None:
+    """Say how many log lines the rate limit held back, once their interval has ended."""
+    while True:
+        await asyncio.sleep(every)
+        LogSetup.flush_suppressed()
 
 
 def tune_gc() -> None:

@@ -67,7 +67,7 @@ class IndexService:
 
     def subscribe(self, text: str) -> AsyncIterator[dict[str, Any]]:
         """The matching events when the stream is first read, then the matching updates
-        (raises `QueryError` at once)."""
+        (raises `QueryError` or `TooManySubscribers` at once)."""
         q = self._compile(text)
 
         def current() -> Iterator[Event]:

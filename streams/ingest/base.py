@@ -1,10 +1,18 @@
-"""What every listener shares: binding, connection limit, idle timeout, clean stop.
+"""What every listener shares: binding, the resource budget, clean stop.
 
 A TCP listener owns an `asyncio` server; each accepted socket becomes a `Connection`
 whose `serve()` (one per protocol) loops over `read()`. `read()` returns b"" at EOF, after
-the idle timeout, on a socket error and once the listener is stopping, so every protocol
-loop ends the same way. A connection's exception is logged and counted; it never reaches
-the other connections.
+a timeout, on a socket error, when the connection is evicted and once the listener is
+stopping, so every protocol loop ends the same way. A connection's exception is logged and
+counted; it never reaches the other connections.
+
+The budget (`ListenerConfig`; README "Limits and hardening"): connections per listener and,
+through `Descriptors`, over all listeners; time to start a session (`greeting_timeout`);
+no close of an established session for silence unless `idle_timeout` is set (TCP
+keepalive finds dead peers); when full, a new connection replaces one that has not started
+a session or one long silent, so idle sockets cannot lock real senders out; time a client
+may leave our replies unread (`send_timeout`); bytes held in incomplete messages
+(`max_buffered`, over the listener's connections).
 
 Stopping (graceful shutdown) goes in two steps, so that nothing already read is lost:
 `close()` stops accepting; `stop_reading()` pauses every socket and ends its reader with
@@ -26,11 +34,26 @@ from ..clock import Clock
 from ..config import ListenerConfig
 from ..pipeline.live import LivePipeline
 from ..telemetry import Telemetry
+from .descriptors import Descriptors
 
 log = logging.getLogger("streams.ingest")
 
 READ_SIZE = 64 * 1024
-STREAM_LIMIT = 256 * 1024
+# asyncio's reader pauses the socket beyond twice this: at most ~128 KiB read ahead per connection
+STREAM_LIMIT = 64 * 1024
+# dead peers of established sessions (which are never closed for silence) are found by the kernel
+KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
+
+
+def keepalive(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for opt, value in KEEPALIVE:
+            if hasattr(socket, opt):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
 
 
 class Listener:
@@ -50,6 +73,7 @@ class Listener:
             self.stats.update(accepted=0, queued=0)
         self.host = cfg.host
         self.port: int | None = None
+        self.descriptors: Descriptors | None = None   # shared by the service's listeners
 
     def bound(self, sockname: Any) -> None:
         self.host, self.port = sockname[0], sockname[1]
@@ -72,6 +96,9 @@ class Listener:
 class Connection:
     """One accepted TCP socket."""
 
+    # syslog and Riemann sessions start with their first byte; RELP's with its `open`
+    opens_on_first_byte = True
+
     def __init__(self, listener: TcpListener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.listener = listener
         self.reader = reader
@@ -82,6 +109,10 @@ class Connection:
         self.done = asyncio.Event()       # serve() returned: everything read was handed over
         self.closed = asyncio.Event()     # the socket is closed
         self.detached = False             # the transport was given another protocol (RELP linger)
+        self.opened = False               # the session started (see opens_on_first_byte)
+        self.parting = False              # closed by us (idle, evicted, over budget): say goodbye
+        self.held = 0                     # bytes of incomplete messages (the listener's budget)
+        self.connected_at = self.last_active = asyncio.get_running_loop().time()
 
     @property
     def peer_text(self) -> str:
@@ -103,21 +134,39 @@ class Connection:
             finally:
                 with contextlib.suppress(Exception):
                     self.writer.transport.pause_reading()
+        cfg = self.listener.cfg
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                if not self.opened:
+                    timeout: float | None = max(cfg.greeting_timeout - (loop.time() - self.connected_at), 0.0)
+                else:
+                    timeout = cfg.idle_timeout or None
                 try:
-                    async with asyncio.timeout(self.listener.cfg.idle_timeout):
-                        return await self.reader.read(READ_SIZE)
+                    async with asyncio.timeout(timeout):
+                        data = await self.reader.read(READ_SIZE)
                 except TimeoutError:
-                    if not self.owes_replies():
+                    if not self.opened or not self.owes_replies():
                         raise
                     # the client is waiting for us (its window is full of unacked messages,
                     # our worker or sink is slow): it is not idle, and closing would make it
                     # resend the whole window
+                    continue
+                if data:
+                    self.last_active = loop.time()
+                    if self.opens_on_first_byte:
+                        self.opened = True
+                return data
         except TimeoutError:
-            self.stats["idle_closed"] += 1
-            log.warning("idle connection closed", extra={"listener": self.listener.name, "peer": self.peer_text,
-                                                          "idle_timeout": self.listener.cfg.idle_timeout})
+            self.parting = True
+            if self.opened:
+                self.stats["idle_closed"] += 1
+                log.warning("idle connection closed", extra={"listener": self.listener.name, "peer": self.peer_text,
+                                                              "idle_timeout": cfg.idle_timeout})
+            else:
+                self.stats["greeting_timeouts"] += 1
+                log.warning("connection closed: no session started in time", extra={
+                    "listener": self.listener.name, "peer": self.peer_text, "greeting_timeout": cfg.greeting_timeout})
             return b""
         except (ConnectionError, OSError) as e:
             log.info("connection error: %s", e, extra={"listener": self.listener.name, "peer": self.peer_text})
@@ -126,6 +175,26 @@ class Connection:
     def owes_replies(self) -> bool:
         """Replies the client waits for are still to come from us (then it is not idle)."""
         return False
+
+    def hold(self, n: int) -> None:
+        """The protocol now holds `n` bytes of incomplete messages for this connection."""
+        lst = self.listener
+        lst.held += n - self.held
+        self.held = n
+        if lst.held > lst.cfg.max_buffered:
+            lst.shed()
+
+    def evict(self, why: str, counter: str) -> None:
+        """End the session from our side: what was read is handed over, the client is told
+        goodbye (RELP: `serverclose`), the socket closed."""
+        if self.parting or self.stopping:
+            return
+        self.parting = True
+        self.stats[counter] += 1
+        log.warning("connection closed: %s", why, extra={"listener": self.listener.name, "peer": self.peer_text,
+                                                         "idle_seconds": round(asyncio.get_running_loop().time()
+                                                                               - self.last_active, 1)})
+        self.stop_reading()
 
     def stop_reading(self) -> None:
         """Pause the socket and end the reader: a pending read() returns what is buffered, then b""."""
@@ -143,13 +212,18 @@ class Connection:
             self.writer.write(data)
 
     async def drain(self) -> None:
-        """Wait for the client to take our replies (bounded by the idle timeout)."""
+        """Wait for the client to take our replies (bounded by `send_timeout`)."""
         if self.writer.is_closing():
             return
         try:
-            async with asyncio.timeout(self.listener.cfg.idle_timeout):
+            async with asyncio.timeout(self.listener.cfg.send_timeout):
                 await self.writer.drain()
-        except (TimeoutError, ConnectionError, OSError):
+        except TimeoutError:
+            self.stats["send_timeouts"] += 1
+            log.warning("connection closed: the client does not read our replies", extra={
+                "listener": self.listener.name, "peer": self.peer_text, "send_timeout": self.listener.cfg.send_timeout})
+            self.writer.close()
+        except (ConnectionError, OSError):
             self.writer.close()
 
     async def serve(self) -> None:
@@ -181,32 +255,79 @@ class TcpListener(Listener):
         super().__init__(*args, **kw)
         self.server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
-        self.stats.update(connections=0, connections_total=0, rejected=0)
+        self.stats.update(connections=0, connections_total=0, rejected=0, evicted=0, greeting_timeouts=0,
+                          idle_closed=0, over_budget=0, send_timeouts=0)
         self.stopping = False
+        self.held = 0   # bytes of incomplete messages over all connections
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._accept, self.cfg.host, self.cfg.port, limit=STREAM_LIMIT)
         self.bound(self.server.sockets[0].getsockname())
 
     def _in_use(self) -> int:
-        """The sockets held against `max_connections`."""
-        return len(self.connections)
+        """The sockets held against `max_connections` (those we are closing do not count)."""
+        return sum(1 for c in self.connections if not c.parting)
+
+    def _make_room(self) -> bool:
+        """At the limit: evict the oldest connection that has not started a session, else the
+        one silent longest if silent `evict_idle_after`; False when none may go."""
+        now = asyncio.get_running_loop().time()
+        victim, best = None, None
+        for c in self.connections:
+            if c.parting or c.stopping or (c.opened and (c.owes_replies()
+                                                         or now - c.last_active < self.cfg.evict_idle_after)):
+                continue
+            key = (c.opened, c.last_active)
+            if best is None or key < best:
+                victim, best = c, key
+        if victim is None:
+            return False
+        victim.evict("replaced by a new connection: the listener is full", "evicted")
+        return True
 
     def _refused(self, writer: asyncio.StreamWriter) -> bool:
-        """Close and count a connection over the limit or during shutdown."""
-        if not self.stopping and self._in_use() < self.cfg.max_connections:
+        """Close and count a connection over the limit (when no other may make room for it),
+        over the descriptor budget, or during shutdown."""
+        why = None
+        if self.stopping:
+            why = "stopping"
+        elif self.descriptors is not None and not self.descriptors.admit():
+            why = "descriptor budget reached"
+        elif self._in_use() >= self.cfg.max_connections and not self._make_room():
+            why = "limit reached"
+            self._released()
+        if why is None:
             return False
         self.stats["rejected"] += 1
-        log.warning("connection refused: limit reached" if not self.stopping else "connection refused: stopping",
-                    extra={"listener": self.name, "peer": str(writer.get_extra_info("peername")),
-                           "max_connections": self.cfg.max_connections})
-        writer.close()
+        log.warning("connection refused: %s", why, extra={
+            "listener": self.name, "peer": str(writer.get_extra_info("peername")),
+            "max_connections": self.cfg.max_connections})
+        writer.transport.abort()   # no FIN handshake to wait for: the descriptor is free at once
         return True
+
+    def _released(self) -> None:
+        if self.descriptors is not None:
+            self.descriptors.release()
+
+    def shed(self) -> None:
+        """Over `max_buffered`: close the connection holding the most incomplete bytes."""
+        victim = max(self.connections, key=lambda c: (not c.parting, c.held), default=None)
+        if victim is not None and not victim.parting:
+            self.stats["over_budget"] += 1
+            victim.evict(f"over the listener's buffer budget ({self.held} bytes held in incomplete messages, "
+                         f"{victim.held} by this connection)", "evicted")
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._refused(writer):
             return
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._released()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         stats = self.stats
+        keepalive(writer)
         conn = self.connection_class(self, reader, writer)
         self.connections.add(conn)
         stats["connections"] += 1
@@ -216,6 +337,8 @@ class TcpListener(Listener):
             conn.done.set()
             if not self.stopping:
                 await conn.wait_until_finished()
+                if conn.parting:
+                    await conn.goodbye()
                 await conn.close()
             else:
                 await conn.closed.wait()   # finish() closes it, after the drain
@@ -226,6 +349,7 @@ class TcpListener(Listener):
         finally:
             conn.done.set()
             self.connections.discard(conn)
+            self.held -= conn.held
             stats["connections"] -= 1
 
     def close(self) -> None:

@@ -6,6 +6,11 @@ matching a Riemann query, as JSON (400 with the error position for a bad query).
 update (and expiry) that matches, as Riemann's dashboard subscribes to its index. Anything
 else gets 404/405. One request per connection (`Connection: close`), headers bounded in
 size and time; a stream ends when the client goes away or the server stops.
+
+Budget: at most `max_connections` at once (and the process's descriptor budget): beyond
+that a connection gets `503` and is closed. A stream's client that does not take what we
+write within `send_timeout` is dropped; one that falls behind the index by
+`max_pending` updates is dropped by the index (`streams.index.subscriptions`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ def _json_response(status: int, body: Any) -> bytes:
     payload = orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
     return (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+_BUSY = _json_response(503, {"error": "too many connections; retry later"})
 # a route answers (status, JSON body); a stream route answers (status, body or event iterator)
 Route = Callable[[Params], tuple[int, Any]]
 
@@ -48,19 +54,38 @@ class HttpListener(Listener):
         self.server: asyncio.Server | None = None
         self._closing = asyncio.Event()
         self._handlers: set[asyncio.Task] = set()
+        self.stats.update(connections=0, rejected=0, streams_dropped=0)
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._handle, self.cfg.host, self.cfg.port, limit=_MAX_HEADER)
         self.bound(self.server.sockets[0].getsockname())
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stats = self.stats
+        if stats["connections"] >= self.cfg.max_connections or (
+                self.descriptors is not None and not self.descriptors.admit()):
+            stats["rejected"] += 1
+            log.warning("http connection refused: limit reached", extra={
+                "listener": self.name, "max_connections": self.cfg.max_connections})
+            writer.write(_BUSY)
+            writer.close()
+            return
+        stats["connections"] += 1
+        try:
+            await self._answer(reader, writer)
+        finally:
+            stats["connections"] -= 1
+            if self.descriptors is not None:
+                self.descriptors.release()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
         answered = False
         try:
-            async with asyncio.timeout(min(self.cfg.idle_timeout, 10.0)):
+            async with asyncio.timeout(min(self.cfg.greeting_timeout, 10.0)):   # the request head
                 head = await reader.readuntil(b"\r\n\r\n")
             self.stats["received"] += 1
             status, body, streaming = self._route(head)
@@ -111,7 +136,15 @@ class HttpListener(Listener):
                     break
                 else:
                     writer.write(b": keepalive\n\n")
-                await writer.drain()
+                try:
+                    async with asyncio.timeout(self.cfg.send_timeout):
+                        await writer.drain()
+                except TimeoutError:   # a reader that does not read: dropped, never waited for
+                    self.stats["streams_dropped"] += 1
+                    log.warning("stream dropped: its client does not read", extra={
+                        "listener": self.name, "send_timeout": self.cfg.send_timeout})
+                    writer.transport.abort()
+                    break
         finally:
             closing.cancel()
             if nxt is not None:

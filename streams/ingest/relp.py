@@ -34,6 +34,8 @@ LINGER_SECONDS = 2.0   # at shutdown, how long to wait for the client to close a
 
 
 class RelpConnection(Connection):
+    opens_on_first_byte = False   # the session starts with the client's `open`
+
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.relp = RelpServerConnection(self.listener.cfg.max_message or DEFAULT_MAX_FRAME)
@@ -58,6 +60,7 @@ class RelpConnection(Connection):
                     records.append(Received(name, now, text=text or "", tags=problems, peer=self.peer,
                                             ack=self._acker(ev.txnr)))
                 elif isinstance(ev, Open):
+                    self.opened = True
                     self.send(relp.answer_open(ev.txnr))
                     log.info("session opened", extra={"listener": name, "peer": self.peer_text,
                                                       "software": ev.offers.get("relp_software", "")})
@@ -69,6 +72,7 @@ class RelpConnection(Connection):
                                 extra={"listener": name, "peer": self.peer_text, "txnr": ev.txnr})
                     if ev.txnr is not None:
                         self.send(relp.nak(ev.txnr, ev.reason))
+            self.hold(relp.buffered)
             if records:
                 stats["received"] += len(records)
                 self.pending += len(records)
@@ -111,7 +115,7 @@ class RelpConnection(Connection):
     async def wait_until_finished(self) -> None:
         # Replies owed for queued messages: the worker will answer them (bounded wait).
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.listener.cfg.idle_timeout):
+            async with asyncio.timeout(self.listener.cfg.send_timeout):
                 await self.settled.wait()
         self.send_replies()
         await self.drain()

@@ -48,7 +48,9 @@ class RiemannConnection(Connection):
                     stats["errors"] += 1
                     log.warning("%s", err.reason, extra={"listener": name, "peer": self.peer_text})
                 break
-            for msg in conn.receive_data(data):
+            msgs = conn.receive_data(data)
+            self.hold(conn.pending)
+            for msg in msgs:
                 if isinstance(msg, FrameError):
                     stats["errors"] += 1
                     log.warning("bad frame: %s", msg.reason, extra={"listener": name, "peer": self.peer_text,

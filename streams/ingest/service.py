@@ -5,6 +5,12 @@ over what it had already read; drain the queue (the worker writes, flushes and s
 RELP acks); send RELP sessions a `serverclose` and close every connection; stop the
 worker; close the output files and append the Graphite metrics. The HTTP endpoint stays
 up until the end and reports `"status": "stopping"` meanwhile.
+
+`/health` tells the truth: `200` and `"status": "ok"` only when nothing is wrong; else `503`
+with `"status"` `degraded` (or `starting`/`stopping`) and `problems`, one sentence each:
+outputs that cannot be written, a sink whose server is unreachable or whose spool is full,
+connections at the descriptor budget or descriptors near the process's limit. `/metrics`
+carries the same `health` section and the counters behind it.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from ..config import Config, ListenerConfig
 from ..index.query import QueryError
+from ..index.subscriptions import TooManySubscribers
 from ..pipeline.live import LivePipeline
-from ..telemetry import Telemetry
+from ..telemetry import LogSetup, Telemetry
 from .base import Listener
+from .descriptors import Descriptors
 from .http import HttpListener
 from .relp import RelpListener
 from .riemann import RiemannTcpListener, RiemannUdpListener
@@ -38,11 +46,13 @@ LISTENERS: dict[str, type[Listener]] = {
 
 
 class IngestService:
-    def __init__(self, cfg: Config, pipeline: LivePipeline, telemetry: Telemetry, clock: Clock | None = None) -> None:
+    def __init__(self, cfg: Config, pipeline: LivePipeline, telemetry: Telemetry, clock: Clock | None = None,
+                 descriptors: Descriptors | None = None) -> None:
         self.cfg = cfg
         self.pipeline = pipeline
         self.telemetry = telemetry
         self.clock = clock or SystemClock()
+        self.descriptors = descriptors
         self.listeners: dict[str, Listener] = {}
         self.http: HttpListener | None = None
         self.status = "starting"
@@ -51,11 +61,20 @@ class IngestService:
             lc: ListenerConfig = getattr(cfg.listeners, name)
             if lc.enabled and (name != "syslog_tls" or getattr(lc, "cert_file", None) is not None):
                 self.listeners[name] = cls(name, lc, pipeline, telemetry, self.clock)
-        if cfg.listeners.http.enabled:
-            self.http = HttpListener("http", cfg.listeners.http, None, telemetry, self.clock,
+        hc = cfg.listeners.http
+        if hc.enabled:
+            self.http = HttpListener("http", hc, None, telemetry, self.clock,
                                      routes={"/health": self.health, "/metrics": self.metrics,
                                              "/query": self.query},
                                      streams={"/stream": self.stream})
+        for lst in self._all():
+            lst.descriptors = descriptors
+        if pipeline.index is not None:
+            subs = pipeline.index.subscriptions
+            subs.max_subscribers, subs.max_pending = hc.max_subscribers, hc.subscriber_backlog
+
+    def _all(self) -> list[Listener]:
+        return [*self.listeners.values(), *([self.http] if self.http else [])]
 
     @property
     def ports(self) -> dict[str, int | None]:
@@ -70,7 +89,7 @@ class IngestService:
         self.pipeline.start()
         started: list[Listener] = []
         try:
-            for lst in [*self.listeners.values(), *([self.http] if self.http else [])]:
+            for lst in self._all():
                 await lst.start()
                 started.append(lst)
         except OSError:
@@ -130,14 +149,28 @@ class IngestService:
             **({"geoip": self.pipeline.geoip.stats()} if self.pipeline.geoip is not None else {}),
             "events": self.pipeline.stats.events,
             "datasets": dict(self.pipeline.stats.datasets),
+            **({"descriptors": self.descriptors.state()} if self.descriptors is not None else {}),
+            "log_lines_suppressed": LogSetup.limit.suppressed if LogSetup.limit is not None else 0,
         }
 
+    def problems(self) -> list[str]:
+        found = self.pipeline.problems()
+        if self.descriptors is not None and (d := self.descriptors.problem()):
+            found.append(d)
+        return found
+
+    def verdict(self) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, the health section): 200 only when running with nothing wrong."""
+        problems = self.problems()
+        status = self.status if self.status != "ok" else ("degraded" if problems else "ok")
+        return (200 if status == "ok" else 503), {"status": status, "problems": problems}
+
     def health(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        return 200, {"status": self.status, "uptime_seconds": round(self.clock.now() - self.started_at, 3),
-                     **self.counters()}
+        code, verdict = self.verdict()
+        return code, {**verdict, "uptime_seconds": round(self.clock.now() - self.started_at, 3), **self.counters()}
 
     def metrics(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        return 200, self.counters()
+        return 200, {"health": self.verdict()[1], **self.counters()}
 
     def query(self, params: dict[str, str]) -> tuple[int, Any]:
         """`/query?q=EXPR`: the indexed events matching a Riemann query."""
@@ -161,6 +194,8 @@ class IngestService:
             return 200, index.subscribe(params.get("q", "true"))
         except QueryError as e:
             return bad_query(e)
+        except TooManySubscribers as e:
+            return 503, {"error": f"too many subscribers: {e}; retry later"}
 
 
 NO_INDEX = (503, {"error": "no index"})

@@ -44,7 +44,9 @@ class SyslogTcpConnection(Connection):
             data = await self.read()
             if not data:
                 break
-            await self._deliver(framer.receive_data(data))
+            frames = framer.receive_data(data)
+            self.hold(framer.buffered)
+            await self._deliver(frames)
         await self._deliver(framer.end_of_stream())
 
     async def _deliver(self, frames: list[Frame]) -> None:

@@ -48,7 +48,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -58,6 +58,7 @@ from ..enrich.metrics import DerivedMetrics
 from ..event import Event, format_timestamp
 from ..index.service import IndexService
 from ..parse.dispatch import LineParser
+from ..sinks.append_file import AppendFile
 from ..sinks.bulk_files import BulkFileSink, IndexNamer, dataset_of, event_id
 from ..sinks.elasticsearch import ElasticsearchSink
 from ..sinks.graphite_file import GraphiteFileSink
@@ -162,39 +163,55 @@ class RecordQueue:
 
 
 class AppendingBulkFileSink(BulkFileSink):
-    """The bulk-file sink of a long-running process: files are always opened to append
-    (a restart or a SIGHUP reopen never truncates what is there), and `flush()` pushes
-    the buffered lines to the OS."""
+    """The bulk-file sink of a long-running process: a batch's lines are collected per file
+    and written by `flush()`, which makes sure they are in a file that still has its name
+    (`AppendFile`); files are always opened to append (a restart or a SIGHUP reopen never
+    truncates what is there), at most `max_open` at once."""
 
-    _evict_error: OSError | None = None  # closing a file to make room failed: its batch is not durable
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.files: dict[str, AppendFile] = {}   # type: ignore[assignment]  # least recently flushed first
 
-    def _file(self, index: str) -> BinaryIO:
-        f = self.files.get(index)
-        if f is None:
-            if len(self.files) >= self.max_open:
-                try:
-                    self.files.pop(next(iter(self.files))).close()
-                except OSError as e:  # lines of this batch lost with it: its flush() must fail
-                    self._evict_error = e
-            f = self.files[index] = (self.directory / f"{index}.ndjson").open("ab", buffering=self.buffer_size)
+    def write(self, doc: dict, doc_id: str) -> None:
+        index = self.namer.for_doc(doc)
+        out = self.files.get(index)
+        if out is None:
+            out = self.files[index] = AppendFile(self.directory / f"{index}.ndjson", self.buffer_size)
             self.counts.setdefault(index, 0)
-        return f
+        out.write(self._lines(index, doc, doc_id))
+        self.counts[index] += 1
+        self.sent += 1
 
     def flush(self) -> None:
-        error, self._evict_error = self._evict_error, None
-        for f in self.files.values():
-            f.flush()
+        """Every file's batch to the OS; the first error is raised after the others were tried."""
+        error: OSError | None = None
+        for index in list(self.files):
+            out = self.files[index]
+            try:
+                out.flush()
+            except OSError as e:
+                error = error or e
+        while len(self.files) > self.max_open:   # written: closing loses nothing
+            self.files.pop(next(iter(self.files))).close_file()
         if error is not None:
             raise error
 
     def reopen(self) -> None:
-        """SIGHUP: close the files; the next write reopens them (appending). A file that
-        fails to close (a full disk) is forgotten all the same: its lines were not all
-        written, and the batches that wrote them were nak'ed when their flush failed."""
-        try:
-            self.close()
-        except OSError as e:
-            log.error("closing an output file for reopening failed: %s", e)
+        """SIGHUP: close the files; the next flush reopens them (appending), recreating the
+        directory if it is gone."""
+        for out in self.files.values():
+            out.close_file()
+
+    def close(self) -> None:
+        files, self.files = self.files, {}
+        error: OSError | None = None
+        for out in files.values():
+            try:
+                out.close()
+            except OSError as e:
+                error = error or e
+        if error is not None:
+            raise error
 
 
 def _settle(acks: list[tuple[Ack, bool]]) -> None:
@@ -262,7 +279,8 @@ class LivePipeline:
         self._es.update(failed=0)
         telemetry.component(GRAPHITE_SINK)
         self._worker: asyncio.Task | None = None
-        self._dlq: BinaryIO | None = None
+        self._dlq = AppendFile(output / "dead-letter.ndjson")
+        self.output_problem: str | None = None   # set while writing the outputs fails (for /health)
         self._es.update(dead_lettered=0)
 
     # -- intake (listeners) --------------------------------------------------------------
@@ -372,12 +390,15 @@ class LivePipeline:
         es = self._es
         one = self._one
         sent = dead = failed = 0
+        write_error: Exception | None = None
         for item in batch:
             ok = True
             try:
                 one(item)
             except Exception as e:
                 self.telemetry.component(item.listener)["errors"] += 1
+                if isinstance(e, OSError):
+                    write_error = e
                 log.error("event could not be processed or written: %s", e,
                           extra={"listener": item.listener, "error": type(e).__name__})
                 # kept in the dead-letter file, it counts as handed on (a RELP sender would
@@ -393,10 +414,10 @@ class LivePipeline:
                 acks.append((item.ack, ok))
         try:
             self.sink.flush()
-            if self._dlq is not None:
-                self._dlq.flush()
+            self._dlq.flush()
         except Exception as e:  # noqa: BLE001 - not in the OS's hands: nothing of the batch is durable
             log.error("flushing the output files failed: %s", e)
+            write_error = e
             failed += sent + dead
             sent = dead = 0
             acks = [(a, False) for a, _ in acks]
@@ -404,20 +425,30 @@ class LivePipeline:
         es["dead_lettered"] += dead
         es["failed"] += failed
         self.stats.batches += 1
+        self._outputs_state(write_error, failed)
         _settle(acks)
 
+    def _outputs_state(self, error: Exception | None, failed: int) -> None:
+        """What /health says of the outputs: failing from a batch that could not be written
+        until a batch is written whole again."""
+        if error is None and not failed:
+            if self.output_problem is not None:
+                log.info("outputs written again", extra={"after": self.output_problem})
+            self.output_problem = None
+        elif self.output_problem is None:
+            self.output_problem = f"writing the outputs fails: {type(error).__name__ if error else 'error'}: {error}"
+
     def _dead_letter(self, item: Received, error: Exception) -> bool:
-        """One NDJSON line in DIR/dead-letter.ndjson: the message as received and why."""
+        """One NDJSON line in DIR/dead-letter.ndjson (written with the batch): the message as
+        received and why."""
         try:
-            if self._dlq is None:
-                self._dlq = (self.output / "dead-letter.ndjson").open("ab")
             record = {"@timestamp": format_timestamp(item.received_at), "listener": item.listener,
                       "peer": str(item.peer), "error": f"{type(error).__name__}: {error}",
                       "original": item.text if item.text is not None else repr(item.event)}
             self._dlq.write(orjson.dumps(record) + b"\n")
             return True
         except Exception:  # noqa: BLE001 - the caller naks and counts
-            log.exception("dead-letter write failed", extra={"listener": item.listener})
+            log.exception("dead-letter record failed", extra={"listener": item.listener})
             return False
 
     def _one(self, item: Received) -> None:
@@ -476,13 +507,20 @@ class LivePipeline:
 
     # -- outputs -------------------------------------------------------------------------
 
+    def problems(self) -> list[str]:
+        """What keeps the outputs from being healthy now (for /health)."""
+        found = [self.output_problem]
+        for sink in (self.sink, self.graphite):
+            problem = getattr(sink, "problem", None)
+            if problem is not None:
+                found.append(problem())
+        return [p for p in found if p]
+
     def reopen(self) -> None:
         """SIGHUP: close the output files; they are reopened (appending) on the next write.
         The Elasticsearch sink keeps delivering (only its dead-letter file is reopened)."""
         self.sink.reopen()
-        if self._dlq is not None:
-            self._dlq.close()
-            self._dlq = None
+        self._dlq.close_file()
         log.info("output files closed for reopening")
 
     def flush_metrics(self, final: bool = False) -> int:
@@ -537,6 +575,8 @@ class LivePipeline:
 
     def save_index(self) -> None:
         if self.index is not None:
+            if self.index.snapshot is not None:   # the output directory may have been removed
+                self.index.snapshot.parent.mkdir(parents=True, exist_ok=True)
             self.index.save()
 
     def close(self) -> int:
@@ -546,9 +586,7 @@ class LivePipeline:
             self.telemetry.component(INDEX_LISTENER)["accepted"] += len(batch)
             self.process(batch)
         self.sink.close()
-        if self._dlq is not None:
-            self._dlq.close()
-            self._dlq = None
+        self._dlq.close()
         n = self.flush_metrics(final=True)
         if not self.graphite.close():
             log.warning("metric points left undelivered at shutdown", extra={"points": n})

@@ -80,15 +80,18 @@ class BulkFileSink:
 
     def write(self, doc: dict, doc_id: str) -> None:
         index = self.namer.for_doc(doc)
-        f = self._file(index)
-        # one bytes object built by one formatting call, the action's head cached per index:
-        # a quarter of the cost of concatenating the pieces, on every event
+        self._file(index).write(self._lines(index, doc, doc_id))
+        self.counts[index] += 1
+        self.sent += 1
+
+    def _lines(self, index: str, doc: dict, doc_id: str) -> bytes:
+        """The bulk action line and the document: one bytes object built by one formatting
+        call, the action's head cached per index (a quarter of the cost of concatenating
+        the pieces, on every event)."""
         head = self._heads.get(index)
         if head is None:
             head = self._heads[index] = b'{"index":{"_index":"' + index.encode() + b'","_id":"'
-        f.write(b'%s%s"}}\n%s' % (head, doc_id.encode(), orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)))
-        self.counts[index] += 1
-        self.sent += 1
+        return b'%s%s"}}\n%s' % (head, doc_id.encode(), orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE))
 
     def close(self) -> None:
         """Close every file, even when one fails to (its error is raised after)."""

@@ -295,6 +295,14 @@ class CarbonSink:
         self._thread.join(1.0)
         return self._ok and self._done.is_set()
 
+    def problem(self) -> str | None:
+        """Why /health is not ok because of this sink, if it is."""
+        since = self._down_since
+        if since is None:
+            return None
+        return (f"carbon {self.settings.host}:{self.settings.port} unreachable for {time.monotonic() - since:.0f}s "
+                f"({self.stats['buffered']} points buffered, {self.stats['dropped']} dropped)")
+
     @property
     def buffered(self) -> int:
         """Points held: waiting, being retried, or written but not yet confirmed."""

@@ -160,6 +160,15 @@ class ElasticsearchSink:
     def has_room(self) -> bool:
         return self.spool.has_room()
 
+    def problem(self) -> str | None:
+        """Why /health is not ok because of this sink, if it is: the spool full (the intake
+        waits), or the server unreachable or failing (events wait in the spool)."""
+        if not self.spool.has_room():
+            return f"elasticsearch spool full ({self.spool.pending()} bytes): the intake waits"
+        if self._up is False:
+            return f"elasticsearch {self.settings.url} unreachable or failing: {self.spool.pending()} bytes spooled"
+        return None
+
     def wait_delivered(self, timeout: float | None = None) -> bool:
         """Block until the spool is empty (True) or `timeout` passed (False)."""
         start = time.monotonic()

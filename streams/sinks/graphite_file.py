@@ -26,6 +26,7 @@ class GraphiteFileSink:
     def write(self, points: list[tuple[str, float, int]]) -> int:
         if not points:
             return 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)   # the output directory may have been removed
         with self.path.open("ab") as f:
             f.write(b"".join(format_line(name, value, ts) for name, value, ts in points))
         return len(points)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -64,11 +65,22 @@ def read_docs(out: Path) -> list[tuple[dict, dict]]:
     return pairs
 
 
-def http_json(port: int, path: str) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=TIMEOUT) as r:
-        assert r.status == 200
-        assert r.headers["Content-Type"] == "application/json"
-        return json.loads(r.read())
+def http_json(port: int, path: str, statuses: tuple[int, ...] = (200,)) -> dict:
+    """GET a JSON answer of the HTTP listener, whose status must be one of `statuses`
+    (`/health` answers 503 while not ok)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=TIMEOUT) as r:
+            status, headers, body = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, headers, body = e.code, e.headers, e.read()
+    assert status in statuses, (status, body[:2000])
+    assert headers["Content-Type"] == "application/json"
+    return json.loads(body)
+
+
+def health(port: int) -> dict:
+    """`/health`, whatever it says (200 when ok, 503 otherwise)."""
+    return http_json(port, "/health", (200, 503))
 
 
 def make_config(out: Path, city_db: Path | None = None, **run: Any) -> Config:

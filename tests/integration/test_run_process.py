@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from . import TIMEOUT, RunProcess, config_toml, http_json, read_docs, wait_for
+from . import TIMEOUT, RunProcess, config_toml, health, http_json, read_docs, wait_for
 from .test_run_relp import RelpClient, line
 
 
@@ -77,14 +77,17 @@ def test_a_second_sigterm_exits_at_once_without_the_drain(tmp_path):
     try:
         with socket.create_connection(("127.0.0.1", p.ports["syslog_tcp"]), timeout=TIMEOUT) as s:
             s.sendall(syslog_lines("spooled-", 5))
-        wait_for(lambda: http_json(p.ports["http"], "/health")["listeners"]["syslog_tcp"]["received"] == 5,
+        wait_for(lambda: health(p.ports["http"])["listeners"]["syslog_tcp"]["received"] == 5,
                  what="the messages read")
+        # Elasticsearch is unreachable: not ok, and /health says why
+        h = wait_for(lambda: (h := health(p.ports["http"]))["status"] == "degraded" and h, what="degraded")
+        assert any("elasticsearch" in problem for problem in h["problems"]), h["problems"]
         p.proc.send_signal(signal.SIGTERM)
         p.wait_log(lambda d: d.get("msg", "").startswith("signal received"), "the first signal's line")
         # now closing the sinks: the spool waits for Elasticsearch; the service still answers
-        wait_for(lambda: http_json(p.ports["http"], "/health")["status"] == "stopping", what="stopping")
+        wait_for(lambda: health(p.ports["http"])["status"] == "stopping", what="stopping")
         time.sleep(0.5)
-        assert http_json(p.ports["http"], "/health")["status"] == "stopping"
+        assert http_json(p.ports["http"], "/health", (503,))["status"] == "stopping"
         assert p.terminate(signal.SIGTERM) == 128 + signal.SIGTERM
         p.wait_log(lambda d: d.get("msg", "").startswith("second signal"), "the second signal's line")
     finally:

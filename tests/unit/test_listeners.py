@@ -85,12 +85,13 @@ def cert(tmp_path_factory):
     return crt, key
 
 
-def test_tls_connections_in_handshake_count_against_max_connections(cert):
-    """max_connections bounds the sockets a TLS listener holds, handshakes included: else
-    clients that connect and never say hello each hold a socket for the handshake timeout."""
-    cfg = TlsListenerConfig(max_connections=2, idle_timeout=30, cert_file=cert[0], key_file=cert[1])
+def test_tls_handshakes_count_against_max_connections_and_a_stalled_one_makes_room(cert):
+    """max_connections bounds the sockets a TLS listener holds, handshakes included; when it
+    is reached a new connection replaces the oldest one stalled in its handshake (refusing
+    the newcomer locked real senders out while silent sockets held every slot)."""
+    cfg = TlsListenerConfig(max_connections=2, cert_file=cert[0], key_file=cert[1])
 
-    async def scenario() -> tuple[int, bytes]:
+    async def scenario() -> tuple[dict, bytes, int]:
         lst = listener(SyslogTlsListener, BlockingPipeline(), cfg)
         await lst.start()
         loop = asyncio.get_running_loop()
@@ -100,17 +101,44 @@ def test_tls_connections_in_handshake_count_against_max_connections(cert):
             s.setblocking(False)
             silent.append(s)
             await asyncio.sleep(0.05)
-        # the third one is over the limit: refused (closed) at once
-        got = await asyncio.wait_for(loop.sock_recv(silent[2], 10), 2)
-        rejected = lst.stats["rejected"]
+        # the first one is the oldest stalled handshake: closed to make room for the third
+        got = await asyncio.wait_for(loop.sock_recv(silent[0], 10), 2)
+        held = len(lst.handshaking)
+        stats = dict(lst.stats)
         for s in silent:
             s.close()
         lst.close()
         await lst.finish(1)
-        return rejected, got
+        return stats, got, held
 
-    rejected, got = asyncio.run(scenario())
-    assert rejected == 1 and got == b""
+    stats, got, held = asyncio.run(scenario())
+    assert got == b"" and stats["handshakes_evicted"] == 1 and stats["rejected"] == 0
+    assert held == 2   # the second and the third are still in their handshake
+
+
+def test_tls_handshakes_beyond_max_handshakes_replace_the_oldest(cert):
+    cfg = TlsListenerConfig(max_handshakes=2, cert_file=cert[0], key_file=cert[1])
+
+    async def scenario() -> tuple[dict, list[bytes]]:
+        lst = listener(SyslogTlsListener, BlockingPipeline(), cfg)
+        await lst.start()
+        loop = asyncio.get_running_loop()
+        silent = []
+        for _ in range(4):
+            s = socket.create_connection((lst.host, lst.port))
+            s.setblocking(False)
+            silent.append(s)
+            await asyncio.sleep(0.05)
+        gone = [await asyncio.wait_for(loop.sock_recv(s, 10), 2) for s in silent[:2]]
+        stats = dict(lst.stats) | {"handshaking": len(lst.handshaking)}
+        for s in silent:
+            s.close()
+        lst.close()
+        await lst.finish(1)
+        return stats, gone
+
+    stats, gone = asyncio.run(scenario())
+    assert gone == [b"", b""] and stats["handshakes_evicted"] == 2 and stats["handshaking"] == 2
 
 
 def test_http_handler_bug_answers_500():

@@ -209,7 +209,7 @@ def test_events_are_written_again_after_a_sighup_whose_close_failed(tmp_path):
     p.process(batch(1, acks))
     files = p.sink.files
     (index,) = files
-    files[index] = _FailingClose(files[index])
+    files[index]._f = _FailingClose(files[index]._f)
     p.reopen()  # SIGHUP on a full disk: must neither raise nor keep the closed file
     p.process(batch(2, acks))
     assert acks == [(0, True), (0, True), (1, True)]
@@ -263,7 +263,7 @@ def test_a_line_lost_when_its_file_is_closed_to_make_room_is_not_acked(tmp_path)
     acks: list = []
     p.process(batch(1, acks))  # the file of 2026.11.24 is open
     (index,) = p.sink.files
-    p.sink.files[index] = _UnflushableFile(p.sink.files[index])
+    p.sink.files[index]._f = _UnflushableFile(p.sink.files[index]._f)
     from streams.pipeline.live import Received
     same_day, next_day = LINE.format(7), LINE.format(8).replace("Nov 24", "Nov 25")
     p.process([Received("relp", 1764000000.0, text=t, ack=lambda ok, t=t: acks.append((t, ok)))
@@ -390,3 +390,54 @@ def test_an_event_written_before_the_index_failed_on_it_is_not_dead_lettered_too
     written = b"".join(f.read_bytes() for f in (tmp_path / "elasticsearch").glob("*.ndjson"))
     assert len(written.splitlines()) == 4   # two events, each once
     assert p.telemetry.component("relp")["derive_errors"] == 2
+
+
+def _written(out) -> list[str]:
+    return [json.loads(x)["event"]["original"] for f in sorted((out / "elasticsearch").glob("*.ndjson"))
+            for x in f.read_text().splitlines()[1::2]]
+
+
+def test_an_output_directory_removed_while_running_loses_no_acked_line(tmp_path):
+    """`rm -rf out/` while running: the open files have no name any more, and lines written
+    into them were acked and lost. The batch that finds its file deleted writes itself again
+    into a recreated one before its acks go out."""
+    import shutil
+    out = tmp_path / "out"
+    p = live(out)
+    acks: list = []
+    p.process(batch(3, acks))
+    shutil.rmtree(out)
+    p.process(batch(2, acks))
+    assert acks == [(0, True), (1, True), (2, True), (0, True), (1, True)]
+    assert _written(out) == [LINE.format(0), LINE.format(1)]   # the deleted file's lines went with it
+    assert p.problems() == []
+
+
+def test_after_rm_rf_and_sighup_the_outputs_are_recreated(tmp_path):
+    import shutil
+    out = tmp_path / "out"
+    p = live(out)
+    acks: list = []
+    p.process(batch(1, acks))
+    shutil.rmtree(out)
+    p.reopen()   # SIGHUP, as logrotate would send
+    p.process(batch(2, acks))
+    p.flush_metrics()
+    assert acks == [(0, True), (0, True), (1, True)] and p.problems() == []
+    assert _written(out) == [LINE.format(0), LINE.format(1)] and (out / "graphite.txt").exists()
+
+
+def test_outputs_failing_make_the_pipeline_report_a_problem_until_a_batch_is_written(tmp_path):
+    p = live(tmp_path)
+    acks: list = []
+    real_flush = p.sink.flush
+
+    def full_disk():
+        raise OSError(28, "No space left on device")
+    p.sink.flush = full_disk
+    p.process(batch(2, acks))
+    (problem,) = p.problems()
+    assert "No space left on device" in problem
+    p.sink.flush = real_flush
+    p.process(batch(1, acks))
+    assert p.problems() == [] and acks == [(0, False), (1, False), (0, True)]

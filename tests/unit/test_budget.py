@@ -1,0 +1,258 @@
+"""The listeners' resource budget, in process over real sockets: silent sockets cannot lock
+real senders out, an established session is not closed for its silence (and a RELP one is
+told `serverclose` when we do close it), incomplete messages are bounded over a listener,
+connections over all listeners are bounded by the descriptor budget, and a subscriber that
+falls behind is dropped, not waited for."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from streams.clock import ManualClock
+from streams.config import ListenerConfig
+from streams.event import Event
+from streams.index.subscriptions import Subscriptions, TooManySubscribers
+from streams.ingest.descriptors import Descriptors
+from streams.ingest.relp import RelpListener
+from streams.ingest.riemann import RiemannTcpListener
+from streams.ingest.syslog import SyslogTcpListener
+from streams.protocols.relp import build_frame
+from streams.telemetry import Telemetry
+
+OFFERS = b"relp_version=0\nrelp_software=test\ncommands=syslog"
+
+
+class Sink:
+    """A pipeline stand-in that takes everything at once and acks it."""
+
+    index = None
+
+    def __init__(self) -> None:
+        self.records: list = []
+
+    async def put(self, records: list) -> None:
+        self.records += records
+        for r in records:
+            if r.ack is not None:
+                r.ack(True)
+
+    def offer(self, records: list) -> bool:
+        self.records += records
+        return True
+
+
+def listener(cls, cfg: ListenerConfig, pipeline=None):
+    return cls("t", cfg, pipeline or Sink(), Telemetry(), ManualClock(0.0))
+
+
+async def closed_by_peer(loop, s: socket.socket, timeout: float = 5.0) -> bytes:
+    """What the server sent before closing (b"" when it only closed); times out if it did not."""
+    got = b""
+    while True:
+        chunk = await asyncio.wait_for(loop.sock_recv(s, 4096), timeout)
+        if not chunk:
+            return got
+        got += chunk
+
+
+def connect(lst) -> socket.socket:
+    s = socket.create_connection((lst.host, lst.port))
+    s.setblocking(False)
+    return s
+
+
+async def stop(lst) -> None:
+    lst.close()
+    await lst.stop_reading(1)
+    await lst.finish(1)
+
+
+def test_a_full_listener_replaces_a_connection_that_never_spoke():
+    """1,000 idle sockets used to lock real senders out for the idle timeout: now a new
+    connection takes the place of one that has not started a session."""
+    cfg = ListenerConfig(max_connections=2)
+
+    async def scenario():
+        lst = listener(SyslogTcpListener, cfg)
+        await lst.start()
+        loop = asyncio.get_running_loop()
+        silent = connect(lst)
+        await asyncio.sleep(0.05)
+        talker = connect(lst)
+        await loop.sock_sendall(talker, b"<13>Nov 24 00:00:00 h app: hello\n")
+        await asyncio.sleep(0.05)
+        newcomer = connect(lst)   # the listener is full: the silent one goes
+        assert await closed_by_peer(loop, silent) == b""
+        await loop.sock_sendall(newcomer, b"<13>Nov 24 00:00:01 h app: newcomer\n")
+        await asyncio.sleep(0.1)
+        stats = dict(lst.stats)
+        for s in (talker, newcomer, silent):
+            s.close()
+        await stop(lst)
+        return stats, [r.text for r in lst.pipeline.records]
+
+    stats, texts = asyncio.run(scenario())
+    assert stats["evicted"] == 1 and stats["rejected"] == 0
+    assert any("newcomer" in t for t in texts) and any("hello" in t for t in texts)
+
+
+def test_a_full_listener_refuses_when_every_session_is_recent():
+    cfg = ListenerConfig(max_connections=1, evict_idle_after=60)
+
+    async def scenario():
+        lst = listener(SyslogTcpListener, cfg)
+        await lst.start()
+        loop = asyncio.get_running_loop()
+        talker = connect(lst)
+        await loop.sock_sendall(talker, b"<13>hello\n")
+        await asyncio.sleep(0.05)
+        late = connect(lst)
+        got = await closed_by_peer(loop, late)
+        stats = dict(lst.stats)
+        talker.close()
+        await stop(lst)
+        return got, stats
+
+    got, stats = asyncio.run(scenario())
+    assert got == b"" and stats["rejected"] == 1 and stats["evicted"] == 0
+
+
+def test_a_connection_that_starts_no_session_is_closed_after_the_greeting_timeout():
+    cfg = ListenerConfig(greeting_timeout=0.2)
+
+    async def scenario():
+        lst = listener(RelpListener, cfg)
+        await lst.start()
+        loop = asyncio.get_running_loop()
+        s = connect(lst)
+        got = await closed_by_peer(loop, s)
+        stats = dict(lst.stats)
+        s.close()
+        await stop(lst)
+        return got, stats
+
+    got, stats = asyncio.run(scenario())
+    assert got == b"" and stats["greeting_timeouts"] == 1
+
+
+def test_an_established_session_is_not_closed_for_its_silence_by_default():
+    """rsyslog does not reconnect until its next message: closing a quiet session held that
+    message back (3.5 minutes in the report)."""
+    cfg = ListenerConfig(greeting_timeout=0.1)   # the greeting timeout does not apply once it spoke
+
+    async def scenario():
+        lst = listener(RelpListener, cfg)
+        await lst.start()
+        r, w = await asyncio.open_connection(lst.host, lst.port)
+        w.write(build_frame(1, "open", OFFERS))
+        await w.drain()
+        await r.readuntil(b"\n")
+        await asyncio.sleep(0.5)           # five greeting timeouts of silence
+        w.write(build_frame(2, "syslog", b"<13>late"))
+        await w.drain()
+        got = b""
+        while not got.startswith(b"2 "):
+            got = await asyncio.wait_for(r.readuntil(b"\n"), 5)
+        w.close()
+        await stop(lst)
+        return got, dict(lst.stats)
+
+    got, stats = asyncio.run(scenario())
+    assert got == b"2 rsp 6 200 OK\n" and stats["idle_closed"] == 0
+
+
+def test_a_relp_session_we_close_is_told_serverclose_first():
+    """Without the hint librelp does not notice the close until its next message, which then
+    waits; with it, rsyslog reconnects at once (measured with the real omrelp: >60 s vs 1 s)."""
+    cfg = ListenerConfig(idle_timeout=0.2)
+
+    async def scenario():
+        lst = listener(RelpListener, cfg)
+        await lst.start()
+        r, w = await asyncio.open_connection(lst.host, lst.port)
+        w.write(build_frame(1, "open", OFFERS))
+        await w.drain()
+        await r.readuntil(b"\n")
+        rest = await asyncio.wait_for(r.read(), 5)
+        w.close()
+        await stop(lst)
+        return rest, dict(lst.stats)
+
+    rest, stats = asyncio.run(scenario())
+    assert b"0 serverclose 0\n" in rest and stats["idle_closed"] == 1
+
+
+def test_incomplete_messages_stay_under_the_listeners_buffer_budget():
+    """Riemann frames may be 16 MiB: a client that announces big frames and trickles them
+    must not make the listener hold that much per connection."""
+    cfg = ListenerConfig(max_buffered=256 * 1024)
+
+    async def scenario():
+        lst = listener(RiemannTcpListener, cfg)
+        await lst.start()
+        loop = asyncio.get_running_loop()
+        hog = connect(lst)
+        await loop.sock_sendall(hog, (8 << 20).to_bytes(4, "big") + b"\x00" * (300 * 1024))   # never finished
+        got = await closed_by_peer(loop, hog)
+        stats, held = dict(lst.stats), lst.held
+        hog.close()
+        await stop(lst)
+        return got, stats, held
+
+    got, stats, held = asyncio.run(scenario())
+    assert stats["over_budget"] == 1 and held == 0 and got == b""
+
+
+def test_connections_over_all_listeners_stay_within_the_descriptor_budget():
+    descriptors = Descriptors(limit=116 + 10, reserve=10)   # room for 16 connections
+    assert descriptors.budget == 16
+
+    async def scenario():
+        a = listener(SyslogTcpListener, ListenerConfig())
+        b = listener(RiemannTcpListener, ListenerConfig())
+        for lst in (a, b):
+            lst.descriptors = descriptors
+            await lst.start()
+        socks = [connect(a if i % 2 else b) for i in range(20)]
+        await asyncio.sleep(0.2)
+        held = descriptors.connections
+        problem = descriptors.problem()
+        for s in socks:
+            s.close()
+        for lst in (a, b):
+            await stop(lst)
+        await asyncio.sleep(0.05)
+        return held, descriptors.refused, a.stats["rejected"] + b.stats["rejected"], problem, descriptors.connections
+
+    held, refused, rejected, problem, after = asyncio.run(scenario())
+    assert held == 16 and refused == 4 and rejected == 4 and after == 0
+    assert problem is not None and "descriptor budget" in problem
+
+
+def test_a_subscriber_that_falls_behind_is_dropped_and_the_others_go_on():
+    subs = Subscriptions(max_pending=5, max_subscribers=2)
+
+    async def scenario():
+        slow = subs.subscribe(lambda ev: True)
+        fast = subs.subscribe(lambda ev: True)
+        got = []
+        for i in range(20):
+            subs.publish(Event(host="h", service=f"s{i}"))
+            got.append(await anext(fast))
+        rest = [x async for x in slow]   # its stream ends: dropped, its backlog thrown away
+        return got, rest
+
+    got, rest = asyncio.run(scenario())
+    assert len(got) == 20 and rest == [] and subs.dropped == 1 and len(subs) == 1
+
+
+def test_subscribers_beyond_the_maximum_are_refused():
+    subs = Subscriptions(max_subscribers=1)
+    subs.subscribe(lambda ev: True)
+    try:
+        subs.subscribe(lambda ev: True)
+    except TooManySubscribers:
+        pass
+    else:
+        raise AssertionError("a second subscriber was taken")
