@@ -200,7 +200,8 @@ class RunConfig:
     # Riemann frame alone holds more (the listeners queue whole reads)
     batch_size: int = 500
     shutdown_timeout: float = 10.0  # seconds to drain the queue on SIGTERM/SIGINT
-    # descriptors kept from the listeners for output files (256 at most open), spool, sockets
+    # descriptors kept from the TCP listeners for output files (256 at most open), spool, sockets
+    # (the HTTP listener's max_connections is kept on top of it)
     descriptor_reserve: int = 320
 
 

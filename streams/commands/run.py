@@ -46,7 +46,9 @@ def build_service(cfg: Config, clock: Clock | None = None) -> IngestService:
                             schedule=Schedule(flush=cfg.metrics.flush_seconds, reap=cfg.index.reap_seconds,
                                               snapshot=cfg.index.snapshot_seconds,
                                               telemetry_metrics=cfg.metrics.telemetry))
-    return IngestService(cfg, pipeline, telemetry, clock, Descriptors.for_process(cfg.run.descriptor_reserve))
+    http = cfg.listeners.http
+    reserve = cfg.run.descriptor_reserve + (http.max_connections if http.enabled else 0)
+    return IngestService(cfg, pipeline, telemetry, clock, Descriptors.for_process(reserve))
 
 
 def build_index(cfg: Config, clock: Clock) -> IndexService | None:

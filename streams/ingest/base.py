@@ -34,7 +34,6 @@ from ..clock import Clock
 from ..config import ListenerConfig
 from ..pipeline.live import LivePipeline
 from ..telemetry import Telemetry
-from .descriptors import Descriptors
 
 log = logging.getLogger("streams.ingest")
 
@@ -73,7 +72,8 @@ class Listener:
             self.stats.update(accepted=0, queued=0)
         self.host = cfg.host
         self.port: int | None = None
-        self.descriptors: Descriptors | None = None   # shared by the service's listeners
+        # the configured limit, or this listener's share of the descriptors when smaller
+        self.max_connections = cfg.max_connections
 
     def bound(self, sockname: Any) -> None:
         self.host, self.port = sockname[0], sockname[1]
@@ -286,28 +286,16 @@ class TcpListener(Listener):
         return True
 
     def _refused(self, writer: asyncio.StreamWriter) -> bool:
-        """Close and count a connection over the limit (when no other may make room for it),
-        over the descriptor budget, or during shutdown."""
-        why = None
-        if self.stopping:
-            why = "stopping"
-        elif self.descriptors is not None and not self.descriptors.admit():
-            why = "descriptor budget reached"
-        elif self._in_use() >= self.cfg.max_connections and not self._make_room():
-            why = "limit reached"
-            self._released()
-        if why is None:
+        """Close and count a connection over the limit (when no other may make room for it)
+        or during shutdown."""
+        if not self.stopping and (self._in_use() < self.max_connections or self._make_room()):
             return False
         self.stats["rejected"] += 1
-        log.warning("connection refused: %s", why, extra={
+        log.warning("connection refused: %s", "stopping" if self.stopping else "limit reached", extra={
             "listener": self.name, "peer": str(writer.get_extra_info("peername")),
-            "max_connections": self.cfg.max_connections})
+            "max_connections": self.max_connections})
         writer.transport.abort()   # no FIN handshake to wait for: the descriptor is free at once
         return True
-
-    def _released(self) -> None:
-        if self.descriptors is not None:
-            self.descriptors.release()
 
     def shed(self) -> None:
         """Over `max_buffered`: close the connection holding the most incomplete bytes."""
@@ -318,12 +306,8 @@ class TcpListener(Listener):
                          f"{victim.held} by this connection)", "evicted")
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._refused(writer):
-            return
-        try:
+        if not self._refused(writer):
             await self._serve(reader, writer)
-        finally:
-            self._released()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         stats = self.stats

@@ -7,10 +7,12 @@ update (and expiry) that matches, as Riemann's dashboard subscribes to its index
 else gets 404/405. One request per connection (`Connection: close`), headers bounded in
 size and time; a stream ends when the client goes away or the server stops.
 
-Budget: at most `max_connections` at once (and the process's descriptor budget): beyond
-that a connection gets `503` and is closed. A stream's client that does not take what we
+Budget: at most `max_connections` at once (kept out of the TCP listeners' descriptor
+shares, so a flood there never makes `/health` unreachable). At the limit a new connection
+replaces the oldest one still sending its request head (a real request's head comes in one
+packet), else it gets `503` and is closed. A stream's client that does not take what we
 write within `send_timeout` is dropped; one that falls behind the index by
-`max_pending` updates is dropped by the index (`streams.index.subscriptions`).
+`subscriber_backlog` updates is dropped by the index (`streams.index.subscriptions`).
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class HttpListener(Listener):
         self.server: asyncio.Server | None = None
         self._closing = asyncio.Event()
         self._handlers: set[asyncio.Task] = set()
-        self.stats.update(connections=0, rejected=0, streams_dropped=0)
+        self._heads: dict[asyncio.Task, None] = {}   # handlers still reading their request head, oldest first
+        self.stats.update(connections=0, rejected=0, evicted=0, streams_dropped=0)
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._handle, self.cfg.host, self.cfg.port, limit=_MAX_HEADER)
@@ -62,21 +65,22 @@ class HttpListener(Listener):
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         stats = self.stats
-        if stats["connections"] >= self.cfg.max_connections or (
-                self.descriptors is not None and not self.descriptors.admit()):
-            stats["rejected"] += 1
-            log.warning("http connection refused: limit reached", extra={
-                "listener": self.name, "max_connections": self.cfg.max_connections})
-            writer.write(_BUSY)
-            writer.close()
-            return
+        if stats["connections"] >= self.cfg.max_connections:
+            if self._heads:   # the oldest still sending its head makes room
+                stats["evicted"] += 1
+                next(iter(self._heads)).cancel()
+            else:
+                stats["rejected"] += 1
+                log.warning("http connection refused: limit reached", extra={
+                    "listener": self.name, "max_connections": self.cfg.max_connections})
+                writer.write(_BUSY)
+                writer.close()
+                return
         stats["connections"] += 1
         try:
             await self._answer(reader, writer)
         finally:
             stats["connections"] -= 1
-            if self.descriptors is not None:
-                self.descriptors.release()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -85,8 +89,13 @@ class HttpListener(Listener):
             task.add_done_callback(self._handlers.discard)
         answered = False
         try:
-            async with asyncio.timeout(min(self.cfg.greeting_timeout, 10.0)):   # the request head
-                head = await reader.readuntil(b"\r\n\r\n")
+            if task is not None:
+                self._heads[task] = None
+            try:
+                async with asyncio.timeout(min(self.cfg.greeting_timeout, 10.0)):
+                    head = await reader.readuntil(b"\r\n\r\n")
+            finally:
+                self._heads.pop(task, None)   # type: ignore[arg-type]
             self.stats["received"] += 1
             status, body, streaming = self._route(head)
             if streaming:

@@ -25,7 +25,7 @@ from ..index.query import QueryError
 from ..index.subscriptions import TooManySubscribers
 from ..pipeline.live import LivePipeline
 from ..telemetry import LogSetup, Telemetry
-from .base import Listener
+from .base import Listener, TcpListener
 from .descriptors import Descriptors
 from .http import HttpListener
 from .relp import RelpListener
@@ -67,8 +67,8 @@ class IngestService:
                                      routes={"/health": self.health, "/metrics": self.metrics,
                                              "/query": self.query},
                                      streams={"/stream": self.stream})
-        for lst in self._all():
-            lst.descriptors = descriptors
+        if descriptors is not None:
+            descriptors.apportion([lst for lst in self.listeners.values() if isinstance(lst, TcpListener)])
         if pipeline.index is not None:
             subs = pipeline.index.subscriptions
             subs.max_subscribers, subs.max_pending = hc.max_subscribers, hc.subscriber_backlog

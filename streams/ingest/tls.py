@@ -108,34 +108,31 @@ class SyslogTlsListener(SyslogTcpListener):
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._refused(writer):
             return
+        if len(self.handshaking) >= self.cfg.max_handshakes:
+            self._evict_handshake()
+        task = self.handshaking[writer] = asyncio.current_task()
         try:
-            if len(self.handshaking) >= self.cfg.max_handshakes:
-                self._evict_handshake()
-            task = self.handshaking[writer] = asyncio.current_task()
-            try:
-                await writer.start_tls(self.ssl, ssl_handshake_timeout=self.cfg.handshake_timeout)
-            except asyncio.CancelledError:
-                if writer in self.handshaking or task is None:
-                    raise   # not cancelled by _evict_handshake
-                task.uncancel()
-                writer.transport.abort()
-                return
-            except (ssl.SSLError, ConnectionError, OSError, TimeoutError, EOFError) as e:
-                if writer in self.handshaking:   # not one we aborted ourselves
-                    self.stats["errors"] += 1
-                    self.stats["tls_handshake_failed"] += 1
-                    log.warning("TLS handshake failed: %s", e or type(e).__name__,
-                                extra={"listener": self.name, "peer": _peer_text(writer.get_extra_info("peername"))})
-                writer.transport.abort()
-                forget_traceback(e)
-                return
-            finally:
-                self.handshaking.pop(writer, None)
-            if writer.transport is None:   # done, then aborted before we resumed: start_tls gave None
-                return
-            await self._serve(reader, writer)
+            await writer.start_tls(self.ssl, ssl_handshake_timeout=self.cfg.handshake_timeout)
+        except asyncio.CancelledError:
+            if writer in self.handshaking or task is None:
+                raise   # not cancelled by _evict_handshake
+            task.uncancel()
+            writer.transport.abort()
+            return
+        except (ssl.SSLError, ConnectionError, OSError, TimeoutError, EOFError) as e:
+            if writer in self.handshaking:   # not one we aborted ourselves
+                self.stats["errors"] += 1
+                self.stats["tls_handshake_failed"] += 1
+                log.warning("TLS handshake failed: %s", e or type(e).__name__,
+                            extra={"listener": self.name, "peer": _peer_text(writer.get_extra_info("peername"))})
+            writer.transport.abort()
+            forget_traceback(e)
+            return
         finally:
-            self._released()
+            self.handshaking.pop(writer, None)
+        if writer.transport is None:   # done, then aborted before we resumed: start_tls gave None
+            return
+        await self._serve(reader, writer)
 
 
 def _peer_text(peer: Any) -> str:

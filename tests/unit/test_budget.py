@@ -205,29 +205,41 @@ def test_incomplete_messages_stay_under_the_listeners_buffer_budget():
 
 
 def test_connections_over_all_listeners_stay_within_the_descriptor_budget():
+    """Each TCP listener holds at most its share of what the descriptor limit leaves: a flood
+    on one never takes the descriptors of another, of the outputs or of /health."""
     descriptors = Descriptors(limit=116 + 10, reserve=10)   # room for 16 connections
     assert descriptors.budget == 16
 
     async def scenario():
-        a = listener(SyslogTcpListener, ListenerConfig())
-        b = listener(RiemannTcpListener, ListenerConfig())
+        a = listener(SyslogTcpListener, ListenerConfig(max_connections=1000))
+        b = listener(RiemannTcpListener, ListenerConfig(max_connections=1000))
+        descriptors.apportion([a, b])
         for lst in (a, b):
-            lst.descriptors = descriptors
             await lst.start()
-        socks = [connect(a if i % 2 else b) for i in range(20)]
-        await asyncio.sleep(0.2)
-        held = descriptors.connections
+        socks = [connect(a) for _ in range(20)]   # a flood on one listener
+        await asyncio.sleep(0.3)
+        other = connect(b)
+        await asyncio.sleep(0.1)
+        held = (len(a.connections), len(b.connections))
         problem = descriptors.problem()
-        for s in socks:
+        for s in [*socks, other]:
             s.close()
         for lst in (a, b):
             await stop(lst)
-        await asyncio.sleep(0.05)
-        return held, descriptors.refused, a.stats["rejected"] + b.stats["rejected"], problem, descriptors.connections
+        return held, a.stats["evicted"], problem, (a.max_connections, b.max_connections)
 
-    held, refused, rejected, problem, after = asyncio.run(scenario())
-    assert held == 16 and refused == 4 and rejected == 4 and after == 0
-    assert problem is not None and "descriptor budget" in problem
+    held, evicted, problem, shares = asyncio.run(scenario())
+    assert shares == (8, 8) and held == (8, 1) and evicted == 12
+    assert problem is None
+
+
+def test_a_budget_near_full_is_a_health_problem():
+    d = Descriptors(limit=100 + 10 + 10, reserve=10)
+
+    class Lst:
+        name, cfg, connections = "x", ListenerConfig(max_connections=100), set(range(15))
+    d.apportion([Lst()])
+    assert "descriptor budget" in (d.problem() or "")
 
 
 def test_a_subscriber_that_falls_behind_is_dropped_and_the_others_go_on():
