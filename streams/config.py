@@ -104,7 +104,8 @@ class IndexConfig:
     saved to every `snapshot_seconds` and at shutdown, and restored from at start (default
     DIR/index.snapshot; `persist = false` turns it off). `sources`: what enters the index:
     riemann (events with a service), fail2ban (`fail2ban <jail>`, banned count), postfix
-    (`postfix queue`), logs (`log <dataset>` per host)."""
+    (`postfix queue`), logs (`log <dataset>` per host). `max_ttl` is also the ttl of a
+    fail2ban/postfix entry while its count is above 0 (a state held, see index/feed.py)."""
 
     enabled: bool = True
     default_ttl: float = 60.0
