@@ -27,6 +27,14 @@ class ParseConfig:
 
 
 @dataclass
+class ReplayConfig:
+    """[replay]: `host` is the host.name of lines that name none (Fail2ban's own log, Wazuh's
+    alerts.json): the host the files come from (`--host`); default: this machine's name."""
+
+    host: str | None = None
+
+
+@dataclass
 class GeoIPSettings:
     """[geoip]: `layouts` any of "ecs", "logstash" (legacy `geoip.*`), "wazuh"
     (`GeoLocation.*`); `fields` maps an address field to its ECS target (a table replaces
@@ -179,6 +187,7 @@ class Config:
     index: IndexConfig = field(default_factory=IndexConfig)
     listeners: ListenersConfig = field(default_factory=ListenersConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
 
 
 _PATHS = {"patterns_dirs", "city", "asn", "dir", "cert_file", "key_file", "ca_file", "snapshot"}

@@ -62,8 +62,7 @@ class IndexFeed:
         (Fail2ban's own log relayed as is) belongs to its `sender`, as syslog's fromhost."""
         if ev.service is not None:
             return [ev] if "riemann" in self.sources else []
-        host_doc = doc.get("host") or {}
-        host = host_doc.get("hostname") or host_doc.get("name") or sender
+        host = (doc.get("host") or {}).get("name") or sender
         if not host:
             return []
         out: list[Event] = []

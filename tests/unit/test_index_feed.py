@@ -12,7 +12,7 @@ from streams.index.ttl import DEFAULT_TTL, TTLIndex
 
 
 def f2b(action, ip, jail="sshd", host="mx1"):
-    return {"host": {"hostname": host}, "event": {"dataset": "fail2ban.log", "action": action},
+    return {"host": {"name": host}, "event": {"dataset": "fail2ban.log", "action": action},
             "fail2ban": {"jail": jail}, "source": {"ip": ip}}
 
 
@@ -63,9 +63,9 @@ def test_fail2ban_stop_repeals_the_bans():
 def test_postfix_queue_forgets_messages_deleted_with_postsuper():
     """`postsuper -d` removes queue files itself (qmgr logs no "removed" for them)."""
     feed = IndexFeed(["postfix"])
-    active = {"host": {"hostname": "mx1"}, "event": {"dataset": "postfix.log", "action": "queue_active"},
+    active = {"host": {"name": "mx1"}, "event": {"dataset": "postfix.log", "action": "queue_active"},
               "postfix": {"queueid": "A1"}}
-    deleted = {"host": {"hostname": "mx1"}, "event": {"dataset": "postfix.log", "action": "removed"},
+    deleted = {"host": {"name": "mx1"}, "event": {"dataset": "postfix.log", "action": "removed"},
                "postfix": {"queueid": "A1", "postsuper_action": "removed"}}
     assert feed.derive(Event(), active, 1.0)[0].metric == 1.0
     assert feed.derive(Event(), deleted, 2.0)[0].metric == 0.0
@@ -117,11 +117,11 @@ def test_jail_stopped_and_fail2ban_exit_lift_the_bans():
     for jail in ("sshd", "postfix", "recidive"):
         ix.line(f2b("ban", "192.0.2.1", jail=jail))
     ix.line(f2b("ban", "192.0.2.1", host="mx2"))
-    stopped = {"host": {"hostname": "mx1"}, "event": {"dataset": "fail2ban.log", "action": "jail_stopped"},
+    stopped = {"host": {"name": "mx1"}, "event": {"dataset": "fail2ban.log", "action": "jail_stopped"},
                "fail2ban": {"jail": "sshd"}}
     ix.line(stopped)  # Fail2ban < 0.11 logs no Unban for the bans a stop lifts
     assert ix.metric("mx1", "fail2ban sshd") == 0.0 and ix.metric("mx1", "fail2ban postfix") == 1.0
-    ix.line({"host": {"hostname": "mx1"}, "event": {"dataset": "fail2ban.log", "action": "server_stopped"}})
+    ix.line({"host": {"name": "mx1"}, "event": {"dataset": "fail2ban.log", "action": "server_stopped"}})
     assert [ix.metric("mx1", f"fail2ban {j}") for j in ("sshd", "postfix", "recidive")] == [0.0, 0.0, 0.0]
     assert ix.metric("mx2", "fail2ban sshd") == 1.0  # another host's Fail2ban still runs
     assert sorted(ix.after(DEFAULT_TTL + 1)) == [("mx1", "fail2ban postfix"), ("mx1", "fail2ban recidive"),
@@ -132,9 +132,9 @@ def test_jail_stopped_and_fail2ban_exit_lift_the_bans():
 
 def test_postfix_queue_entry_does_not_expire_while_messages_wait():
     ix = Indexed(IndexFeed(["postfix"]))
-    active = {"host": {"hostname": "mx1"}, "event": {"dataset": "postfix.log", "action": "queue_active"},
+    active = {"host": {"name": "mx1"}, "event": {"dataset": "postfix.log", "action": "queue_active"},
               "postfix": {"queueid": "A1"}}
-    removed = {"host": {"hostname": "mx1"}, "event": {"dataset": "postfix.log"},
+    removed = {"host": {"name": "mx1"}, "event": {"dataset": "postfix.log"},
                "postfix": {"queueid": "A1", "message": "removed"}}
     ix.line(active)
     assert ix.after(5 * 86400) == [] and ix.metric("mx1", "postfix queue") == 1.0  # a deferred message waits days
