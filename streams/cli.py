@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "templates installed first; refused documents in DIR/elasticsearch-dead-letter.ndjson), "
                         "--to graphite 127.0.0.1:2003 (the metrics, plaintext protocol); repeatable")
     r.add_argument("--quiet", "-q", action="store_true", help="no summary table")
+    r.add_argument("--host", metavar="NAME", help="host.name of the lines that name no host, e.g. Fail2ban's "
+                                                  "own log (default: [replay] host, else this machine's name)")
 
     u = sub.add_parser("run", help="listen for RELP, syslog and Riemann; run the pipeline into an output folder",
                        description="Run the listeners (RELP 2514, syslog UDP+TCP 5514, Riemann TCP+UDP 5555, "

@@ -27,6 +27,14 @@ class ParseConfig:
 
 
 @dataclass
+class ReplayConfig:
+    """[replay]: `host` is the host.name of lines that name none (Fail2ban's own log, Wazuh's
+    alerts.json): the host the files come from (`--host`); default: this machine's name."""
+
+    host: str | None = None
+
+
+@dataclass
 class GeoIPSettings:
     """[geoip]: `layouts` any of "ecs", "logstash" (legacy `geoip.*`), "wazuh"
     (`GeoLocation.*`); `fields` maps an address field to its ECS target (a table replaces
@@ -104,7 +112,8 @@ class IndexConfig:
     saved to every `snapshot_seconds` and at shutdown, and restored from at start (default
     DIR/index.snapshot; `persist = false` turns it off). `sources`: what enters the index:
     riemann (events with a service), fail2ban (`fail2ban <jail>`, banned count), postfix
-    (`postfix queue`), logs (`log <dataset>` per host)."""
+    (`postfix queue`), logs (`log <dataset>` per host). `max_ttl` is also the ttl of a
+    fail2ban/postfix entry while its count is above 0 (a state held, see index/feed.py)."""
 
     enabled: bool = True
     default_ttl: float = 60.0
@@ -214,6 +223,7 @@ class Config:
     index: IndexConfig = field(default_factory=IndexConfig)
     listeners: ListenersConfig = field(default_factory=ListenersConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
 
 
 _PATHS = {"patterns_dirs", "city", "asn", "dir", "cert_file", "key_file", "ca_file", "snapshot"}

@@ -12,6 +12,7 @@ import orjson
 
 from ..config import Config, ConfigError, load_config
 from ..enrich.geoip import GeoIP, GeoIPError, build_geoip, default_city_database
+from ..enrich.host import local_host_name
 from ..enrich.metrics import DerivedMetrics
 from ..inputs import expand_paths
 from ..parse.dispatch import LineParser
@@ -34,6 +35,8 @@ def config_from_args(args) -> Config:
         p.max_line = args.max_line
     if args.output != Path("out"):
         cfg.output.dir = args.output
+    if getattr(args, "host", None):
+        cfg.replay.host = args.host
     g = cfg.geoip
     if args.no_geoip:
         g.enabled = False
@@ -80,7 +83,8 @@ def build_replay(cfg: Config) -> Replay:
         sink = BulkFileSink(out / "elasticsearch", IndexNamer(cfg.output.index))
     metrics = DerivedMetrics(cfg.metrics.bucket_seconds, metrics_template(cfg))
     return Replay(parser, out, geoip=geoip, metrics=metrics, sink=sink, metrics_sink=metrics_sink,
-                  metrics_retention=cfg.output.graphite.retention_days * 86400)
+                  metrics_retention=cfg.output.graphite.retention_days * 86400,
+                  host=cfg.replay.host or local_host_name())
 
 
 def _progress(total: int, enabled: bool):

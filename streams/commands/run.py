@@ -57,7 +57,7 @@ def build_index(cfg: Config, clock: Clock) -> IndexService | None:
         return None
     try:
         index = TTLIndex(clock, default_ttl=ic.default_ttl, max_ttl=ic.max_ttl, max_entries=ic.max_entries)
-        feed = IndexFeed(ic.sources)
+        feed = IndexFeed(ic.sources, held_ttl=ic.max_ttl)
     except ValueError as e:
         raise ConfigError(f"[index]: {e}") from None
     snapshot = (ic.snapshot or cfg.output.dir / "index.snapshot") if ic.persist else None

@@ -64,8 +64,9 @@ class DerivedMetrics:
         event = fields.get("event") or {}
         dataset = event.get("dataset") or "unknown"
         host_doc = fields.get("host") or {}
-        host = (host_doc.get("hostname") or host_doc.get("name")
-                or (fields.get("agent") or {}).get("name") or "unknown")  # Wazuh: the agent
+        # host.name, the one host field (the pipelines give it to every line); a document
+        # without one (not from a pipeline): a Wazuh alert's agent
+        host = host_doc.get("name") or (fields.get("agent") or {}).get("name") or "unknown"
         counts = self.counts
         counts[(b, host, dataset, "events")] += 1
         action = event.get("action")

@@ -11,6 +11,15 @@ each monitored log source keeps one entry per host that the lines refresh:
 Derived entries are stamped with the arrival time, not the line's own time: a replayed or
 delayed log must not look silent. When a host stops logging, its entries expire and the
 reaper turns them into `state: "expired"` events.
+
+A count is a state, not a sample: Fail2ban logs nothing while its bans hold, Postfix
+nothing while a message waits, so "no line for 60 s" says nothing about them. While the
+count is above 0 the entry's `ttl` is `held_ttl` (`[index] max_ttl`): it lives until a
+line changes it (Unban, Repeal Ban, `Jail 'x' stopped`, `Exiting Fail2ban` — the last two
+lift every ban of the jail, of the host — or qmgr's `removed`). At 0 it has no state to
+keep and takes the default TTL, as before. A Fail2ban that dies without a line cannot be
+told from an idle one by its log; its held entry still expires after `held_ttl`, and the
+host's silence shows sooner in its `log <dataset>` entries (source `logs`).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..event import Event
+from .ttl import MAX_TTL
 
 SOURCES = frozenset({"riemann", "fail2ban", "postfix", "logs"})
 DEFAULT_SOURCES = ("riemann", "fail2ban", "postfix")
@@ -26,21 +36,24 @@ _BAN = frozenset({"ban", "restore_ban"})
 _UNBAN = frozenset({"unban", "repeal_ban"})  # "Repeal Ban": a ban lifted because the jail stops
 
 
-def _entry(host: str, service: str, now: float, metric: float | None, description: str | None = None) -> Event:
+def _entry(host: str, service: str, now: float, metric: float | None, description: str | None = None,
+           ttl: float | None = None) -> Event:
     # the parser's constructor, not the dataclass's keywords (half the cost; a postfix or
     # fail2ban line makes one of these)
     ev = Event.from_parse({"event": {"dataset": "streams.index"}})
     ev.time, ev.host, ev.service, ev.state, ev.metric, ev.description = now, host, service, "ok", metric, description
+    ev.ttl = ttl
     return ev
 
 
 class IndexFeed:
-    def __init__(self, sources: Iterable[str] = DEFAULT_SOURCES) -> None:
+    def __init__(self, sources: Iterable[str] = DEFAULT_SOURCES, held_ttl: float = MAX_TTL) -> None:
         self.sources = frozenset(sources)
         unknown = self.sources - SOURCES
         if unknown:
             raise ValueError(f"unknown index sources {sorted(unknown)} (known: {sorted(SOURCES)})")
-        self.banned: dict[tuple[str, str], set[str]] = {}
+        self.held_ttl = held_ttl  # the ttl of an entry whose count is above 0 (see above)
+        self.banned: dict[str, dict[str, set[str]]] = {}  # host -> jail -> addresses
         self.queued: dict[str, set[str]] = {}
         self.overflow = 0  # tracked sets that hit _MAX_TRACKED
 
@@ -49,33 +62,42 @@ class IndexFeed:
         (Fail2ban's own log relayed as is) belongs to its `sender`, as syslog's fromhost."""
         if ev.service is not None:
             return [ev] if "riemann" in self.sources else []
-        host_doc = doc.get("host") or {}
-        host = host_doc.get("hostname") or host_doc.get("name") or sender
+        host = (doc.get("host") or {}).get("name") or sender
         if not host:
             return []
         out: list[Event] = []
         event = doc.get("event") or {}
         dataset = event.get("dataset")
         f2b = doc.get("fail2ban")
-        if f2b and "fail2ban" in self.sources and (jail := f2b.get("jail")):
-            out.append(self._fail2ban(host, jail, event.get("action"), doc, now))
+        action = event.get("action")
+        if "fail2ban" in self.sources:
+            if f2b and (jail := f2b.get("jail")):
+                out.append(self._fail2ban(host, jail, action, doc, now))
+            elif action == "server_stopped" and dataset == "fail2ban.log":  # every jail stops with it
+                jails = self.banned.get(host, {})
+                for jail, banned in jails.items():
+                    banned.clear()
+                    out.append(self._jail_entry(host, jail, 0, now))
         pf = doc.get("postfix")
         if pf and "postfix" in self.sources:
-            out.append(self._postfix(host, pf, event.get("action"), now))
+            out.append(self._postfix(host, pf, action, now))
         if dataset and "logs" in self.sources:
             out.append(_entry(host, f"log {dataset}", now, None))
         return out
 
     def _fail2ban(self, host: str, jail: str, action: str | None, doc: dict, now: float) -> Event:
-        banned = self.banned.setdefault((host, jail), set())
-        ip = (doc.get("source") or {}).get("ip") or (doc.get("source") or {}).get("address")
-        if ip:
+        banned = self.banned.setdefault(host, {}).setdefault(jail, set())
+        if action == "jail_stopped":  # its actions' stop removed every ban it held
+            banned.clear()
+        elif ip := (doc.get("source") or {}).get("ip") or (doc.get("source") or {}).get("address"):
             if action in _BAN:
                 self._add(banned, ip)
             elif action in _UNBAN:
                 banned.discard(ip)
-        n = len(banned)
-        return _entry(host, f"fail2ban {jail}", now, float(n), f"{n} banned")
+        return self._jail_entry(host, jail, len(banned), now)
+
+    def _jail_entry(self, host: str, jail: str, n: int, now: float) -> Event:
+        return _entry(host, f"fail2ban {jail}", now, float(n), f"{n} banned", self.held_ttl if n else None)
 
     def _postfix(self, host: str, pf: dict, action: str | None, now: float) -> Event:
         queued = self.queued.setdefault(host, set())
@@ -85,7 +107,8 @@ class IndexFeed:
                 self._add(queued, qid)
             elif pf.get("message") == "removed" or pf.get("postsuper_action") == "removed":  # qmgr, postsuper -d
                 queued.discard(qid)
-        return _entry(host, "postfix queue", now, float(len(queued)))
+        n = len(queued)
+        return _entry(host, "postfix queue", now, float(n), None, self.held_ttl if n else None)
 
     def _add(self, tracked: set[str], key: str) -> None:
         if len(tracked) >= _MAX_TRACKED and key not in tracked:

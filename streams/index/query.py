@@ -47,9 +47,18 @@ Where we deviate, and why:
   is still one value.
 - Names are `[letter_][word . : -]*` and commas are not whitespace: in Riemann's lexer
   `=` and `<` may sit inside a name, so `host="a"` fails there; here it parses.
-- Regular expressions are Python's `re`, not Java's (the common syntax is the same).
-- Parentheses nest at most MAX_DEPTH (32) deep, and a query too deep for Python's
-  recursion is a QueryError too: a query from the network never ends in a RecursionError.
+- Regular expressions are RE2's (google-re2), not Java's: a query comes from the network
+  and runs on the event loop, on every index update for a `/stream` subscription, so its
+  regex must run in linear time (Java's and Python's backtracking engines take hours on
+  `(a+)+$`). RE2 has no backreferences, lookaround, possessive quantifiers or atomic
+  groups: such a pattern is a QueryError with RE2's reason. Other differences: `\\d \\w
+  \\s \\b` are ASCII, `$` is only the end of the value (not before a final newline), `\\Z`
+  is written `\\z`. A pattern over RE2_MAX_MEM is refused, not compiled.
+- A query costs at most: MAX_LENGTH characters, MAX_TERMS predicates (MAX_TERMS - 1
+  `and`/`or`), MAX_REGEXES `~=`, parentheses MAX_DEPTH deep; over that it is a QueryError
+  with the reason. Riemann has no limits; a query from the network must have some. A
+  query too deep for Python's recursion (`not not … true`) is a QueryError too, never a
+  RecursionError.
 
 A query is compiled to the source of one Python expression over `e` (the event), then
 to a function with `compile()`. The source holds only our own fixed code: every literal
@@ -67,6 +76,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pyparsing as pp
+import re2
 
 from streams.event import Event
 
@@ -78,6 +88,10 @@ FIELDS = {"host": "host", "service": "service", "state": "state", "metric": "met
           "metric_d": "metric", "metric_sint64": "metric", "ttl": "ttl", "description": "description",
           "time": "time"}
 MAX_DEPTH = 32
+MAX_LENGTH = 4096     # characters: Riemann dashboards' queries are a line or two
+MAX_TERMS = 256       # predicates, each evaluated per event (per index update for a subscriber)
+MAX_REGEXES = 8       # `~=`, each up to RE2_MAX_MEM
+RE2_MAX_MEM = 1 << 20  # RE2's budget per regex (its default: 8 MiB); ~60k instructions
 OPERATORS = frozenset({"=", "!=", "<", ">", "<=", ">=", "=~", "~="})
 _ORDER = frozenset({"<", ">", "<=", ">="})
 
@@ -89,6 +103,8 @@ _NUMERIC = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
 _TOKEN_AT = re.compile(r'"(?:[^"\\]|\\.)*"?|[=!<>~]+|[\w.:-]+|\S', re.DOTALL)
 _PAREN = re.compile(r'"(?:[^"\\]|\\.)*"?|[()]', re.DOTALL)
 _WORD = re.compile(r'"(?:[^"\\]|\\.)*"?|[^\W\d][\w.:-]*', re.DOTALL)
+# What the up-front cost check counts: strings (skipped), parentheses, operators, words.
+_COST = re.compile(r'"(?:[^"\\]|\\.)*"?|[()]|[=!<>~]+|[^\W\d][\w.:-]*', re.DOTALL)
 
 
 class QueryError(ValueError):
@@ -177,10 +193,38 @@ def _simple(s: str, loc: int, toks: pp.ParseResults) -> list:
         raise _fatal(s, right.pos, f"expected a string after {op!r}")
     if op == "~=":
         try:
-            re.compile(right.node)
-        except re.error as exc:
-            raise _fatal(s, right.pos, f"bad regular expression: {exc}") from None
+            _regex(right.node)
+        except re2.error as exc:
+            raise _fatal(s, right.pos, _regex_refusal(exc)) from None
     return [(op, left.node, right.node)]
+
+
+@functools.cache
+def _re2_options() -> re2.Options:
+    opts = re2.Options()
+    opts.max_mem = RE2_MAX_MEM
+    opts.log_errors = False  # a refusal is the caller's QueryError, not a line on stderr
+    return opts
+
+
+def _utf8(text: str) -> bytes:
+    # RE2 reads UTF-8; a lone surrogate (a `\ud800` escape, an undecodable log byte)
+    # must not raise, so it is passed through as the bytes it would be
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _regex(pattern: str) -> Any:
+    """The RE2 regex for a `~=` pattern (raises re2.error). Bytes in, bytes searched: the
+    wrapper's str path maps every match back to str offsets, which we never read."""
+    return re2.compile(_utf8(pattern), _re2_options())
+
+
+def _regex_refusal(exc: re2.error) -> str:
+    reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+    if "too large" in reason:
+        return f"regular expression too large (over RE2's memory budget of {RE2_MAX_MEM >> 10} KiB)"
+    return (f"bad regular expression: {reason} (RE2 syntax: linear time, so no backreferences, "
+            "lookaround or possessive quantifiers)")
 
 
 def _tagged(s: str, loc: int, toks: pp.ParseResults) -> list:
@@ -269,7 +313,9 @@ def parse_query(text: str) -> Any:
         raise TypeError(f"a query is a str, not {type(text).__name__}")
     if not text.strip():
         raise QueryError(text, 0, "empty query")
-    _check_depth(text)
+    if len(text) > MAX_LENGTH:
+        raise QueryError(text, MAX_LENGTH, f"query longer than {MAX_LENGTH} characters ({len(text)})")
+    _check_cost(text)
     try:
         return _grammar().parse_string(text, parse_all=True)[0]
     except pp.ParseBaseException as exc:
@@ -278,17 +324,28 @@ def parse_query(text: str) -> Any:
         raise QueryError(text, 0, "query nested too deeply") from None
 
 
-def _check_depth(text: str) -> None:
-    """Parentheses deeper than MAX_DEPTH are refused up front: pyparsing's recursion, then
-    Python's own compiler, would fail on them with something other than a QueryError."""
-    depth = 0
-    for m in _PAREN.finditer(text):
-        if m.group() == "(":
+def _check_cost(text: str) -> None:
+    """The limits (see the module docstring) checked on the tokens before parsing, so that
+    a refusal costs one scan and points at the token over the limit. Parentheses deeper
+    than MAX_DEPTH: pyparsing's recursion, then Python's own compiler, would fail on them
+    with something other than a QueryError."""
+    depth, joins, regexes = 0, 0, 0
+    for m in _COST.finditer(text):
+        token = m.group()
+        if token == "(":
             depth += 1
             if depth > MAX_DEPTH:
                 raise QueryError(text, m.start(), f"parentheses nested deeper than {MAX_DEPTH}")
-        elif m.group() == ")":
+        elif token == ")":
             depth -= 1
+        elif token == "and" or token == "or":
+            joins += 1
+            if joins >= MAX_TERMS:
+                raise QueryError(text, m.start(), f"more than {MAX_TERMS} predicates")
+        elif token == "~=":
+            regexes += 1
+            if regexes > MAX_REGEXES:
+                raise QueryError(text, m.start(), f"more than {MAX_REGEXES} regular expressions (~=)")
 
 
 # -- compiling --------------------------------------------------------------------------
@@ -349,8 +406,10 @@ def _like(pattern: str) -> tuple[str, list[Any]]:
     return " and ".join(tests), consts
 
 
-def _like_regex(pattern: str) -> re.Pattern:
-    return re.compile(".*".join(map(re.escape, pattern.split("%"))), re.DOTALL)
+def _like_regex(pattern: str) -> Any:
+    """LIKE as one regex, for a literal on the left (decided once). RE2: Python's `re`
+    takes O(n^k) on `.*a.*a…b` with k `%` (measured: 4 `%` over 800 characters, 7 s)."""
+    return re2.compile(b"(?s)" + b".*".join(map(re2.escape, map(_utf8, pattern.split("%")))), _re2_options())
 
 
 class _Compiler:
@@ -417,17 +476,17 @@ class _Compiler:
 
     def match(self, op: str, left: Any, pattern: str) -> str:
         if op == "~=":
-            code, args = "{0}(v) is not None", [re.compile(pattern).search]
+            code, args = "{0}(_utf8(v)) is not None", [_regex(pattern).search]
         else:
-            code, args = _like(pattern)
+            code, args = _like(pattern)  # string operations: linear in the value
         if not isinstance(left, tuple):  # a literal on the left: decide now
-            find = re.compile(pattern).search if op == "~=" else _like_regex(pattern).fullmatch
-            return repr(isinstance(left, str) and find(left) is not None)
+            find = _regex(pattern).search if op == "~=" else _like_regex(pattern).fullmatch
+            return repr(isinstance(left, str) and find(_utf8(left)) is not None)
         test = code.format(*(self.const(a) for a in args))
         return f"((v := {self.value(left)}).__class__ is str and {test})"
 
 
-_HELPERS = {"_eq": _eq, "_num": _num}
+_HELPERS = {"_eq": _eq, "_num": _num, "_utf8": _utf8}
 
 
 class Query:

@@ -1,10 +1,11 @@
 """Syslog header parsing: RFC 3164 (BSD, with its real-world variants) and RFC 5424.
 
-`parse_syslog(line, fields, times)` writes `host.hostname`, `process.name`,
-`process.pid`, `@timestamp` and, where the header has them, `log.syslog.*` (priority,
-facility, severity; for RFC 5424 also version, appname, procid, msgid,
-structured_data) into `fields` and returns (program, message), or None when the line
-is not syslog-shaped. No I/O here. This is the hot path of every syslog line: one
+`parse_syslog(line, fields, times)` writes `host.hostname` and `host.name` (ECS's name
+of the host: the one field metrics and the index read; the pipelines give one to lines
+that name no host), `process.name`, `process.pid`, `@timestamp` and, where the header
+has them, `log.syslog.*` (priority, facility, severity; for RFC 5424 also version,
+appname, procid, msgid, structured_data) into `fields` and returns (program, message),
+or None when the line is not syslog-shaped. No I/O here. This is the hot path of every syslog line: one
 regex call, one tuple unpack, cached timestamps.
 """
 
@@ -114,7 +115,7 @@ def parse_rfc5424(m: re.Match, fields: dict, times: TimeParser) -> tuple[str | N
     host, app, procid, msgid, sd = m["host"], m["app"], m["procid"], m["msgid"], m["sd"]
     if host != "-":
         syslog["hostname"] = host
-        fields["host"] = {"hostname": host}
+        fields["host"] = {"hostname": host, "name": host}
     program = None
     if app != "-":
         program = syslog["appname"] = app
@@ -159,7 +160,7 @@ def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None
             stamp = times.iso(iso)
         if stamp is not None:
             fields["@timestamp"] = stamp[1]
-        fields["host"] = {"hostname": host}
+        fields["host"] = {"hostname": host, "name": host}
         fields["process"] = {"name": tag, "pid": int(pid)} if pid else {"name": tag}
         return tag, msg[1:] if msg[:1] == " " else msg
     m = _COMMON.match(line)
@@ -170,7 +171,7 @@ def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None
             stamp = times.syslog_cached(bsd, mon, day, clock, None)
         if stamp is not None:
             fields["@timestamp"] = stamp[1]
-            fields["host"] = {"hostname": host}
+            fields["host"] = {"hostname": host, "name": host}
             fields["process"] = {"name": tag, "pid": int(pid)} if pid else {"name": tag}
             return tag, msg
     m = _BSD.match(line)
@@ -199,7 +200,7 @@ def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None
     if stamp is not None:
         fields["@timestamp"] = stamp[1]
     if host is not None:
-        fields["host"] = {"hostname": host}
+        fields["host"] = {"hostname": host, "name": host}
     if tag is not None:
         if pid:
             fields["process"] = {"name": tag, "pid": int(pid) if pid.isdecimal() else pid}

@@ -54,6 +54,7 @@ import orjson
 
 from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
+from ..enrich.host import default_host
 from ..enrich.metrics import DerivedMetrics
 from ..event import Event, format_timestamp
 from ..index.service import IndexService
@@ -453,6 +454,8 @@ class LivePipeline:
 
     def _one(self, item: Received) -> None:
         riemann_metric = False
+        peer = item.peer
+        sender = peer[0] if isinstance(peer, tuple) and peer else None
         if item.text is not None:
             ev = self.parser.parse(item.text)
             if item.tags:
@@ -469,6 +472,8 @@ class LivePipeline:
             original = ev.service or ""
             riemann_metric = ev.metric is not None and ev.service is not None
         doc = ev.to_doc()
+        if item.text is not None:  # a Riemann event's host is its own, nil included
+            default_host(doc, sender)
         if "@timestamp" not in doc:
             doc["@timestamp"] = format_timestamp(item.received_at)
             ev.tags.append("_timestamp_from_ingest")
@@ -487,8 +492,7 @@ class LivePipeline:
             if riemann_metric:
                 self.metrics.point(ev.host or "unknown", "riemann", ev.service, ev.metric, ev.time or arrived)
             if self.index is not None and item.listener != INDEX_LISTENER:
-                peer = item.peer
-                self.index.observe(ev, doc, item.received_at, peer[0] if isinstance(peer, tuple) and peer else None)
+                self.index.observe(ev, doc, item.received_at, sender)
         except Exception as e:  # noqa: BLE001 - the event is written: not dead-lettered (a copy) too
             self._derive_failed(item, e)
         dataset = dataset_of(doc)

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
+from ..enrich.host import default_host
 from ..enrich.metrics import DerivedMetrics
 from ..event import format_timestamp
 from ..inputs import InputError, iter_lines, open_input
@@ -46,8 +47,9 @@ class Replay:
     def __init__(self, parser: LineParser, output: Path, geoip: GeoIP | None = None,
                  metrics: DerivedMetrics | None = None, sink: BulkFileSink | ElasticsearchSink | None = None,
                  clock: Clock | None = None, metrics_sink: Any = None,
-                 metrics_retention: float = 0.0) -> None:
+                 metrics_retention: float = 0.0, host: str | None = None) -> None:
         self.parser = parser
+        self.host = host  # host.name of the lines that name none (see enrich/host.py)
         self.metrics_sink = metrics_sink  # e.g. Carbon; None: DIR/graphite.txt
         # seconds the metrics server keeps a point (its schema's longest retention): older
         # points of an archive are sent all the same, but counted and warned about; 0: unknown
@@ -92,6 +94,7 @@ class Replay:
             if geoip is not None:
                 geoip.enrich(ev.fields, tags)
             doc = ev.to_doc()
+            default_host(doc, self.host)
             if "@timestamp" not in doc:
                 # no time in the line: stamp the replay time, say so
                 doc["@timestamp"] = format_timestamp(self.clock.now())

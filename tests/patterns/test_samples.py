@@ -49,6 +49,8 @@ def test_case(path):
         assert got == want, f"{key}: want {want!r}, got {got!r}"
     for key in case.get("absent") or ():
         assert get(doc, key) is _MISSING, f"{key} should be absent, got {get(doc, key)!r}"
+    # one host field: a line that names its host names it as ECS host.name too
+    assert get(doc, "host.name") == get(doc, "host.hostname"), "host.name differs from host.hostname"
 
 
 def test_every_rule_has_a_case():

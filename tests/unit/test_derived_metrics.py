@@ -14,12 +14,12 @@ def paths(points):
 
 def test_fail2ban_postfix_and_wazuh_counts():
     m = DerivedMetrics(60)
-    m.observe({"@timestamp": T, "host": {"hostname": "mx1"}, "event": {"dataset": "fail2ban.log", "action": "ban"},
+    m.observe({"@timestamp": T, "host": {"name": "mx1"}, "event": {"dataset": "fail2ban.log", "action": "ban"},
                "fail2ban": {"jail": "sshd"}, "source": {"geo": {"country_iso_code": "GB"}}})
     for status in ("sent", "sent", "deferred"):
-        m.observe({"@timestamp": T, "host": {"hostname": "mx1"}, "event": {"dataset": "postfix.log"},
+        m.observe({"@timestamp": T, "host": {"name": "mx1"}, "event": {"dataset": "postfix.log"},
                    "postfix": {"status": status}})
-    m.observe({"@timestamp": T, "host": {"hostname": "mx1"}, "event": {"dataset": "postfix.log", "outcome": "failure"},
+    m.observe({"@timestamp": T, "host": {"name": "mx1"}, "event": {"dataset": "postfix.log", "outcome": "failure"},
                "postfix": {"action": "reject", "status_code": 550}})
     m.observe({"@timestamp": T, "agent": {"name": "web.example.org"}, "event": {"dataset": "wazuh.alerts"},
                "rule": {"level": 10, "groups": ["syslog", "sshd"]}})
@@ -38,7 +38,7 @@ def test_fail2ban_postfix_and_wazuh_counts():
 
 def test_points_and_arrival_buckets_flush_only_ended_intervals():
     m = DerivedMetrics(10)
-    doc = {"host": {"hostname": "h"}, "event": {"dataset": "sshd.log"}}
+    doc = {"host": {"name": "h"}, "event": {"dataset": "sshd.log"}}
     m.observe(doc, 100)
     m.observe(doc, 110)
     m.point("web1", "riemann", "cpu load", 0.5, 105.7)

@@ -13,6 +13,7 @@ def test_relayed_syslog_line_is_unwrapped():
     doc = ev.to_doc()
     assert get(doc, "event.dataset") == "postfix.log" and "tags" not in doc
     assert get(doc, "host.hostname") == "mx1" and get(doc, "process.pid") == 4369
+    assert get(doc, "host.name") == "mx1"  # the line's host, not the relay's
     assert get(doc, "@timestamp") == "2026-11-24T00:45:07.790Z"
     assert get(doc, "log.syslog.hostname") == "vm" and get(doc, "log.syslog.appname") == "maillog"
     assert get(doc, "log.syslog.facility.name") == "local0"

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from streams.clock import ManualClock
 from streams.event import Event
 from streams.index.feed import IndexFeed
+from streams.index.ttl import DEFAULT_TTL, TTLIndex
 
 
 def f2b(action, ip, jail="sshd", host="mx1"):
-    return {"host": {"hostname": host}, "event": {"dataset": "fail2ban.log", "action": action},
+    return {"host": {"name": host}, "event": {"dataset": "fail2ban.log", "action": action},
             "fail2ban": {"jail": jail}, "source": {"ip": ip}}
 
 
@@ -61,9 +63,80 @@ def test_fail2ban_stop_repeals_the_bans():
 def test_postfix_queue_forgets_messages_deleted_with_postsuper():
     """`postsuper -d` removes queue files itself (qmgr logs no "removed" for them)."""
     feed = IndexFeed(["postfix"])
-    active = {"host": {"hostname": "mx1"}, "event": {"dataset": "postfix.log", "action": "queue_active"},
+    active = {"host": {"name": "mx1"}, "event": {"dataset": "postfix.log", "action": "queue_active"},
               "postfix": {"queueid": "A1"}}
-    deleted = {"host": {"hostname": "mx1"}, "event": {"dataset": "postfix.log", "action": "removed"},
+    deleted = {"host": {"name": "mx1"}, "event": {"dataset": "postfix.log", "action": "removed"},
                "postfix": {"queueid": "A1", "postsuper_action": "removed"}}
     assert feed.derive(Event(), active, 1.0)[0].metric == 1.0
     assert feed.derive(Event(), deleted, 2.0)[0].metric == 0.0
+
+
+# -- a count is a state: its entry lives while the state holds ---------------------------
+
+
+class Indexed:
+    """The feed into a real TTL index on a manual clock, as IndexService wires them."""
+
+    def __init__(self, feed: IndexFeed, **index_kw) -> None:
+        self.clock = ManualClock(1_000.0)
+        self.index = TTLIndex(self.clock, **index_kw)
+        self.feed = feed
+
+    def line(self, doc: dict) -> None:
+        self.index.insert_many(self.feed.derive(Event(), doc, self.clock.now()))
+
+    def after(self, seconds: float) -> list[tuple[str, str]]:
+        """What the reaper expires once `seconds` have passed."""
+        self.clock.advance(seconds)
+        return [(e.host, e.service) for e in self.index.expire()]
+
+    def metric(self, host: str, service: str) -> float | None:
+        entry = self.index.get(host, service)
+        return None if entry is None else entry.metric
+
+
+def test_fail2ban_entry_does_not_expire_while_bans_are_held():
+    ix = Indexed(IndexFeed())
+    ix.line(f2b("ban", "192.0.2.1"))
+    assert ix.after(DEFAULT_TTL + 1) == [] and ix.after(7 * 86400) == []  # Fail2ban is silent while it bans
+    assert ix.metric("mx1", "fail2ban sshd") == 1.0
+    ix.line(f2b("unban", "192.0.2.1"))
+    assert ix.metric("mx1", "fail2ban sshd") == 0.0
+    assert ix.after(DEFAULT_TTL + 1) == [("mx1", "fail2ban sshd")]  # nothing held: the default TTL again
+
+
+def test_a_silent_host_with_bans_still_expires_after_the_held_ttl():
+    ix = Indexed(IndexFeed(held_ttl=86400.0), max_ttl=86400.0)
+    ix.line(f2b("ban", "192.0.2.1"))
+    assert ix.after(86400) == []
+    assert ix.after(1) == [("mx1", "fail2ban sshd")]
+
+
+def test_jail_stopped_and_fail2ban_exit_lift_the_bans():
+    ix = Indexed(IndexFeed())
+    for jail in ("sshd", "postfix", "recidive"):
+        ix.line(f2b("ban", "192.0.2.1", jail=jail))
+    ix.line(f2b("ban", "192.0.2.1", host="mx2"))
+    stopped = {"host": {"name": "mx1"}, "event": {"dataset": "fail2ban.log", "action": "jail_stopped"},
+               "fail2ban": {"jail": "sshd"}}
+    ix.line(stopped)  # Fail2ban < 0.11 logs no Unban for the bans a stop lifts
+    assert ix.metric("mx1", "fail2ban sshd") == 0.0 and ix.metric("mx1", "fail2ban postfix") == 1.0
+    ix.line({"host": {"name": "mx1"}, "event": {"dataset": "fail2ban.log", "action": "server_stopped"}})
+    assert [ix.metric("mx1", f"fail2ban {j}") for j in ("sshd", "postfix", "recidive")] == [0.0, 0.0, 0.0]
+    assert ix.metric("mx2", "fail2ban sshd") == 1.0  # another host's Fail2ban still runs
+    assert sorted(ix.after(DEFAULT_TTL + 1)) == [("mx1", "fail2ban postfix"), ("mx1", "fail2ban recidive"),
+                                                 ("mx1", "fail2ban sshd")]
+    ix.line(f2b("restore_ban", "192.0.2.1"))  # the next start restores what its database kept
+    assert ix.metric("mx1", "fail2ban sshd") == 1.0
+
+
+def test_postfix_queue_entry_does_not_expire_while_messages_wait():
+    ix = Indexed(IndexFeed(["postfix"]))
+    active = {"host": {"name": "mx1"}, "event": {"dataset": "postfix.log", "action": "queue_active"},
+              "postfix": {"queueid": "A1"}}
+    removed = {"host": {"name": "mx1"}, "event": {"dataset": "postfix.log"},
+               "postfix": {"queueid": "A1", "message": "removed"}}
+    ix.line(active)
+    assert ix.after(5 * 86400) == [] and ix.metric("mx1", "postfix queue") == 1.0  # a deferred message waits days
+    ix.line(removed)
+    assert ix.after(DEFAULT_TTL + 1) == [("mx1", "postfix queue")]

@@ -7,15 +7,28 @@ attributes are strings, so `paws = 4` is matched by the attribute "4".
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 import random
 import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
 from streams.event import Event
-from streams.index.query import Query, QueryError, compile_query, match_all, parse_query
+from streams.index.query import (
+    MAX_LENGTH,
+    MAX_REGEXES,
+    MAX_TERMS,
+    Query,
+    QueryError,
+    compile_query,
+    match_all,
+    parse_query,
+)
 
 
 def ev(**kw) -> Event:
@@ -319,6 +332,70 @@ def test_regex_searches_anywhere():
     check('service ~= ""', [ev(service="")], [ev()])
 
 
+@pytest.mark.parametrize("pattern", [
+    r"(a)\\1",           # backreference
+    r"(?P<n>a)(?P=n)",   # named backreference
+    r"a(?=b)",           # lookahead
+    r"(?<!x)a",          # lookbehind
+    r"a++",              # possessive quantifier
+    r"(?>a+)b",          # atomic group
+])
+def test_regex_features_that_need_backtracking_are_refused(pattern):
+    """The engine is RE2, not `re` (which compiles every one of these): a pattern RE2
+    cannot run in linear time is a QueryError with RE2's reason, at the string's column."""
+    with pytest.raises(QueryError) as info:
+        compile_query(f'service ~= "{pattern}"')
+    assert info.value.position == 11
+    assert "bad regular expression" in info.value.message and "RE2 syntax" in info.value.message
+
+
+def test_a_regex_over_the_memory_budget_is_refused():
+    # 12,000 repeated any-characters: `re` and RE2's default 8 MiB compile it; our budget does not
+    text = 'service ~= "(?s)' + ".{1000}" * 12 + '"'
+    with pytest.raises(QueryError) as info:
+        compile_query(text)
+    assert info.value.position == 11 and "too large" in info.value.message
+
+
+_CATASTROPHIC = textwrap.dedent("""
+    import json
+    from streams.event import Event
+    from streams.index.query import compile_query
+    cases = [('service ~= "(a+)+$"', "a" * 40 + "!"),
+             ('service ~= "(a|a)*b"', "a" * 40),
+             ('service ~= "(.*a){20}"', ("a" + "b" * 1000) * 19),
+             ('service =~ "%a%a%a%a%a%b"', "a" * 2000),
+             ('"' + "a" * 2000 + '" =~ "%a%a%a%a%a%b"', "")]
+    print(json.dumps([compile_query(q)(Event(service=v)) for q, v in cases]))
+""")
+
+
+def test_catastrophic_patterns_finish():
+    """With a backtracking engine each case takes minutes to hours (2^40 paths for the
+    first two); in linear time, milliseconds. Run in a child so that the old engine fails
+    this test by the liveness timeout instead of hanging the suite; the timeout is no
+    measure of speed, only a bound on "never ends"."""
+    try:
+        out = subprocess.run([sys.executable, "-c", _CATASTROPHIC], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a query froze the process (backtracking regex)")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [False] * 5
+
+
+def test_regex_on_surrogates_never_raises():
+    # RE2 reads UTF-8: a lone surrogate (undecodable log bytes, a `\ud800` escape) goes through as it is
+    check(r'service ~= "\ud800|b"', [ev(service="a\ud800"), ev(service="b")], [ev(service="a\udcff")])
+    check('service ~= "^a"', [ev(service="a\udcff")], [ev(service="\udcffa")])
+    assert compile_query('"\\udcff" ~= "\\udcff"')(ev()) is True
+
+
+def test_regex_is_re2_syntax():
+    # where RE2 legitimately differs from Python's `re`: `$` is the end of the value only
+    check('service ~= "sshd$"', [ev(service="fail2ban sshd")], [ev(service="fail2ban sshd\n")])
+    check(r'service ~= "\\d\\z"', [ev(service="a1")], [ev(service="a1\n")])
+
+
 def test_regex_on_non_strings_is_false():
     check('metric ~= "1"', [], [ev(metric=1.0), ev()])
     check('x ~= "1"', [ev(attributes={"x": "1"})], [ev(attributes={})])
@@ -455,6 +532,29 @@ def test_nesting_limits_are_query_errors():
     with pytest.raises(QueryError, match="nested too deeply"):
         compile_query("not " * 1000 + "true")
     assert compile_query('"((((((((((((((((((((((((((((((((((" = nil')(ev()) is False  # strings don't count
+
+
+def test_cost_limits_are_query_errors():
+    longest = "host = " + '"' + "x" * (MAX_LENGTH - 9) + '"'
+    assert len(longest) == MAX_LENGTH and compile_query(longest)(ev(host="x" * (MAX_LENGTH - 9)))
+    with pytest.raises(QueryError) as info:
+        compile_query(longest + " ")
+    assert info.value.position == MAX_LENGTH and f"longer than {MAX_LENGTH} characters" in info.value.message
+
+    terms = " or ".join(f"a{i} = 1" for i in range(MAX_TERMS))
+    assert compile_query(terms)(ev(attributes={f"a{MAX_TERMS - 1}": "1"}))
+    with pytest.raises(QueryError) as info:
+        compile_query(terms + " and b = 2")
+    assert info.value.position == len(terms) + 1 and f"more than {MAX_TERMS} predicates" in info.value.message
+    assert compile_query('a = "and or and or"')  # words in strings are no terms
+
+    regexes = " or ".join(f'a{i} ~= "x"' for i in range(MAX_REGEXES))
+    assert compile_query(regexes)(ev(attributes={"a0": "x"}))
+    with pytest.raises(QueryError) as info:
+        compile_query(regexes + ' or b ~= "y"')
+    assert info.value.position == len(regexes) + 6
+    assert f"more than {MAX_REGEXES} regular expressions" in info.value.message
+    assert compile_query(" or ".join(f'a{i} = "~="' for i in range(2 * MAX_REGEXES)))  # nor operators
 
 
 def test_error_text_points_at_the_column():

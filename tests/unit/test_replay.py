@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +19,7 @@ LOGS = SAMPLES_DIR / "logs"
 def replayed(tmp_path_factory, city_db):
     out = tmp_path_factory.mktemp("replay")
     rc = main(["replay", "-q", "--no-progress", "--year", "2026", "--geoip-city", str(city_db),
-               "-o", str(out), str(LOGS)])
+               "--host", "mx1", "-o", str(out), str(LOGS)])
     assert rc == 0
     docs = []
     for f in sorted((out / "elasticsearch").glob("*.ndjson")):
@@ -76,17 +77,48 @@ def test_graphite_counts_match_documents(replayed):
         path, value, ts = line.split()
         assert int(ts) % 60 == 0
         points[path] += int(value)
-    # fail2ban's own log names no host: its metrics go under `unknown`
+    # fail2ban's own log names no host: its metrics go under the --host given
     bans = Counter(d["fail2ban"]["jail"] for _, d in docs if d["event"].get("action") == "ban")
     assert len(bans) >= 3
     for jail, n in bans.items():
-        assert points[f"streams.unknown.fail2ban_log.jail.{jail}.ban"] == n
+        assert points[f"streams.mx1.fail2ban_log.jail.{jail}.ban"] == n
     gb = sum(1 for _, d in docs if d["event"].get("action") == "ban"
              and d.get("source", {}).get("geo", {}).get("country_iso_code") == "GB")
-    assert gb and points["streams.unknown.fail2ban_log.country.GB.ban"] == gb
+    assert gb and points["streams.mx1.fail2ban_log.country.GB.ban"] == gb
+    assert not [p for p in points if p.startswith("streams.unknown.")]
     failures = sum(1 for _, d in docs if d["event"].get("outcome") == "failure" and d["event"]["dataset"] == "sshd.log")
     assert failures and points["streams.mx1.sshd_log.failures"] == failures
     assert sum(v for k, v in points.items() if k.endswith(".events")) == len(docs)
+
+
+def test_every_document_has_a_host_name(replayed):
+    _, docs = replayed
+    assert all(d["host"]["name"] == "mx1" for _, d in docs)
+    own = [d for _, d in docs if d["event"]["dataset"] == "fail2ban.log"]
+    assert own and all("hostname" not in d["host"] for d in own)  # the line named none: none invented
+
+
+def hosts_of(out: Path) -> set[tuple[str, str]]:
+    """(Fail2ban's own log or a syslog file, the host object) of every document."""
+    return {("fail2ban.log" if d["event"]["dataset"] == "fail2ban.log" else "syslog", json.dumps(d["host"]))
+            for f in (out / "elasticsearch").glob("*.ndjson")
+            for d in map(json.loads, f.read_bytes().splitlines()[1::2])}
+
+
+def test_lines_without_a_host_get_this_machine_or_the_one_given(tmp_path):
+    files = [str(LOGS / "fail2ban.log"), str(LOGS / "auth.log")]
+    args = ["replay", "-q", "--no-progress", "--no-geoip", "--year", "2026"]
+    assert main([*args, "-o", str(tmp_path / "a"), *files]) == 0
+    here = json.dumps({"name": socket.gethostname()})  # as Logstash's and Vector's file inputs
+    mx1 = json.dumps({"hostname": "mx1", "name": "mx1"})
+    assert hosts_of(tmp_path / "a") == {("fail2ban.log", here), ("syslog", mx1)}
+    assert main([*args, "--host", "f2b.example.org", "-o", str(tmp_path / "b"), *files]) == 0
+    given = json.dumps({"name": "f2b.example.org"})
+    assert hosts_of(tmp_path / "b") == {("fail2ban.log", given), ("syslog", mx1)}  # a line's own host wins
+    cfg = tmp_path / "streams.toml"
+    cfg.write_text('[replay]\nhost = "from-config"\n')
+    assert main([*args, "--config", str(cfg), "-o", str(tmp_path / "c"), files[0]]) == 0
+    assert hosts_of(tmp_path / "c") == {("fail2ban.log", json.dumps({"name": "from-config"}))}
 
 
 def test_replay_is_deterministic(tmp_path, city_db, replayed):

@@ -40,6 +40,24 @@ def test_rfc3164_variants(line, host, prog, msg):
     assert f.get("host", {}).get("hostname") == host
 
 
+@pytest.mark.parametrize("line", [
+    "Nov 24 00:05:02 mx1 sshd[4007]: x",                                  # the common shape
+    "2024-08-26T01:33:38.572449+00:00 mx1 postfix/smtpd[60203]: x",       # rsyslog's file format
+    "<38>Mar 7 2008 19:06:53 mx1 tag: x",                                 # the general RFC 3164 pattern
+    "mx1 fail2ban[15699]: x",                                             # no time
+    "<38>1 2026-11-24T00:00:00Z mx1 sshd 12 - - x",                       # RFC 5424
+])
+def test_a_header_host_is_ecs_host_name_too(line):
+    # host.name is the one field metrics and the index read; host.hostname stays for ECS readers
+    _, f = parse(line, year=2026)
+    assert f["host"] == {"hostname": "mx1", "name": "mx1"}
+
+
+def test_no_host_in_the_header_no_host_field():
+    _, f = parse("Feb 17 17:40:17 sshd[19725]: Connection from 192.0.2.10", year=2026)
+    assert "host" not in f  # `streams parse` prints what the line holds; the pipelines add the default
+
+
 def test_rfc3164_year_and_timezone():
     _, f = parse("Jan  5 01:31:41 www sshd[1]: x", year=2005, tz="Europe/Paris")
     assert f["@timestamp"] == "2005-01-05T00:31:41.000Z"
@@ -102,7 +120,7 @@ def test_rfc3339_common_shape_matches_general_parse():
     # the fast path gives what the general pattern gives, one space opening the message dropped
     (prog, msg), f = parse("2024-08-26T01:33:38.572449+00:00 mx postfix/qmgr[7]:   three")
     assert (prog, msg) == ("postfix/qmgr", " three")
-    assert f == {"@timestamp": "2024-08-26T01:33:38.572Z", "host": {"hostname": "mx"},
+    assert f == {"@timestamp": "2024-08-26T01:33:38.572Z", "host": {"hostname": "mx", "name": "mx"},
                  "process": {"name": "postfix/qmgr", "pid": 7}}
 
 
