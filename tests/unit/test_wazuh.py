@@ -113,3 +113,18 @@ def test_old_csyslogd_json_format(parser):
     assert get(doc, "rule.groups") == ["pam", "syslog"]
     assert get(doc, "agent.name") == "web01" and doc["location"] == "/var/log/secure"
     assert get(doc, "source.ip") == "1.2.3.4"
+
+
+def test_an_alerts_json_line_is_about_its_agent():
+    """alerts.json names no host: host.name is the agent's, so the metrics go per agent, as
+    they did before every document got a host.name (and not under the manager's name)."""
+    from streams.enrich.metrics import DerivedMetrics
+    from streams.parse.dispatch import LineParser
+
+    line = ('{"timestamp":"2026-11-24T00:05:02.563+0000","rule":{"level":5,"id":"5710","groups":["sshd"]},'
+            '"agent":{"id":"003","name":"web3"},"manager":{"name":"wazuh-manager"},"location":"/var/log/auth.log"}')
+    doc = LineParser().parse(line).to_doc()
+    assert doc["host"] == {"name": "web3"}
+    m = DerivedMetrics()
+    m.observe(doc)
+    assert any(".web3." in path for path, _, _ in m.lines())

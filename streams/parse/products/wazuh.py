@@ -82,6 +82,13 @@ def _ecs(fields: dict, ev, parser, alert_stamp: bool = False) -> None:
         stamp = parser.times.iso(ts)
         if stamp is not None:
             fields["@timestamp"] = stamp[1]
+    agent = fields.get("agent")
+    host = fields.get("host")
+    if isinstance(agent, dict) and isinstance(agent.get("name"), str) and (host is None or (
+            isinstance(host, dict) and "name" not in host)):
+        # an alerts.json line names no host: the alert is about its agent (the manager's
+        # own alerts carry the manager as agent 000), so metrics go per agent
+        fields.setdefault("host", {})["name"] = agent["name"]
     data = fields.get("data")
     if isinstance(data, dict):
         srcip = data.get("srcip")
