@@ -182,7 +182,7 @@ class HttpListenerConfig(ListenerConfig):
     `subscriber_backlog` updates behind the index, or whose socket takes nothing for
     `send_timeout`, is dropped: the index never waits for a reader."""
 
-    max_connections: int = 64
+    max_connections: int = 256   # a burst of requests is read a hundred at a time
     max_subscribers: int = 32
     subscriber_backlog: int = 1000   # index updates waiting for one subscriber
 

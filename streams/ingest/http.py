@@ -9,8 +9,9 @@ size and time; a stream ends when the client goes away or the server stops.
 
 Budget: at most `max_connections` at once (kept out of the TCP listeners' descriptor
 shares, so a flood there never makes `/health` unreachable). At the limit a new connection
-replaces the oldest one still sending its request head (a real request's head comes in one
-packet), else it gets `503` and is closed. A stream's client that does not take what we
+replaces the oldest one that has been sending its request head for `SLOW_HEAD` seconds (a
+real request's head comes in one packet; a burst of connections the loop has not read yet
+is not slow), else it gets `503` and is closed. A stream's client that does not take what we
 write within `send_timeout` is dropped; one that falls behind the index by
 `subscriber_backlog` updates is dropped by the index (`streams.index.subscriptions`).
 """
@@ -34,6 +35,7 @@ _MAX_HEADER = 16 * 1024
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
             500: "Internal Server Error", 503: "Service Unavailable"}
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and clients see a live stream
+SLOW_HEAD = 1.0   # seconds: a connection still sending its request head after this may be replaced
 
 Params = dict[str, str]
 
@@ -56,7 +58,8 @@ class HttpListener(Listener):
         self.server: asyncio.Server | None = None
         self._closing = asyncio.Event()
         self._handlers: set[asyncio.Task] = set()
-        self._heads: dict[asyncio.Task, None] = {}   # handlers still reading their request head, oldest first
+        # handlers still reading their request head, oldest first, and since when
+        self._heads: dict[asyncio.Task, float] = {}
         self.stats.update(connections=0, rejected=0, evicted=0, streams_dropped=0)
 
     async def start(self) -> None:
@@ -66,9 +69,10 @@ class HttpListener(Listener):
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         stats = self.stats
         if stats["connections"] >= self.cfg.max_connections:
-            if self._heads:   # the oldest still sending its head makes room
-                stats["evicted"] += 1
-                next(iter(self._heads)).cancel()
+            oldest = next(iter(self._heads.items()), None)
+            if oldest is not None and asyncio.get_running_loop().time() - oldest[1] >= SLOW_HEAD:
+                stats["evicted"] += 1   # a slow sender of its head makes room
+                oldest[0].cancel()
             else:
                 stats["rejected"] += 1
                 log.warning("http connection refused: limit reached", extra={
@@ -90,7 +94,7 @@ class HttpListener(Listener):
         answered = False
         try:
             if task is not None:
-                self._heads[task] = None
+                self._heads[task] = asyncio.get_running_loop().time()
             try:
                 async with asyncio.timeout(min(self.cfg.greeting_timeout, 10.0)):
                     head = await reader.readuntil(b"\r\n\r\n")
