@@ -13,7 +13,7 @@ import orjson
 from ..config import Config, ConfigError, load_config
 from ..enrich.geoip import GeoIP, GeoIPError, build_geoip, default_city_database
 from ..enrich.metrics import DerivedMetrics
-from ..inputs import expand_paths
+from ..logfiles import Skipped, expand_paths
 from ..parse.dispatch import LineParser
 from ..pipeline.replay import Replay, ReplayStats
 from ..sinks.bulk_files import BulkFileSink, IndexNamer
@@ -123,10 +123,14 @@ def run_replay(args) -> int:
     except ConfigError as e:
         log.error("configuration: %s", e)
         return 2
-    skipped: list[str] = []
+    skipped: list[Skipped] = []
     paths = expand_paths(args.paths, skipped)
-    for p in skipped:
-        log.warning("binary file in a folder left out: %s (name it on its own to read it)", p)
+    for s in skipped:
+        if s.unreadable:  # it may hold lines: counted as unreadable (exit 1)
+            log.error("cannot read %s: %s", s.path, s.reason)
+            replay.stats.unreadable_files.append(s.path)
+        else:
+            log.warning("left out of the replay: %s: %s", s.path, s.reason)
     total = sum(os.path.getsize(p) for p in paths if p != "-" and os.path.isfile(p))
     step, close = _progress(total, sys.stderr.isatty() and not args.no_progress)
     start = time.perf_counter()
@@ -139,7 +143,8 @@ def run_replay(args) -> int:
     geo = replay.geoip.cache_stats() if replay.geoip else None
     summary = {"lines": replay.stats.lines, "events": replay.stats.events, "empty": replay.stats.empty,
                "datasets": dict(replay.stats.datasets), "problems": dict(replay.stats.problems),
-               "unreadable_files": replay.stats.unreadable_files, "skipped_binary_files": skipped, "seconds": round(elapsed, 3), **extra,
+               "unreadable_files": replay.stats.unreadable_files,
+               "skipped_files": [s.as_dict() for s in skipped], "seconds": round(elapsed, 3), **extra,
                "geoip_cache": geo}
     (cfg.output.dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     if not args.quiet:

@@ -124,12 +124,12 @@ def test_a_file_without_line_ends_is_read_in_bounded_memory(monkeypatch):
 
 
 def test_binary_files_in_a_folder_are_left_out_and_listed(tmp_path):
-    from streams.inputs import expand_paths
+    from streams.logfiles import expand_paths
     (tmp_path / "auth.log").write_text("Nov 24 00:05:02 mx1 sshd[4007]: hello\n")
     (tmp_path / "wtmp").write_bytes(b"\x07\x00\x00\x00" * 100)
     (tmp_path / "messages").write_bytes(b"binary\x00junk")
     (tmp_path / "syslog").write_text("Nov 24 00:05:02 mx1 cron[1]: hi\n")
-    skipped: list[str] = []
+    skipped: list = []
     assert expand_paths([str(tmp_path)], skipped) == [str(tmp_path / "auth.log"), str(tmp_path / "syslog")]
-    assert sorted(skipped) == [str(tmp_path / "messages"), str(tmp_path / "wtmp")]
+    assert sorted(s.path for s in skipped) == [str(tmp_path / "messages"), str(tmp_path / "wtmp")]
     assert expand_paths([str(tmp_path / "wtmp")]) == [str(tmp_path / "wtmp")]   # named on its own: read
