@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1 << 20
-# a line is read up to this many bytes, the rest skipped (tagged): a file without line ends
-# (a binary one, a sparse lastlog) must not be held whole in memory. Far above any
-# --max-line the parser is given.
-MAX_LINE_READ = 16 << 20
-OVERLONG_TAG = "_line_cut_at_read"
+# a line longer than this many characters is cut there and tagged (`--max-line`, `[parse]
+# max_line`); the rest of it is skipped up to its LF, so a file without line ends (a binary
+# one, a sparse lastlog) is never held whole in memory
+DEFAULT_MAX_LINE = 64 * 1024
+LINE_TRUNCATED = "_line_truncated"
 NO_PROBLEMS: tuple[str, ...] = ()
 _BOM = b"\xef\xbb\xbf"
 
@@ -41,10 +41,12 @@ def decode_line(raw: bytes) -> tuple[str, tuple[str, ...]]:
     return text, problems
 
 
-def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
-               ) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """(line without its LF, problems) for every line, empty ones included. A failed read
+def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
+               max_line: int = DEFAULT_MAX_LINE) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(line without its LF, problems) for every line, empty ones included; a line longer
+    than `max_line` characters comes cut there, tagged `_line_truncated`. A failed read
     raises `InputError` after the lines before it."""
+    hold = 4 * max_line + 4   # bytes enough for max_line characters of any UTF-8 text
     tail = b""
     first = True
     overlong = False
@@ -63,18 +65,18 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
                 chunk = chunk[len(_BOM):]
                 if not chunk:
                     continue
-        if overlong:  # the rest of a line already cut at MAX_LINE_READ: skipped up to its LF
+        if overlong:  # the rest of a line already cut: skipped up to its LF
             nl = chunk.find(b"\n")
             if nl < 0:
                 continue
-            yield _cut_line(tail)
+            yield _cut_line(tail, hold, max_line)
             tail, overlong, chunk = b"", False, chunk[nl + 1:]
         data = tail + chunk if tail else chunk
         cut = data.rfind(b"\n")
         if cut < 0:
             tail = data
-            if len(tail) > MAX_LINE_READ:  # no LF for this long (a binary file): memory stays bounded
-                tail, overlong = tail[:MAX_LINE_READ], True
+            if len(tail) > hold:  # no LF for this long: memory stays bounded
+                tail, overlong = tail[:hold], True
             continue
         block, tail = data[:cut], data[cut + 1:]
         try:
@@ -83,20 +85,33 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
             text = None
         if text is None or "\x00" in text or "\r" in text:
             for raw in block.split(b"\n"):
-                yield decode_line(raw)
+                yield _decoded(raw, max_line)
             continue
         for line in text.split("\n"):
-            yield line, NO_PROBLEMS
+            if len(line) > max_line:
+                yield line[:max_line], (LINE_TRUNCATED,)
+            else:
+                yield line, NO_PROBLEMS
     if overlong:
-        yield _cut_line(tail)
+        yield _cut_line(tail, hold, max_line)
     elif tail:
-        yield decode_line(tail)
+        yield _decoded(tail, max_line)
 
 
-def _cut_line(head: bytes) -> tuple[str, tuple[str, ...]]:
-    """The first MAX_LINE_READ bytes of a longer line, tagged as cut."""
-    text, problems = decode_line(head)
-    return text, problems + (OVERLONG_TAG,)
+def _decoded(raw: bytes, max_line: int) -> tuple[str, tuple[str, ...]]:
+    line, problems = decode_line(raw)
+    if len(line) > max_line:
+        return line[:max_line], problems + (LINE_TRUNCATED,)
+    return line, problems
+
+
+def _cut_line(head: bytes, hold: int, max_line: int) -> tuple[str, tuple[str, ...]]:
+    """The first `max_line` characters of a line longer than `hold` bytes, tagged as cut."""
+    end = min(hold, len(head))
+    while 0 < end < len(head) and hold - end < 3 and head[end] & 0xC0 == 0x80:
+        end -= 1   # not inside a UTF-8 character: its cut would read as invalid UTF-8
+    text, problems = decode_line(head[:end])
+    return text[:max_line], problems + (LINE_TRUNCATED,)
 
 
 class InputError(Exception):

@@ -80,7 +80,7 @@ class Replay:
     def _process_lines(self, stream: BinaryIO, source: str, progress: Callable[[int], None] | None) -> None:
         stats, parse, geoip, sink, metrics = self.stats, self.parser.parse, self.geoip, self.sink, self.metrics
         problems, datasets = stats.problems, stats.datasets
-        for lineno, (text, bad) in enumerate(iter_lines(stream, progress), 1):
+        for lineno, (text, bad) in enumerate(iter_lines(stream, progress, self.parser.max_line), 1):
             stats.lines += 1
             if not text or text.isspace():
                 stats.empty += 1
