@@ -22,13 +22,17 @@ Each item of the answer is classified:
   the cluster going away and coming back is logged once each;
 - 413 on the whole request (over `http.max_content_length` or a proxy's body limit): the
   batch is sent in halves and later batches are read smaller; a single document over
-  the limit is dead-lettered.
+  the limit is dead-lettered;
+- 429 whose reason says the operation alone is over the node's indexing-pressure limit
+  (`indexing_pressure.memory.limit`, 10 % of the heap: a document of some 13 MB on a 512 MB
+  heap): no retry can pass, so it is handled as a 413 is (halves, then dead-lettered).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -87,6 +91,19 @@ def make_client(s: ElasticsearchSettings) -> Any:
     return Elasticsearch(s.url, **kw)
 
 
+# Elasticsearch's indexing pressure refusing an operation bigger than its limit, e.g.
+# "rejected execution of primary operation [..., primary_operation_bytes=67371796,
+# max_primary_bytes=53687091]" (9.3): waiting does not make it smaller
+_OVER_LIMIT = re.compile(r"_operation_bytes=(\d+), max_\w*_bytes=(\d+)")
+
+
+def over_limit(error: Any) -> bool:
+    """Whether a 429's reason says the operation alone is over the server's limit."""
+    reason = error.get("reason") if isinstance(error, dict) else error
+    m = _OVER_LIMIT.search(str(reason))
+    return m is not None and int(m[1]) > int(m[2])
+
+
 @dataclass
 class Outcome:
     """What one `_bulk` answer says about each record sent."""
@@ -95,6 +112,7 @@ class Outcome:
     duplicates: int = 0
     dead: list[tuple[bytes, int, Any]] = field(default_factory=list)   # (record, status, error)
     retry: list[bytes] = field(default_factory=list)
+    too_large: list[tuple[bytes, Any]] = field(default_factory=list)   # (record, error): 429 over the limit
 
 
 def classify(records: list[bytes], response: dict) -> Outcome:
@@ -112,6 +130,8 @@ def classify(records: list[bytes], response: dict) -> Outcome:
             out.duplicates += 1
         elif status in (400, 404):
             out.dead.append((rec, status, res.get("error")))
+        elif status == 429 and over_limit(res.get("error")):
+            out.too_large.append((rec, res.get("error")))
         else:
             out.retry.append(rec)
     return out
@@ -255,15 +275,20 @@ class ElasticsearchSink:
                 status = status_of(e)
                 if status in (400, 404):   # the whole request is bad: nothing will make it good
                     outcome = Outcome(dead=[(r, int(status), str(e)) for r in pending])
-                elif status == 413 and len(pending) > 1:   # the body is over a size limit
-                    return self._split(pending, len(body), e)
-                elif status == 413:   # one document over the limit: no resend can pass
-                    outcome = Outcome(dead=[(pending[0], 413, str(e))])
+                elif status == 413 or (status == 429 and over_limit(e)):   # over a size limit
+                    if len(pending) > 1:
+                        return self._split(pending, len(body), e)
+                    outcome = Outcome(dead=[(pending[0], status, str(e))])   # one document: no resend can pass
                 else:
                     self._down(e)
                     outcome = Outcome(retry=pending)
             else:
                 self._back_up()
+                if outcome.too_large:  # each over the server's limit in this request
+                    if len(pending) == 1:
+                        outcome.dead += [(r, 429, err) for r, err in outcome.too_large]
+                    elif not self._split([r for r, _ in outcome.too_large], len(body), outcome.too_large[0][1]):
+                        return False
             st = self.stats
             st["sent"] += outcome.sent
             st["duplicates"] += outcome.duplicates
@@ -278,13 +303,13 @@ class ElasticsearchSink:
                 attempt += 1
         return True
 
-    def _split(self, records: list[bytes], body_bytes: int, e: Exception) -> bool:
+    def _split(self, records: list[bytes], body_bytes: int, e: Any) -> bool:
         """A 413 (Elasticsearch's `http.max_content_length`, or a proxy's limit such as
-        nginx's 1 MiB `client_max_body_size`): send the halves, and read smaller batches
+        nginx's 1 MiB `client_max_body_size`), or a 429 over the indexing-pressure limit: send the halves, and read smaller batches
         from now on, so that the limit is not hit again and again."""
         if body_bytes // 2 < self._batch_bytes:
             self._batch_bytes = max(body_bytes // 2, 1)
-            log.warning("elasticsearch refused a bulk request as too large (413): batches of at most %d bytes "
+            log.warning("elasticsearch refused a bulk request as too large: batches of at most %d bytes "
                         "from now on", self._batch_bytes, extra={"url": self.settings.url, "error": str(e)})
         half = len(records) // 2
         return self._deliver(records[:half]) and self._deliver(records[half:])
