@@ -271,7 +271,29 @@ def load_config(path: Path | None) -> Config:
                               f"not {_TOML_TYPES.get(type(values), type(values).__name__)}")
         _fill(getattr(cfg, section), values, f"{path} [{section}]")
     check_tls(cfg.listeners.syslog_tls, f"{path} [listeners.syslog_tls]")
+    check_addresses(cfg, str(path))
     return cfg
+
+
+def check_addresses(cfg: Config, where: str) -> None:
+    """The output addresses (`host:port` becomes `http://host:port`) and the listeners'
+    ports must be usable: a typo is a ConfigError naming the value, not a traceback later."""
+    from .addresses import elasticsearch_url, host_port
+    out = cfg.output
+    try:
+        if out.elasticsearch.url is not None:
+            out.elasticsearch.url = elasticsearch_url(out.elasticsearch.url)
+    except ValueError as e:
+        raise ConfigError(f"{where} [output.elasticsearch] url: {e}") from None
+    try:
+        if out.graphite.address is not None:
+            host_port(out.graphite.address)
+    except ValueError as e:
+        raise ConfigError(f"{where} [output.graphite] address: {e}") from None
+    for f in fields(cfg.listeners):
+        port = getattr(cfg.listeners, f.name).port
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{where} [listeners.{f.name}] port: {port} is not a port (0 to 65535; 0 picks one)")
 
 
 def check_tls(lc: TlsListenerConfig, where: str = "[listeners.syslog_tls]") -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..addresses import host_port
 from ..config import Config, ConfigError
 from ..pipeline.live import MetricsWriter
 from ..sinks.bulk_files import IndexNamer
@@ -24,12 +25,11 @@ def elasticsearch_settings(cfg: Config, close_timeout: float | None) -> Elastics
 
 
 def health_check(client: Any, url: str) -> bool:
-    """Log what the cluster says at start; unreachable is not fatal (the spool waits)."""
+    """Whether the cluster answers (`streams setup`), said in one line either way."""
     try:
         h = client.cluster.health(timeout="5s")
     except Exception as e:  # noqa: BLE001 - every transport error says the same thing here
-        log.warning("elasticsearch not reachable at start; events are spooled until it is: %s", e,
-                    extra={"url": url})
+        log.error("elasticsearch not reachable at %s: %s", url, e, extra={"url": url})
         return False
     log.info("elasticsearch reachable", extra={"url": url, "cluster": h.get("cluster_name"),
                                                 "status": h.get("status"), "nodes": h.get("number_of_nodes")})
@@ -52,11 +52,9 @@ def build_elasticsearch(cfg: Config, counters: dict[str, int] | None = None,
 def carbon_settings(cfg: Config, close_timeout: float | None) -> CarbonSettings:
     g = cfg.output.graphite
     assert g.address is not None
-    host, sep, port = g.address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"[output.graphite] address must be HOST:PORT, not {g.address!r}")
     try:
-        return CarbonSettings(host=host.strip("[]") or "127.0.0.1", port=int(port), protocol=g.protocol,
+        host, port = host_port(g.address)
+        return CarbonSettings(host=host, port=port, protocol=g.protocol,
                               batch_size=g.batch_size, flush_seconds=g.flush_seconds,
                               buffer_max_points=g.buffer_max_points, backoff_max=g.backoff_max,
                               close_timeout=close_timeout, tags=g.tags)

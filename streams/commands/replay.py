@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 
+from ..addresses import elasticsearch_url, host_port
 from ..config import Config, ConfigError, load_config
 from ..enrich.geoip import GeoIP, GeoIPError, build_geoip, default_city_database
 from ..enrich.metrics import DerivedMetrics
@@ -42,12 +43,16 @@ def config_from_args(args) -> Config:
     if args.geoip_asn:
         g.asn = args.geoip_asn
     for kind, target in getattr(args, "to", None) or ():
-        if kind == "elasticsearch":
-            cfg.output.elasticsearch.url = target
-        elif kind == "graphite":
-            cfg.output.graphite.address = target
-        else:
-            raise ConfigError(f"--to {kind}: unknown output (known: elasticsearch URL, graphite HOST:PORT)")
+        try:
+            if kind == "elasticsearch":
+                cfg.output.elasticsearch.url = elasticsearch_url(target)
+            elif kind == "graphite":
+                host_port(target)
+                cfg.output.graphite.address = target
+            else:
+                raise ConfigError(f"--to {kind}: unknown output (known: elasticsearch URL, graphite HOST:PORT)")
+        except ValueError as e:
+            raise ConfigError(f"--to {kind}: {e}") from None
     return cfg
 
 
