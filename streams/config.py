@@ -61,6 +61,9 @@ class ElasticsearchOutput:
     username: str | None = None
     password: str | None = None
     templates: bool = True          # install/upgrade our index templates before the first document
+    # replay: give up after this many seconds in which Elasticsearch took no document (exit 3,
+    # the rest stays in DIR/spool/elasticsearch for the next replay or run); 0: wait forever
+    stall_timeout: float = 60.0
 
 
 @dataclass
@@ -80,6 +83,9 @@ class GraphiteOutput:
     # the longest retention of carbon's storage-schemas.conf (Debian's default: 60s:1d): replayed
     # points older than that are counted and warned about, as carbon drops them silently; 0: off
     retention_days: float = 1.0
+    # replay: give up after this many seconds in which carbon took no point (exit 3, the
+    # points then in DIR/graphite.txt); 0: wait forever
+    stall_timeout: float = 60.0
 
 
 @dataclass

@@ -47,12 +47,15 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
     than `max_line` characters comes cut there, tagged `_line_truncated`. A failed read
     raises `InputError` after the lines before it."""
     hold = 4 * max_line + 4   # bytes enough for max_line characters of any UTF-8 text
+    # read1: what is there, up to CHUNK (a file: CHUNK; a pipe or stdin: what its writer
+    # wrote), where read() would wait for a whole CHUNK before a line is handled
+    read = stream.read1 if hasattr(stream, "read1") else stream.read
     tail = b""
     first = True
     overlong = False
     while True:
         try:
-            chunk = stream.read(CHUNK)
+            chunk = read(CHUNK)
         except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:  # a truncated archive, a read error
             raise InputError(str(e)) from e
         if not chunk:

@@ -19,6 +19,7 @@ from ..parse.dispatch import LineParser
 from ..pipeline.replay import Replay, ReplayStats
 from ..sinks.bulk_files import BulkFileSink, IndexNamer
 from .outputs import metrics_template, network_outputs
+from .stopping import Stop, stopping
 
 log = logging.getLogger("streams.replay")
 
@@ -35,6 +36,9 @@ def config_from_args(args) -> Config:
         p.max_line = args.max_line
     if args.output != Path("out"):
         cfg.output.dir = args.output
+    stall = getattr(args, "stall_timeout", None)
+    if stall is not None:
+        cfg.output.elasticsearch.stall_timeout = cfg.output.graphite.stall_timeout = stall
     g = cfg.geoip
     if args.no_geoip:
         g.enabled = False
@@ -53,7 +57,20 @@ def config_from_args(args) -> Config:
                 raise ConfigError(f"--to {kind}: unknown output (known: elasticsearch URL, graphite HOST:PORT)")
         except ValueError as e:
             raise ConfigError(f"--to {kind}: {e}") from None
+    output_folder(cfg.output.dir)
     return cfg
+
+
+def output_folder(path: Path) -> None:
+    """Create the output folder, or say in one line why it cannot be (shared with `run`)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"output folder {path}: a file is in the way") from None
+    except OSError as e:
+        raise ConfigError(f"output folder {path}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"output folder {path}: not writable")
 
 
 def build_stages(cfg: Config) -> tuple[LineParser, GeoIP | None]:
@@ -78,9 +95,9 @@ def build_stages(cfg: Config) -> tuple[LineParser, GeoIP | None]:
 def build_replay(cfg: Config) -> Replay:
     parser, geoip = build_stages(cfg)
     out = cfg.output.dir
-    out.mkdir(parents=True, exist_ok=True)
-    # close_timeout None: a replay ends when its archive is delivered
-    sink, metrics_sink = network_outputs(cfg, close_timeout=None)
+    # close_timeout None: a replay ends when its archive is delivered, or when an output
+    # took nothing for its stall_timeout (give_up)
+    sink, metrics_sink = network_outputs(cfg, close_timeout=None, give_up=True)
     if sink is None:
         sink = BulkFileSink(out / "elasticsearch", IndexNamer(cfg.output.index))
     metrics = DerivedMetrics(cfg.metrics.bucket_seconds, metrics_template(cfg))
@@ -122,12 +139,26 @@ def summary_table(stats: ReplayStats, elapsed: float, extra: dict, geo: dict | N
 
 
 def run_replay(args) -> int:
-    try:
-        cfg = config_from_args(args)
-        replay = build_replay(cfg)
-    except ConfigError as e:
-        log.error("configuration: %s", e)
-        return 2
+    """Exit 0; 1 some input unreadable; 2 configuration; 3 an output could not take the
+    events; 128 + N stopped by signal N (130 SIGINT, 143 SIGTERM). The summary is written
+    whenever the replay started."""
+    with stopping() as stop:
+        try:
+            cfg = config_from_args(args)
+            replay = build_replay(cfg)
+        except ConfigError as e:
+            log.error("configuration: %s", e)
+            return 2
+        except OSError as e:   # e.g. DIR/elasticsearch is a file
+            log.error("cannot prepare the outputs: %s", e)
+            return 2
+        stop.on_stop = replay.interrupt
+        if stop.signal is not None:   # it came while building
+            replay.interrupt(stop.signal)
+        return _replay(args, cfg, replay, stop)
+
+
+def _replay(args, cfg: Config, replay: Replay, stop: Stop) -> int:
     skipped: list[Skipped] = []
     paths = expand_paths(args.paths, skipped)
     for s in skipped:
@@ -149,9 +180,21 @@ def run_replay(args) -> int:
     summary = {"lines": replay.stats.lines, "events": replay.stats.events, "empty": replay.stats.empty,
                "datasets": dict(replay.stats.datasets), "problems": dict(replay.stats.problems),
                "unreadable_files": replay.stats.unreadable_files,
-               "skipped_files": [s.as_dict() for s in skipped], "seconds": round(elapsed, 3), **extra,
-               "geoip_cache": geo}
-    (cfg.output.dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+               "skipped_files": [s.as_dict() for s in skipped], "interrupted": replay.interrupted,
+               "output_failures": replay.failures, "seconds": round(elapsed, 3), **extra, "geoip_cache": geo}
+    try:
+        (cfg.output.dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    except OSError as e:
+        log.error("cannot write the summary: %s", e)
+        replay.failures.append(str(e))
+    if replay.interrupted:
+        log.warning("interrupted by %s: stopped after %d lines; what was read is written (%s)%s",
+                    replay.interrupted, replay.stats.lines, cfg.output.dir,
+                    "; documents Elasticsearch has not taken stay in its spool for the next replay or run"
+                    if cfg.output.elasticsearch.url else "", extra={"signal": replay.interrupted})
+        return stop.exit_code
     if not args.quiet:
         print(summary_table(replay.stats, elapsed, extra, geo))
+    if replay.failures:
+        return 3
     return 1 if replay.stats.unreadable_files else 0

@@ -61,6 +61,9 @@ class ElasticsearchSettings:
     backoff_max: float = 30.0
     request_timeout: float = 30.0
     close_timeout: float | None = 10.0  # None: close() waits until everything is delivered
+    # waiting to deliver (close(), or write() into a full spool), give up after this many
+    # seconds in which no document was delivered (replay's bounded wait); None: never
+    stall_timeout: float | None = None
     api_key: str | None = None
     username: str | None = None
     password: str | None = None
@@ -137,6 +140,14 @@ def classify(records: list[bytes], response: dict) -> Outcome:
     return out
 
 
+class OutputStalled(Exception):
+    """Elasticsearch took nothing for `stall_timeout` seconds (what is spooled stays spooled)."""
+
+
+class OutputAborted(Exception):
+    """`abort()` was called (a signal) while waiting for room in the spool."""
+
+
 class ElasticsearchSink:
     """`write()`/`flush()`/`close()` like the bulk-file sink; delivery runs in a thread."""
 
@@ -159,6 +170,7 @@ class ElasticsearchSink:
         # with backoff until it succeeds: a document indexed before its template is mapped wrong
         self._prepare = prepare
         self._stop = threading.Event()
+        self._abort = False   # set by abort(), from a signal handler: no lock taken there
         self._up: bool | None = None
         self._thread = threading.Thread(target=self._run, name="es-sender", daemon=True)
         self._thread.start()
@@ -169,10 +181,27 @@ class ElasticsearchSink:
     block_when_full = True
 
     def write(self, doc: dict, doc_id: str, timeout: float | None = None) -> None:
+        """Spool a document; a full spool waits (`block_when_full`) up to `timeout`
+        (SpoolFull), or while documents are delivered at least every `stall_timeout`
+        (OutputStalled), or until `abort()` (OutputAborted)."""
         index = self.namer.for_doc(doc)
+        if self.block_when_full and not self.spool.has_room():
+            self._wait_room(timeout)
         self.spool.append(record(index, doc_id, doc), timeout, self.block_when_full)
         self.counts[index] = self.counts.get(index, 0) + 1
         self.stats["spooled"] += 1
+
+    def _wait_room(self, timeout: float | None) -> None:
+        start = time.monotonic()
+        progress = _Progress(self, start)
+        while not self.spool.wait_room(0.1):
+            now = time.monotonic()
+            if self._abort:
+                raise OutputAborted("elasticsearch: stopped while waiting for room in the spool")
+            if progress.stalled(now):
+                raise OutputStalled(self.stall_message())
+            if timeout is not None and now - start > timeout:
+                return   # append() raises SpoolFull
 
     def flush(self) -> None:
         self.spool.flush()
@@ -181,13 +210,18 @@ class ElasticsearchSink:
         return self.spool.has_room()
 
     def wait_delivered(self, timeout: float | None = None) -> bool:
-        """Block until the spool is empty (True) or `timeout` passed (False)."""
+        """Block until the spool is empty (True), or `timeout` passed, or nothing was delivered
+        for `stall_timeout` (`stalled` set), or `abort()` was called (False)."""
         start = time.monotonic()
         said = start
+        progress = _Progress(self, start)
         self.spool.flush()
         while self.spool.pending() > 0:
             now = time.monotonic()
-            if timeout is not None and now - start > timeout:
+            if (timeout is not None and now - start > timeout) or self._abort:
+                return False
+            if progress.stalled(now):
+                self.stalled = True
                 return False
             if now - said > 10:
                 said = now
@@ -195,6 +229,18 @@ class ElasticsearchSink:
                     "spool_bytes": self.spool.pending(), "sent": self.stats["sent"], "url": self.settings.url})
             time.sleep(0.02)
         return True
+
+    stalled = False   # wait_delivered() gave up: nothing was delivered for stall_timeout
+
+    def abort(self) -> None:
+        """Stop waiting for Elasticsearch (a signal): what is spooled stays for the next start.
+        Safe from a signal handler: it sets a flag, the waits look at it."""
+        self._abort = True
+
+    def stall_message(self) -> str:
+        return (f"elasticsearch took no document for {self.settings.stall_timeout:g} s; "
+                f"{self.spool.pending()} bytes stay in {self.spool.directory}, delivered by the next replay or "
+                "run with this output folder")
 
     def reopen(self) -> None:
         """SIGHUP (log rotation): the dead-letter file is reopened at its next write; the
@@ -205,7 +251,7 @@ class ElasticsearchSink:
         """Deliver what is spooled (up to `close_timeout`; the rest stays spooled for the
         next start), stop the sender. True when nothing was left behind."""
         done = self.wait_delivered(self.settings.close_timeout)
-        if not done:
+        if not done and not (self.stalled or self._abort):   # else the caller says why
             log.warning("elasticsearch: events left in the spool, delivered at the next start",
                         extra={"spool_bytes": self.spool.pending(), "spool": str(self.spool.directory)})
         self._stop.set()
@@ -364,4 +410,27 @@ class ElasticsearchSink:
         return True
 
 
-__all__ = ["ElasticsearchSettings", "ElasticsearchSink", "SpoolFull", "classify", "record"]
+class _Progress:
+    """Whether a wait saw no document delivered (indexed, known, or dead-lettered) for the
+    sink's `stall_timeout`, counted from the start of the wait or the last delivery."""
+
+    def __init__(self, sink: ElasticsearchSink, start: float) -> None:
+        self.sink, self.since = sink, start
+        self.delivered = self._count()
+
+    def _count(self) -> int:
+        st = self.sink.stats
+        return st["sent"] + st["duplicates"] + st["dead_lettered"]
+
+    def stalled(self, now: float) -> bool:
+        limit = self.sink.settings.stall_timeout
+        if limit is None:
+            return False
+        n = self._count()
+        if n != self.delivered:
+            self.delivered, self.since = n, now
+        return now - self.since > limit
+
+
+__all__ = ["ElasticsearchSettings", "ElasticsearchSink", "OutputAborted", "OutputStalled", "SpoolFull", "classify",
+           "record"]
