@@ -185,6 +185,23 @@ def test_an_overlong_line_is_indexed_cut_and_one_over_the_servers_limit_is_dead_
     assert dead["status"] == 429 and "max_" in str(dead["error"])
 
 
+def test_what_a_replay_gave_up_on_is_delivered_by_the_next_one(tmp_path, es, elasticsearch_url):
+    # exit 3 says the documents stay in DIR/spool/elasticsearch for the next replay or run
+    out = tmp_path / "out"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    r = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--no-progress", "-q", "--year", "2026",
+                        "--no-geoip", "--output", str(out), "--stall-timeout", "1", "--to", "elasticsearch",
+                        f"127.0.0.1:{closed}", str(SAMPLES / "auth.log")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    summary = replay(out, elasticsearch_url, empty)
+    assert summary["events"] == 0 and summary["elasticsearch"]["sent"] == 1705
+    assert count(es, "streams-*") == 1705
+
+
 def _small_batches(tmp: Path) -> Path:
     cfg = tmp / "es.toml"
     # small requests: the replay is still delivering when Elasticsearch goes away
