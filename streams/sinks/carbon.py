@@ -601,8 +601,10 @@ class CarbonSink:
                 self._ok = False
                 self.stats["failed"] += left
                 self._held = self._window = 0
-                log.error("carbon %s:%d (%s): closing with %d points undelivered (counted as failed)",
-                          self.settings.host, self.settings.port, self.settings.protocol, left)
+                # the caller who gave up (stall_timeout) or aborted says what becomes of them
+                log.log(logging.WARNING if self.stalled or self._abort else logging.ERROR,
+                        "carbon %s:%d (%s): closing with %d points undelivered (counted as failed)",
+                        self.settings.host, self.settings.port, self.settings.protocol, left)
             self._update_buffered()
             self._done.set()
             self._cond.notify_all()

@@ -361,8 +361,8 @@ class ElasticsearchSink:
         return self._deliver(records[:half]) and self._deliver(records[half:])
 
     def _down(self, e: Exception) -> None:
-        if self._up is not False:
-            log.error("elasticsearch unreachable or failing; events wait in the spool: %s", e,
+        if self._up is not False:   # a warning: nothing is lost yet (giving up is the caller's error)
+            log.warning("elasticsearch unreachable or failing; events wait in the spool: %s", e,
                       extra={"url": self.settings.url, "spool_bytes": self.spool.pending()})
         self._up = False
 
