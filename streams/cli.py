@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .config import MAX_LINE_LIMIT
 
 EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
 log = logging.getLogger("streams")
@@ -53,7 +54,7 @@ def _common_parse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timezone", default="UTC", help="time zone of naive timestamps (default: UTC)")
     p.add_argument("--patterns-dir", action="append", default=[], type=Path, metavar="DIR",
                    help="extra directory of *.grok / *.yaml pattern files (repeatable; overrides built-ins)")
-    p.add_argument("--max-line", type=_bounded_int(1), default=64 * 1024, metavar="N",
+    p.add_argument("--max-line", type=_bounded_int(1, MAX_LINE_LIMIT), default=64 * 1024, metavar="N",
                    help="cut longer lines to N characters (event.original too) and tag them _line_truncated "
                         "(default: 65536)")
 

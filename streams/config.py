@@ -18,6 +18,11 @@ class ConfigError(ValueError):
     pass
 
 
+# --max-line's ceiling: a line is held up to 4 bytes per character while its LF is looked
+# for, and Elasticsearch takes no request over 100 MB anyway
+MAX_LINE_LIMIT = 64 << 20
+
+
 @dataclass
 class ParseConfig:
     year: int | None = None
@@ -278,6 +283,11 @@ def load_config(path: Path | None) -> Config:
         _fill(getattr(cfg, section), values, f"{path} [{section}]")
     check_tls(cfg.listeners.syslog_tls, f"{path} [listeners.syslog_tls]")
     check_addresses(cfg, str(path))
+    if not 1 <= cfg.parse.max_line <= MAX_LINE_LIMIT:   # 0 emptied every line: all of them skipped as empty
+        raise ConfigError(f"{path} [parse] max_line: {cfg.parse.max_line} is not between 1 and {MAX_LINE_LIMIT}")
+    for section in ("elasticsearch", "graphite"):
+        if getattr(cfg.output, section).stall_timeout < 0:
+            raise ConfigError(f"{path} [output.{section}] stall_timeout: at least 0 (0: wait for ever)")
     return cfg
 
 

@@ -43,15 +43,24 @@ class Skipped:
         return {"path": self.path, "reason": self.reason}
 
 
-def expand_paths(paths: list[str], skipped: list[Skipped] | None = None) -> list[str]:
+def expand_paths(paths: list[str], skipped: list[Skipped] | None = None, output: Path | None = None) -> list[str]:
     """The files to read: folders expanded (recursively, each rotation family oldest first),
-    files and `-` as given. Files of a folder left out are appended to `skipped`."""
+    files and `-` as given. Files of a folder left out are appended to `skipped`; so is
+    `output`, the replay's own output folder, when it is inside one (`replay /var/log -o
+    /var/log/out` would read its last outputs as logs)."""
     out: list[str] = []
     left: list[Skipped] = [] if skipped is None else skipped
     seen: dict[tuple[int, int], str] = {}
+    out_key = None
+    if output is not None:
+        try:
+            st = output.stat()
+            out_key = (st.st_dev, st.st_ino)
+        except OSError:
+            pass   # not made yet: nothing of it to read
     for p in paths:
         if p != "-" and os.path.isdir(p):
-            _walk(Path(p), out, left, seen, set())
+            _walk(Path(p), out, left, seen, set(), out_key)
         else:
             out.append(p)
             try:
@@ -78,12 +87,15 @@ def rotation_key(name: str) -> tuple[str, int, str | int]:
 
 
 def _walk(folder: Path, out: list[str], skipped: list[Skipped], seen: dict[tuple[int, int], str],
-          folders: set[tuple[int, int]]) -> None:
+          folders: set[tuple[int, int]], output: tuple[int, int] | None) -> None:
     try:
         st = folder.stat()
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as e:
         skipped.append(Skipped(str(folder), f"folder not readable: {e.strerror or e}", True))
+        return
+    if (st.st_dev, st.st_ino) == output:
+        skipped.append(Skipped(str(folder), "the replay's own output folder"))
         return
     if (st.st_dev, st.st_ino) in folders:  # a link back to a folder being walked
         skipped.append(Skipped(str(folder), "symbolic link loop (a folder already being read)"))
@@ -105,7 +117,7 @@ def _walk(folder: Path, out: list[str], skipped: list[Skipped], seen: dict[tuple
         else:
             skipped.append(reason)
     for sub in subfolders:
-        _walk(sub, out, skipped, seen, folders)
+        _walk(sub, out, skipped, seen, folders, output)
 
 
 def _kind(path: Path, name: str, skipped: list[Skipped]) -> str | None:

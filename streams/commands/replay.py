@@ -160,7 +160,7 @@ def run_replay(args) -> int:
 
 def _replay(args, cfg: Config, replay: Replay, stop: Stop) -> int:
     skipped: list[Skipped] = []
-    paths = expand_paths(args.paths, skipped)
+    paths = expand_paths(args.paths, skipped, output=cfg.output.dir)
     for s in skipped:
         if s.unreadable:  # it may hold lines: counted as unreadable (exit 1)
             log.error("cannot read %s: %s", s.path, s.reason)

@@ -91,6 +91,16 @@ def test_an_unreadable_config_file(d):
     one_error(lines, "Permission denied")
 
 
+@pytest.mark.parametrize("text, words", [("[parse]\nmax_line = 0\n", "max_line"),
+                                         ("[output.elasticsearch]\nstall_timeout = -1\n", "stall_timeout")])
+def test_a_config_value_out_of_range(d, text, words):
+    # max_line = 0 emptied every line: all of them skipped as empty, exit 0
+    (d / "range.toml").write_text(text)
+    rc, lines = replay(d, "--config", str(d / "range.toml"), str(d / "a.log"))
+    assert rc == 2
+    one_error(lines, "range.toml", words)
+
+
 # -- output folder -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("output, words", [("afile", ["afile", "a file is in the way"]),
@@ -262,7 +272,7 @@ def test_run_on_a_privileged_port(d):
 
 # -- usage -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [["replay"], ["parse", "--max-line", "0"], ["replay", "--stall-timeout", "-1", "x"],
+@pytest.mark.parametrize("args", [["replay"], ["parse", "--max-line", "0"], ["parse", "--max-line", "99999999999"], ["replay", "--stall-timeout", "-1", "x"],
                                   ["replay", "--stall-timeout", "nan", "x"], ["frobnicate"]])
 def test_usage_errors_are_exit_2_without_traceback(args):
     r = subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True, timeout=60)

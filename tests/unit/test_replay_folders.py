@@ -122,3 +122,14 @@ def test_compressed_rotations_are_read_by_their_content_and_zstd_named_alone_is_
     assert summary["events"] == 2 and b"gz-without-suffix line 1" in written
     err = capsysbinary.readouterr().err
     assert b"zstd" in err and b"Traceback" not in err
+
+
+def test_the_output_folder_inside_the_replayed_folder_is_not_read(tmp_path):
+    # `replay /var/log -o /var/log/out`, twice: the second read the first's outputs as logs
+    (tmp_path / "auth.log").write_bytes(lines("a"))
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert main(["replay", "-q", "--no-progress", "--no-geoip", "-o", str(out), str(tmp_path)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lines"] == 2
+    assert summary["skipped_files"] == [{"path": str(out), "reason": "the replay's own output folder"}]
