@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import MAX_LINE_LIMIT
+
+MAX_LINE_LIMIT = 64 << 20   # config.MAX_LINE_LIMIT (not imported: --help stays quick)
 
 EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
 log = logging.getLogger("streams")

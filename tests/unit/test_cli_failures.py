@@ -284,3 +284,8 @@ def test_samples_still_replay_cleanly(tmp_path):
     rc, lines = cli("replay", "-q", "--no-progress", "--no-geoip", "-o", str(tmp_path / "o"),
                     str(SAMPLES_DIR / "logs" / "auth.log"))
     assert rc == 0 and not [x for x in lines if x["level"] == "error"]
+
+
+def test_the_command_line_and_the_config_file_bound_max_line_alike():
+    from streams import cli, config
+    assert cli.MAX_LINE_LIMIT == config.MAX_LINE_LIMIT
