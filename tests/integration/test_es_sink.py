@@ -174,6 +174,7 @@ def test_an_overlong_line_is_indexed_cut_and_one_over_the_servers_limit_is_dead_
     summary = replay(tmp_path / "out", elasticsearch_url, src)
     assert summary["elasticsearch"]["sent"] == summary["events"] == 2
     assert summary["problems"]["_line_truncated"] == 1
+    es.indices.refresh(index="streams-sshd.log-*")
     hit = es.search(index="streams-sshd.log-*", query={"term": {"tags": "_line_truncated"}})["hits"]["hits"]
     assert len(hit) == 1 and len(hit[0]["_source"]["event"]["original"]) == 65536
     # with --max-line raised past what the server takes (it counts some 4 bytes per byte of a
