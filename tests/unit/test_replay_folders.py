@@ -73,12 +73,14 @@ def test_every_file_of_a_folder_is_read_or_listed_with_its_reason(var_log, capsy
 
 
 def test_a_folder_without_unreadable_files_exits_0_and_lists_what_it_left_out(tmp_path):
-    (tmp_path / "auth.log").write_bytes(lines("a"))
-    (tmp_path / "lastlog").write_bytes(b"\x00" * 1000)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "auth.log").write_bytes(lines("a"))
+    (logs / "lastlog").write_bytes(b"\x00" * 1000)
     out = tmp_path / "out"
-    assert main(["replay", "-q", "--no-progress", "--no-geoip", "-o", str(out), str(tmp_path)]) == 0
+    assert main(["replay", "-q", "--no-progress", "--no-geoip", "-o", str(out), str(logs)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["skipped_files"] == [{"path": str(tmp_path / "lastlog"), "reason": summary["skipped_files"][0]
+    assert summary["skipped_files"] == [{"path": str(logs / "lastlog"), "reason": summary["skipped_files"][0]
                                          ["reason"]}] and "binary" in summary["skipped_files"][0]["reason"]
     assert summary["unreadable_files"] == [] and summary["events"] == 2
 
