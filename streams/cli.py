@@ -1,7 +1,11 @@
 """The `streams` command line.
 
-Exit codes: 0 success; 1 some input could not be read (the rest was processed);
-2 usage or configuration error (bad pattern, bad option).
+Exit codes: 0 success; 1 some input could not be read (the rest was processed), or a
+server could not be reached (setup, query); 2 usage or configuration error (bad option,
+config file, pattern, address, output folder); 3 an output could not take the events
+(replay: Elasticsearch or carbon took nothing for their stall_timeout, an output file not
+writable; what was not delivered is kept, the log line says where); 130/143 stopped by
+SIGINT/SIGTERM (replay writes what it read and its summary first).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
+
+MAX_LINE_LIMIT = 64 << 20   # config.MAX_LINE_LIMIT (not imported: --help stays quick)
 
 EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
 log = logging.getLogger("streams")
@@ -32,14 +38,26 @@ def _bounded_int(low: int, high: int | None = None):
     return convert
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, at least 0."""
+    try:
+        n = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= n < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: must be a number of seconds, at least 0")
+    return n
+
+
 def _common_parse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--year", type=_bounded_int(1, 9999),
                    help="year for timestamps that carry none (default: from the clock)")
     p.add_argument("--timezone", default="UTC", help="time zone of naive timestamps (default: UTC)")
     p.add_argument("--patterns-dir", action="append", default=[], type=Path, metavar="DIR",
                    help="extra directory of *.grok / *.yaml pattern files (repeatable; overrides built-ins)")
-    p.add_argument("--max-line", type=_bounded_int(1), default=64 * 1024, metavar="BYTES",
-                   help="cut longer lines there and tag them _line_truncated (default: 65536)")
+    p.add_argument("--max-line", type=_bounded_int(1, MAX_LINE_LIMIT), default=64 * 1024, metavar="N",
+                   help="cut longer lines to N characters (event.original too) and tag them _line_truncated "
+                        "(default: 65536)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send to a server instead of files: --to elasticsearch http://127.0.0.1:9200 (index "
                         "templates installed first; refused documents in DIR/elasticsearch-dead-letter.ndjson), "
                         "--to graphite 127.0.0.1:2003 (the metrics, plaintext protocol); repeatable")
+    r.add_argument("--stall-timeout", type=_seconds, metavar="SECONDS",
+                   help="give up on a server output that took nothing for this long: exit 3, what it did not "
+                        "take kept (Elasticsearch: DIR/spool/elasticsearch, for the next replay or run; "
+                        "carbon: DIR/graphite.txt); 0: wait forever (default: [output.*] stall_timeout, 60)")
     r.add_argument("--quiet", "-q", action="store_true", help="no summary table")
     r.add_argument("--host", metavar="NAME", help="host.name of the lines that name no host, e.g. Fail2ban's "
                                                   "own log (default: [replay] host, else this machine's name)")
@@ -139,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:   # Ctrl-C in a command without its own handling (replay has it)
+        log.warning("interrupted (SIGINT)")
+        return 130
     return EXIT_CONFIG
 
 

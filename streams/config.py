@@ -18,6 +18,11 @@ class ConfigError(ValueError):
     pass
 
 
+# --max-line's ceiling: a line is held up to 4 bytes per character while its LF is looked
+# for, and Elasticsearch takes no request over 100 MB anyway
+MAX_LINE_LIMIT = 64 << 20
+
+
 @dataclass
 class ParseConfig:
     year: int | None = None
@@ -69,6 +74,9 @@ class ElasticsearchOutput:
     username: str | None = None
     password: str | None = None
     templates: bool = True          # install/upgrade our index templates before the first document
+    # replay: give up after this many seconds in which Elasticsearch took no document (exit 3,
+    # the rest stays in DIR/spool/elasticsearch for the next replay or run); 0: wait forever
+    stall_timeout: float = 60.0
 
 
 @dataclass
@@ -88,6 +96,9 @@ class GraphiteOutput:
     # the longest retention of carbon's storage-schemas.conf (Debian's default: 60s:1d): replayed
     # points older than that are counted and warned about, as carbon drops them silently; 0: off
     retention_days: float = 1.0
+    # replay: give up after this many seconds in which carbon took no point (exit 3, the
+    # points then in DIR/graphite.txt); 0: wait forever
+    stall_timeout: float = 60.0
 
 
 @dataclass
@@ -317,7 +328,34 @@ def load_config(path: Path | None) -> Config:
                               f"not {_TOML_TYPES.get(type(values), type(values).__name__)}")
         _fill(getattr(cfg, section), values, f"{path} [{section}]")
     check_tls(cfg.listeners.syslog_tls, f"{path} [listeners.syslog_tls]")
+    check_addresses(cfg, str(path))
+    if not 1 <= cfg.parse.max_line <= MAX_LINE_LIMIT:   # 0 emptied every line: all of them skipped as empty
+        raise ConfigError(f"{path} [parse] max_line: {cfg.parse.max_line} is not between 1 and {MAX_LINE_LIMIT}")
+    for section in ("elasticsearch", "graphite"):
+        if getattr(cfg.output, section).stall_timeout < 0:
+            raise ConfigError(f"{path} [output.{section}] stall_timeout: at least 0 (0: wait for ever)")
     return cfg
+
+
+def check_addresses(cfg: Config, where: str) -> None:
+    """The output addresses (`host:port` becomes `http://host:port`) and the listeners'
+    ports must be usable: a typo is a ConfigError naming the value, not a traceback later."""
+    from .addresses import elasticsearch_url, host_port
+    out = cfg.output
+    try:
+        if out.elasticsearch.url is not None:
+            out.elasticsearch.url = elasticsearch_url(out.elasticsearch.url)
+    except ValueError as e:
+        raise ConfigError(f"{where} [output.elasticsearch] url: {e}") from None
+    try:
+        if out.graphite.address is not None:
+            host_port(out.graphite.address)
+    except ValueError as e:
+        raise ConfigError(f"{where} [output.graphite] address: {e}") from None
+    for f in fields(cfg.listeners):
+        port = getattr(cfg.listeners, f.name).port
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{where} [listeners.{f.name}] port: {port} is not a port (0 to 65535; 0 picks one)")
 
 
 def check_tls(lc: TlsListenerConfig, where: str = "[listeners.syslog_tls]") -> None:

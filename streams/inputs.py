@@ -9,6 +9,8 @@ a UTF-8 byte order mark opening the input is dropped.
 
 from __future__ import annotations
 
+import lzma
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -16,11 +18,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1 << 20
-# a line is read up to this many bytes, the rest skipped (tagged): a file without line ends
-# (a binary one, a sparse lastlog) must not be held whole in memory. Far above any
-# --max-line the parser is given.
-MAX_LINE_READ = 16 << 20
-OVERLONG_TAG = "_line_cut_at_read"
+# a line longer than this many characters is cut there and tagged (`--max-line`, `[parse]
+# max_line`); the rest of it is skipped up to its LF, so a file without line ends (a binary
+# one, a sparse lastlog) is never held whole in memory
+DEFAULT_MAX_LINE = 64 * 1024
+LINE_TRUNCATED = "_line_truncated"
 NO_PROBLEMS: tuple[str, ...] = ()
 _BOM = b"\xef\xbb\xbf"
 
@@ -39,17 +41,22 @@ def decode_line(raw: bytes) -> tuple[str, tuple[str, ...]]:
     return text, problems
 
 
-def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
-               ) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """(line without its LF, problems) for every line, empty ones included. A failed read
+def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
+               max_line: int = DEFAULT_MAX_LINE) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(line without its LF, problems) for every line, empty ones included; a line longer
+    than `max_line` characters comes cut there, tagged `_line_truncated`. A failed read
     raises `InputError` after the lines before it."""
+    hold = 4 * max_line + 4   # bytes enough for max_line characters of any UTF-8 text
+    # read1: what is there, up to CHUNK (a file: CHUNK; a pipe or stdin: what its writer
+    # wrote), where read() would wait for a whole CHUNK before a line is handled
+    read = stream.read1 if hasattr(stream, "read1") else stream.read
     tail = b""
     first = True
     overlong = False
     while True:
         try:
-            chunk = stream.read(CHUNK)
-        except (OSError, EOFError, zlib.error) as e:  # a truncated `.gz`, a read error
+            chunk = read(CHUNK)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:  # a truncated archive, a read error
             raise InputError(str(e)) from e
         if not chunk:
             break
@@ -61,18 +68,18 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
                 chunk = chunk[len(_BOM):]
                 if not chunk:
                     continue
-        if overlong:  # the rest of a line already cut at MAX_LINE_READ: skipped up to its LF
+        if overlong:  # the rest of a line already cut: skipped up to its LF
             nl = chunk.find(b"\n")
             if nl < 0:
                 continue
-            yield _cut_line(tail)
+            yield _cut_line(tail, hold, max_line)
             tail, overlong, chunk = b"", False, chunk[nl + 1:]
         data = tail + chunk if tail else chunk
         cut = data.rfind(b"\n")
         if cut < 0:
             tail = data
-            if len(tail) > MAX_LINE_READ:  # no LF for this long (a binary file): memory stays bounded
-                tail, overlong = tail[:MAX_LINE_READ], True
+            if len(tail) > hold:  # no LF for this long: memory stays bounded
+                tail, overlong = tail[:hold], True
             continue
         block, tail = data[:cut], data[cut + 1:]
         try:
@@ -81,20 +88,33 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None
             text = None
         if text is None or "\x00" in text or "\r" in text:
             for raw in block.split(b"\n"):
-                yield decode_line(raw)
+                yield _decoded(raw, max_line)
             continue
         for line in text.split("\n"):
-            yield line, NO_PROBLEMS
+            if len(line) > max_line:
+                yield line[:max_line], (LINE_TRUNCATED,)
+            else:
+                yield line, NO_PROBLEMS
     if overlong:
-        yield _cut_line(tail)
+        yield _cut_line(tail, hold, max_line)
     elif tail:
-        yield decode_line(tail)
+        yield _decoded(tail, max_line)
 
 
-def _cut_line(head: bytes) -> tuple[str, tuple[str, ...]]:
-    """The first MAX_LINE_READ bytes of a longer line, tagged as cut."""
-    text, problems = decode_line(head)
-    return text, problems + (OVERLONG_TAG,)
+def _decoded(raw: bytes, max_line: int) -> tuple[str, tuple[str, ...]]:
+    line, problems = decode_line(raw)
+    if len(line) > max_line:
+        return line[:max_line], problems + (LINE_TRUNCATED,)
+    return line, problems
+
+
+def _cut_line(head: bytes, hold: int, max_line: int) -> tuple[str, tuple[str, ...]]:
+    """The first `max_line` characters of a line longer than `hold` bytes, tagged as cut."""
+    end = min(hold, len(head))
+    while 0 < end < len(head) and hold - end < 3 and head[end] & 0xC0 == 0x80:
+        end -= 1   # not inside a UTF-8 character: its cut would read as invalid UTF-8
+    text, problems = decode_line(head[:end])
+    return text[:max_line], problems + (LINE_TRUNCATED,)
 
 
 class InputError(Exception):
@@ -102,52 +122,73 @@ class InputError(Exception):
     lines before it were read. Told apart from errors in writing the outputs."""
 
 
-def open_input(path: str) -> BinaryIO:
+class UnsupportedCompression(OSError):
+    """Compressed with something the standard library cannot read (zstd, lz4, zip...)."""
+
+
+# magic numbers: those read through the standard library, and some it cannot read
+_MAGIC = ((re.compile(rb"\x1f\x8b\x08"), "gzip"), (re.compile(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)"), "bzip2"),
+          (re.compile(rb"\xfd7zXZ\x00"), "xz"))
+_UNSUPPORTED_MAGIC = ((b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"), (b"PK\x03\x04", "zip"),
+                      (b"7z\xbc\xaf\x27\x1c", "7z"), (b"\x1f\x9d", "compress (.Z)"), (b"LZIP", "lzip"),
+                      (b"\x89LZO", "lzo"))
+_SUFFIXES = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}
+_UNSUPPORTED_SUFFIXES = {".zst": "zstd", ".lz4": "lz4", ".zip": "zip", ".7z": "7z", ".Z": "compress (.Z)",
+                         ".lz": "lzip", ".lzo": "lzo", ".br": "brotli"}
+
+
+def compression_of(path: str) -> str | None:
+    """"gzip", "bzip2", "xz" or None (plain), by the name's suffix, else by the first bytes
+    (a rotated `auth.log.1` may be compressed without its `.gz`); `UnsupportedCompression`
+    for another compression. A FIFO or a device is not looked into (it cannot be read twice)."""
+    suffix = Path(path).suffix
+    if suffix in _SUFFIXES:
+        return _SUFFIXES[suffix]   # a `.gz` that is not gzip is reported when it is read
+    head = b""
+    if Path(path).is_file():
+        with open(path, "rb") as f:
+            head = f.read(10)
+    for magic, kind in _UNSUPPORTED_MAGIC:
+        if head.startswith(magic):
+            raise UnsupportedCompression(f"unsupported compression ({kind}): decompress it first")
+    if suffix in _UNSUPPORTED_SUFFIXES:
+        raise UnsupportedCompression(f"unsupported compression ({_UNSUPPORTED_SUFFIXES[suffix]}, by its name): "
+                                     "decompress it first")
+    for magic, kind in _MAGIC:
+        if magic.match(head):
+            return kind
+    return None
+
+
+def open_input(path: str, kind: str | None | bool = False) -> BinaryIO:
+    """The file's bytes, decompressed (`kind`: from `compression_of`, which is asked when
+    not given). OSError (`UnsupportedCompression` among them) when it cannot be opened."""
     if path == "-":
         return sys.stdin.buffer
-    p = Path(path)
-    if p.suffix == ".gz":
+    if kind is False:
+        kind = compression_of(path)
+    if kind == "gzip":
         import gzip
-        return gzip.open(p, "rb")  # type: ignore[return-value]
-    return p.open("rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if kind == "bzip2":
+        import bz2
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if kind == "xz":
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
 
 
 # binary files of /var/log, with no suffix like the text logs beside them
 _BINARY_LOGS = frozenset({"lastlog", "wtmp", "btmp", "utmp", "faillog", "tallylog"})
 
 
-def expand_paths(paths: list[str], skipped: list[str] | None = None) -> list[str]:
-    """Directories expand to the log files inside them (sorted, recursive); binary files
-    found there (wtmp, lastlog, anything with NUL bytes in its first 4 KiB) are left out
-    and listed in `skipped`. A file named on its own is always read."""
-    out: list[str] = []
-    for p in paths:
-        pp = Path(p)
-        if p != "-" and pp.is_dir():
-            for f in sorted(pp.rglob("*")):
-                if not (f.is_file() and _is_log(f)):
-                    continue
-                if _is_binary(f):
-                    if skipped is not None:
-                        skipped.append(str(f))
-                    continue
-                out.append(str(f))
-        else:
-            out.append(p)
-    return out
-
-
-def _is_log(f: Path) -> bool:
-    return f.suffix in (".log", ".json", ".jsonl", ".gz", "") or f.name.endswith((".log.1",))
-
-
-def _is_binary(f: Path) -> bool:
-    if f.name.split(".", 1)[0] in _BINARY_LOGS:
+def is_binary(path: str, kind: str | None) -> bool:
+    """wtmp, lastlog and the like by name; anything else with NUL bytes in its first 4 KiB
+    (decompressed). A file that cannot be read is not called binary: reading it says why."""
+    if Path(path).name.split(".", 1)[0] in _BINARY_LOGS:
         return True
-    if f.suffix == ".gz":
-        return False
     try:
-        with f.open("rb") as fh:
-            return b"\x00" in fh.read(4096)
-    except OSError:
-        return False  # reported when it is opened
+        with open_input(path, kind) as f:
+            return b"\x00" in f.read(4096)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError):
+        return False

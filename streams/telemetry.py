@@ -31,7 +31,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
                "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
-        doc.update({k: v for k, v in vars(record).items() if k not in _STD and not k.startswith("_")})
+        doc.update({k: v for k, v in vars(record).items() if k not in _STD and k != "unlimited" and not k.startswith("_")})
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(doc, default=str).decode()

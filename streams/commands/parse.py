@@ -36,7 +36,7 @@ def run_parse(args) -> int:
         parser.new_input()
         with stream:
             try:
-                for text, problems in iter_lines(stream):
+                for text, problems in iter_lines(stream, max_line=parser.max_line):
                     if not text or text.isspace():
                         continue
                     ev = parse(text)

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from ..addresses import http_url
 from ..index.query import QueryError, compile_query
 
 log = logging.getLogger("streams.query")
@@ -20,7 +21,12 @@ def run_query(args) -> int:
     except QueryError as e:
         print(str(e), file=sys.stderr)
         return 2
-    url = f"{args.url.rstrip('/')}/query?{urllib.parse.urlencode({'q': args.query})}"
+    try:
+        base = http_url(args.url, 5556)
+    except ValueError as e:
+        log.error("--url: %s", e)
+        return 2
+    url = f"{base.rstrip('/')}/query?{urllib.parse.urlencode({'q': args.query})}"
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as r:
             body = json.loads(r.read())

@@ -10,17 +10,20 @@ from pathlib import Path
 
 import orjson
 
+from ..addresses import elasticsearch_url, host_port
 from ..config import Config, ConfigError, load_config
 from ..enrich.geoip import GeoIP, GeoIPError, build_geoip, default_city_database
 from ..enrich.host import local_host_name
 from ..enrich.metrics import DerivedMetrics
-from ..inputs import expand_paths
+from ..logfiles import Skipped, expand_paths
 from ..parse.dispatch import LineParser
 from ..pipeline.replay import Replay, ReplayStats
 from ..sinks.bulk_files import BulkFileSink, IndexNamer
 from .outputs import metrics_template, network_outputs
+from .stopping import Stop, stopping
 
 log = logging.getLogger("streams.replay")
+ONE_PER_FILE = {"unlimited": True}
 
 
 def config_from_args(args) -> Config:
@@ -37,6 +40,9 @@ def config_from_args(args) -> Config:
         cfg.output.dir = args.output
     if getattr(args, "host", None):
         cfg.replay.host = args.host
+    stall = getattr(args, "stall_timeout", None)
+    if stall is not None:
+        cfg.output.elasticsearch.stall_timeout = cfg.output.graphite.stall_timeout = stall
     g = cfg.geoip
     if args.no_geoip:
         g.enabled = False
@@ -45,13 +51,30 @@ def config_from_args(args) -> Config:
     if args.geoip_asn:
         g.asn = args.geoip_asn
     for kind, target in getattr(args, "to", None) or ():
-        if kind == "elasticsearch":
-            cfg.output.elasticsearch.url = target
-        elif kind == "graphite":
-            cfg.output.graphite.address = target
-        else:
-            raise ConfigError(f"--to {kind}: unknown output (known: elasticsearch URL, graphite HOST:PORT)")
+        try:
+            if kind == "elasticsearch":
+                cfg.output.elasticsearch.url = elasticsearch_url(target)
+            elif kind == "graphite":
+                host_port(target)
+                cfg.output.graphite.address = target
+            else:
+                raise ConfigError(f"--to {kind}: unknown output (known: elasticsearch URL, graphite HOST:PORT)")
+        except ValueError as e:
+            raise ConfigError(f"--to {kind}: {e}") from None
+    output_folder(cfg.output.dir)
     return cfg
+
+
+def output_folder(path: Path) -> None:
+    """Create the output folder, or say in one line why it cannot be (shared with `run`)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"output folder {path}: a file is in the way") from None
+    except OSError as e:
+        raise ConfigError(f"output folder {path}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"output folder {path}: not writable")
 
 
 def build_stages(cfg: Config) -> tuple[LineParser, GeoIP | None]:
@@ -76,9 +99,9 @@ def build_stages(cfg: Config) -> tuple[LineParser, GeoIP | None]:
 def build_replay(cfg: Config) -> Replay:
     parser, geoip = build_stages(cfg)
     out = cfg.output.dir
-    out.mkdir(parents=True, exist_ok=True)
-    # close_timeout None: a replay ends when its archive is delivered
-    sink, metrics_sink = network_outputs(cfg, close_timeout=None)
+    # close_timeout None: a replay ends when its archive is delivered, or when an output
+    # took nothing for its stall_timeout (give_up)
+    sink, metrics_sink = network_outputs(cfg, close_timeout=None, give_up=True)
     if sink is None:
         sink = BulkFileSink(out / "elasticsearch", IndexNamer(cfg.output.index))
     metrics = DerivedMetrics(cfg.metrics.bucket_seconds, metrics_template(cfg))
@@ -121,16 +144,34 @@ def summary_table(stats: ReplayStats, elapsed: float, extra: dict, geo: dict | N
 
 
 def run_replay(args) -> int:
-    try:
-        cfg = config_from_args(args)
-        replay = build_replay(cfg)
-    except ConfigError as e:
-        log.error("configuration: %s", e)
-        return 2
-    skipped: list[str] = []
-    paths = expand_paths(args.paths, skipped)
-    for p in skipped:
-        log.warning("binary file in a folder left out: %s (name it on its own to read it)", p)
+    """Exit 0; 1 some input unreadable; 2 configuration; 3 an output could not take the
+    events; 128 + N stopped by signal N (130 SIGINT, 143 SIGTERM). The summary is written
+    whenever the replay started."""
+    with stopping() as stop:
+        try:
+            cfg = config_from_args(args)
+            replay = build_replay(cfg)
+        except ConfigError as e:
+            log.error("configuration: %s", e)
+            return 2
+        except OSError as e:   # e.g. DIR/elasticsearch is a file
+            log.error("cannot prepare the outputs: %s", e)
+            return 2
+        stop.on_stop = replay.interrupt
+        if stop.signal is not None:   # it came while building
+            replay.interrupt(stop.signal)
+        return _replay(args, cfg, replay, stop)
+
+
+def _replay(args, cfg: Config, replay: Replay, stop: Stop) -> int:
+    skipped: list[Skipped] = []
+    paths = expand_paths(args.paths, skipped, output=cfg.output.dir)
+    for s in skipped:   # one line per file, every one of them (past the log rate limit)
+        if s.unreadable:  # it may hold lines: counted as unreadable (exit 1)
+            log.error("cannot read %s: %s", s.path, s.reason, extra=ONE_PER_FILE)
+            replay.stats.unreadable_files.append(s.path)
+        else:
+            log.warning("left out of the replay: %s: %s", s.path, s.reason, extra=ONE_PER_FILE)
     total = sum(os.path.getsize(p) for p in paths if p != "-" and os.path.isfile(p))
     step, close = _progress(total, sys.stderr.isatty() and not args.no_progress)
     start = time.perf_counter()
@@ -143,9 +184,22 @@ def run_replay(args) -> int:
     geo = replay.geoip.cache_stats() if replay.geoip else None
     summary = {"lines": replay.stats.lines, "events": replay.stats.events, "empty": replay.stats.empty,
                "datasets": dict(replay.stats.datasets), "problems": dict(replay.stats.problems),
-               "unreadable_files": replay.stats.unreadable_files, "skipped_binary_files": skipped, "seconds": round(elapsed, 3), **extra,
-               "geoip_cache": geo}
-    (cfg.output.dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+               "unreadable_files": replay.stats.unreadable_files,
+               "skipped_files": [s.as_dict() for s in skipped], "interrupted": replay.interrupted,
+               "output_failures": replay.failures, "seconds": round(elapsed, 3), **extra, "geoip_cache": geo}
+    try:
+        (cfg.output.dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    except OSError as e:
+        log.error("cannot write the summary: %s", e)
+        replay.failures.append(str(e))
+    if replay.interrupted:
+        log.warning("interrupted by %s: stopped after %d lines; what was read is written (%s)%s",
+                    replay.interrupted, replay.stats.lines, cfg.output.dir,
+                    "; documents Elasticsearch has not taken stay in its spool for the next replay or run"
+                    if cfg.output.elasticsearch.url else "", extra={"signal": replay.interrupted})
+        return stop.exit_code
     if not args.quiet:
         print(summary_table(replay.stats, elapsed, extra, geo))
+    if replay.failures:
+        return 3
     return 1 if replay.stats.unreadable_files else 0

@@ -127,14 +127,16 @@ class LineParser:
         """One line -> one Event, always: a bug in a pattern hook must not lose the line
         or stop the process, so it becomes a tagged event with the line intact. (One
         function with the shapes, not a wrapper around them: a call less per line.)"""
+        cut = len(line) > self.max_line  # a file's lines come cut at read already (inputs.iter_lines)
+        if cut:  # the original too: max_line bounds what a line can become
+            line = line[: self.max_line]
+            self.stats["truncated"] += 1
         original = line
         try:
             fields: dict = {"event": {"original": line}}
             ev = Event.from_parse(fields)
-            if len(line) > self.max_line:
-                line = line[: self.max_line]
+            if cut:
                 ev.tags.append("_line_truncated")
-                self.stats["truncated"] += 1
             c = line[:1]
             if c == "{":
                 self._f2b_context = None
@@ -188,6 +190,8 @@ class LineParser:
             ev = Event.from_parse({"event": {"original": original}})
             ev.message = original
             ev.tags.append("_parser_error")
+            if cut:
+                ev.tags.append("_line_truncated")
             return ev
 
     def _unwrap(self, msg: str, fields: dict, ev: Event) -> bool:

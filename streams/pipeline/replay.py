@@ -3,6 +3,10 @@
 A replay has all its input at hand, so it runs the stage functions in a plain loop
 (no queues, no threads): that is the fastest shape for one core. Every line is
 accounted for: it becomes exactly one event, and every problem is counted.
+
+It stops early, keeping what it did, on `interrupt()` (a signal: reading stops at the next
+line, waits for servers end) or when an output cannot take the events (Elasticsearch or
+carbon took nothing for their `stall_timeout`, an output file not writable): `failures`.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from ..event import format_timestamp
 from ..inputs import InputError, iter_lines, open_input
 from ..parse.dispatch import LineParser
 from ..sinks.bulk_files import BulkFileSink, event_id
-from ..sinks.elasticsearch import ElasticsearchSink
-from ..sinks.graphite_file import write_metrics
+from ..sinks.elasticsearch import ElasticsearchSink, OutputAborted, OutputStalled
+from ..sinks.graphite_file import write_points
 
 log = logging.getLogger("streams.replay")
 
@@ -60,29 +64,75 @@ class Replay:
         self.sink = sink or BulkFileSink(output / "elasticsearch")
         self.clock = clock or SystemClock()
         self.stats = ReplayStats()
+        self.interrupted: str | None = None   # the signal that stopped the replay
+        self.failures: list[str] = []         # outputs that could not take the events
+        self._halt = False                    # stop reading: interrupted, or an output failed
+        self._blocked = False                 # in an input's open() or read(), which may wait for ever
+
+    def interrupt(self, signal_name: str) -> None:
+        """Stop at the next line and stop waiting for servers (what Elasticsearch has not
+        taken stays in its spool). Called from a signal handler: it sets flags, and raises
+        only out of an input's open or read (a FIFO or stdin with a quiet writer would
+        otherwise keep the replay waiting), where nothing is half-written."""
+        self.interrupted = signal_name
+        self._halt = True
+        for s in (self.sink, self.metrics_sink):
+            abort = getattr(s, "abort", None)
+            if abort is not None:
+                abort()
+        if self._blocked:
+            self._blocked = False
+            raise _Interrupted
+
+    def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._blocked = True
+        try:
+            if self._halt:
+                raise _Interrupted
+            return fn(*args)
+        finally:
+            self._blocked = False
+
+    def _fail(self, why: str) -> None:
+        log.error("%s", why)
+        self.failures.append(why)
+        self._halt = True
 
     def process_file(self, path: str, progress: Callable[[int], None] | None = None) -> None:
+        if self._halt:
+            return
         try:
-            stream = open_input(path)
+            stream = self._blocking(open_input, path)
         except OSError as e:
-            log.error("cannot read %s: %s", path, e)
+            log.error("cannot read %s: %s", path, e, extra={"unlimited": True})   # one line per file
             self.stats.unreadable_files.append(path)
+            return
+        except _Interrupted:
             return
         source = Path(path).name
         self.parser.new_input()  # a header-less first line does not continue the last file's entry
         try:
             with stream:
-                self._process_lines(stream, source, progress)
+                self._process_lines(_Reader(stream, self), source, progress)
         except InputError as e:
             # a truncated or damaged archive (`.gz`), a read error: the lines before it were
             # processed; the file counts as unreadable (exit code 1), the next one goes on
-            log.error("cannot read %s to its end: %s", path, e)
+            log.error("cannot read %s to its end: %s", path, e, extra={"unlimited": True})
             self.stats.unreadable_files.append(path)
+        except OutputStalled as e:   # the spool full, nothing delivered for stall_timeout
+            self._fail(str(e))
+            self.sink.abort()   # type: ignore[union-attr]
+        except (OutputAborted, _Interrupted):
+            pass   # interrupted while waiting for room or for input: said by the caller
+        except OSError as e:   # reading errors are InputError: this is an output that cannot be written
+            self._fail(f"cannot write the outputs: {e}")
 
-    def _process_lines(self, stream: BinaryIO, source: str, progress: Callable[[int], None] | None) -> None:
+    def _process_lines(self, stream: BinaryIO | _Reader, source: str, progress: Callable[[int], None] | None) -> None:
         stats, parse, geoip, sink, metrics = self.stats, self.parser.parse, self.geoip, self.sink, self.metrics
         problems, datasets = stats.problems, stats.datasets
-        for lineno, (text, bad) in enumerate(iter_lines(stream, progress), 1):
+        for lineno, (text, bad) in enumerate(iter_lines(stream, progress, self.parser.max_line), 1):
+            if self._halt:
+                break
             stats.lines += 1
             if not text or text.isspace():
                 stats.empty += 1
@@ -143,18 +193,58 @@ class Replay:
                         extra={"oldest": format_timestamp(min(old)), "horizon": format_timestamp(horizon)})
         return len(old)
 
+    def _metrics_failure(self, n: int, path: Path) -> str:
+        ms = self.metrics_sink
+        st = getattr(ms, "settings", None)
+        where, send = (f"carbon {st.host}:{st.port}", f"nc {st.host} {st.port} < {path}") if st else (
+            "the metrics server", f"send {path}")
+        why = f"took no point for {st.stall_timeout:g} s" if getattr(ms, "stalled", False) else \
+            "did not take every point"
+        return f"{where} {why}: all {n} metric points are in {path} ({send} delivers them)"
+
     def finish(self) -> dict[str, Any]:
-        self.sink.close()
+        """Close the outputs: deliver what was read (up to the outputs' stall timeouts, or
+        not at all once interrupted); the summary's output figures."""
         out: dict[str, Any] = {}
-        if self.metrics_sink is not None:
-            points = self.metrics.take()
+        try:
+            delivered = self.sink.close()
+        except OSError as e:
+            delivered = None
+            self._fail(f"cannot write the outputs: {e}")
+        if delivered is False and getattr(self.sink, "stalled", False):
+            self._fail(self.sink.stall_message())   # type: ignore[union-attr]
+        points = self.metrics.take()
+        path = self.output / "graphite.txt"
+        if self.metrics_sink is not None and not self._halt:
             out["metric_points_past_retention"] = self._past_retention(points)
             n = self.metrics_sink.write(points)
-            self.metrics_sink.close()
+            if self.metrics_sink.close() is False:   # carbon down, or it gave up: none lost, all in the file
+                write_points(points, path)
+                if not self.interrupted:
+                    self._fail(self._metrics_failure(len(points), path))
         else:
-            n = write_metrics(self.metrics, self.output / "graphite.txt")
+            n = write_points(points, path)
+            if self.metrics_sink is not None:   # interrupted or failed: not sent, written
+                self.metrics_sink.close()
+                log.warning("the replay stopped early: its %d metric points are in %s, not sent", n, path)
         out.update(metric_points=n, indices=len(self.sink.counts))
         stats = getattr(self.sink, "stats", None)
         if stats is not None:
             out["elasticsearch"] = dict(stats)
+            if delivered is False:
+                out["elasticsearch"]["left_in_spool_bytes"] = self.sink.spool.pending()  # type: ignore[union-attr]
         return out
+
+
+class _Interrupted(Exception):
+    """A signal while the replay waited in an input's open or read."""
+
+
+class _Reader:
+    """An input as `iter_lines` reads it: each read is a point where a signal may stop it."""
+
+    def __init__(self, stream: BinaryIO, replay: Replay) -> None:
+        self._stream, self._replay = stream, replay
+
+    def read1(self, n: int) -> bytes:
+        return self._replay._blocking(getattr(self._stream, "read1", self._stream.read), n)

@@ -84,6 +84,7 @@ class CarbonSettings:
     confirm_seconds: float = 2.0       # a written batch is sent once the connection outlived it by this
     udp_max_bytes: int = 1400
     close_timeout: float | None = 10.0  # the default of close(); None: until delivered
+    stall_timeout: float | None = None  # close(None) gives up after this long without a point delivered
     tags: bool = False                 # Graphite 1.1 tags (`name;tag=value`) in paths
 
     def __post_init__(self) -> None:
@@ -215,6 +216,8 @@ class CarbonSink:
         self._deadline: float | None = None
         self._done = threading.Event()
         self._ok = True
+        self._abort = False             # set by abort() (a signal handler): close() stops waiting
+        self.stalled = False            # close() gave up: nothing delivered for stall_timeout
         self._drops_unlogged = 0
         self._drop_warned_at = -_WARN_EVERY
         self._down_since: float | None = None
@@ -291,7 +294,12 @@ class CarbonSink:
                 self._closing = True
                 self._deadline = None if timeout is None else time.monotonic() + timeout
             self._cond.notify_all()
-        self._done.wait(None if timeout is None else timeout + 2 * self.settings.connect_timeout + 1)
+        slack = 2 * self.settings.connect_timeout + 1
+        if timeout is None:
+            self._wait_progress()
+            self._done.wait(slack + self.settings.send_timeout)
+        else:
+            self._done.wait(timeout + slack)
         self._thread.join(1.0)
         return self._ok and self._done.is_set()
 
@@ -302,6 +310,27 @@ class CarbonSink:
             return None
         return (f"carbon {self.settings.host}:{self.settings.port} unreachable for {time.monotonic() - since:.0f}s "
                 f"({self.stats['buffered']} points buffered, {self.stats['dropped']} dropped)")
+
+    def abort(self) -> None:
+        """Stop waiting in close() (a signal): what is undelivered is counted failed. Safe
+        from a signal handler: it sets a flag, close() looks at it."""
+        self._abort = True
+
+    def _wait_progress(self) -> None:
+        """close(None): wait while points get delivered at least every `stall_timeout`, until
+        done or `abort()`; then the sender gets a deadline of now."""
+        sent, since = self.stats["sent"], time.monotonic()
+        limit = self.settings.stall_timeout
+        while not self._done.wait(0.1):
+            now = time.monotonic()
+            if self.stats["sent"] != sent:
+                sent, since = self.stats["sent"], now
+            elif self._abort or (limit is not None and now - since > limit):
+                self.stalled = not self._abort
+                with self._cond:
+                    self._deadline = now
+                    self._cond.notify_all()
+                return
 
     @property
     def buffered(self) -> int:
@@ -580,8 +609,10 @@ class CarbonSink:
                 self._ok = False
                 self.stats["failed"] += left
                 self._held = self._window = 0
-                log.error("carbon %s:%d (%s): closing with %d points undelivered (counted as failed)",
-                          self.settings.host, self.settings.port, self.settings.protocol, left)
+                # the caller who gave up (stall_timeout) or aborted says what becomes of them
+                log.log(logging.WARNING if self.stalled or self._abort else logging.ERROR,
+                        "carbon %s:%d (%s): closing with %d points undelivered (counted as failed)",
+                        self.settings.host, self.settings.port, self.settings.protocol, left)
             self._update_buffered()
             self._done.set()
             self._cond.notify_all()

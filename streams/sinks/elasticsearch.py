@@ -22,13 +22,17 @@ Each item of the answer is classified:
   the cluster going away and coming back is logged once each;
 - 413 on the whole request (over `http.max_content_length` or a proxy's body limit): the
   batch is sent in halves and later batches are read smaller; a single document over
-  the limit is dead-lettered.
+  the limit is dead-lettered;
+- 429 whose reason says the operation alone is over the node's indexing-pressure limit
+  (`indexing_pressure.memory.limit`, 10 % of the heap: a document of some 13 MB on a 512 MB
+  heap): no retry can pass, so it is handled as a 413 is (halves, then dead-lettered).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +61,9 @@ class ElasticsearchSettings:
     backoff_max: float = 30.0
     request_timeout: float = 30.0
     close_timeout: float | None = 10.0  # None: close() waits until everything is delivered
+    # waiting to deliver (close(), or write() into a full spool), give up after this many
+    # seconds in which no document was delivered (replay's bounded wait); None: never
+    stall_timeout: float | None = None
     api_key: str | None = None
     username: str | None = None
     password: str | None = None
@@ -87,6 +94,19 @@ def make_client(s: ElasticsearchSettings) -> Any:
     return Elasticsearch(s.url, **kw)
 
 
+# Elasticsearch's indexing pressure refusing an operation bigger than its limit, e.g.
+# "rejected execution of primary operation [..., primary_operation_bytes=67371796,
+# max_primary_bytes=53687091]" (9.3): waiting does not make it smaller
+_OVER_LIMIT = re.compile(r"_operation_bytes=(\d+), max_\w*_bytes=(\d+)")
+
+
+def over_limit(error: Any) -> bool:
+    """Whether a 429's reason says the operation alone is over the server's limit."""
+    reason = error.get("reason") if isinstance(error, dict) else error
+    m = _OVER_LIMIT.search(str(reason))
+    return m is not None and int(m[1]) > int(m[2])
+
+
 @dataclass
 class Outcome:
     """What one `_bulk` answer says about each record sent."""
@@ -95,6 +115,7 @@ class Outcome:
     duplicates: int = 0
     dead: list[tuple[bytes, int, Any]] = field(default_factory=list)   # (record, status, error)
     retry: list[bytes] = field(default_factory=list)
+    too_large: list[tuple[bytes, Any]] = field(default_factory=list)   # (record, error): 429 over the limit
 
 
 def classify(records: list[bytes], response: dict) -> Outcome:
@@ -112,9 +133,19 @@ def classify(records: list[bytes], response: dict) -> Outcome:
             out.duplicates += 1
         elif status in (400, 404):
             out.dead.append((rec, status, res.get("error")))
+        elif status == 429 and over_limit(res.get("error")):
+            out.too_large.append((rec, res.get("error")))
         else:
             out.retry.append(rec)
     return out
+
+
+class OutputStalled(Exception):
+    """Elasticsearch took nothing for `stall_timeout` seconds (what is spooled stays spooled)."""
+
+
+class OutputAborted(Exception):
+    """`abort()` was called (a signal) while waiting for room in the spool."""
 
 
 class ElasticsearchSink:
@@ -139,6 +170,7 @@ class ElasticsearchSink:
         # with backoff until it succeeds: a document indexed before its template is mapped wrong
         self._prepare = prepare
         self._stop = threading.Event()
+        self._abort = False   # set by abort(), from a signal handler: no lock taken there
         self._up: bool | None = None
         self._thread = threading.Thread(target=self._run, name="es-sender", daemon=True)
         self._thread.start()
@@ -149,10 +181,27 @@ class ElasticsearchSink:
     block_when_full = True
 
     def write(self, doc: dict, doc_id: str, timeout: float | None = None) -> None:
+        """Spool a document; a full spool waits (`block_when_full`) up to `timeout`
+        (SpoolFull), or while documents are delivered at least every `stall_timeout`
+        (OutputStalled), or until `abort()` (OutputAborted)."""
         index = self.namer.for_doc(doc)
+        if self.block_when_full and not self.spool.has_room():
+            self._wait_room(timeout)
         self.spool.append(record(index, doc_id, doc), timeout, self.block_when_full)
         self.counts[index] = self.counts.get(index, 0) + 1
         self.stats["spooled"] += 1
+
+    def _wait_room(self, timeout: float | None) -> None:
+        start = time.monotonic()
+        progress = _Progress(self, start)
+        while not self.spool.wait_room(0.1):
+            now = time.monotonic()
+            if self._abort:
+                raise OutputAborted("elasticsearch: stopped while waiting for room in the spool")
+            if progress.stalled(now):
+                raise OutputStalled(self.stall_message())
+            if timeout is not None and now - start > timeout:
+                return   # append() raises SpoolFull
 
     def flush(self) -> None:
         self.spool.flush()
@@ -170,13 +219,18 @@ class ElasticsearchSink:
         return None
 
     def wait_delivered(self, timeout: float | None = None) -> bool:
-        """Block until the spool is empty (True) or `timeout` passed (False)."""
+        """Block until the spool is empty (True), or `timeout` passed, or nothing was delivered
+        for `stall_timeout` (`stalled` set), or `abort()` was called (False)."""
         start = time.monotonic()
         said = start
+        progress = _Progress(self, start)
         self.spool.flush()
         while self.spool.pending() > 0:
             now = time.monotonic()
-            if timeout is not None and now - start > timeout:
+            if (timeout is not None and now - start > timeout) or self._abort:
+                return False
+            if progress.stalled(now):
+                self.stalled = True
                 return False
             if now - said > 10:
                 said = now
@@ -184,6 +238,18 @@ class ElasticsearchSink:
                     "spool_bytes": self.spool.pending(), "sent": self.stats["sent"], "url": self.settings.url})
             time.sleep(0.02)
         return True
+
+    stalled = False   # wait_delivered() gave up: nothing was delivered for stall_timeout
+
+    def abort(self) -> None:
+        """Stop waiting for Elasticsearch (a signal): what is spooled stays for the next start.
+        Safe from a signal handler: it sets a flag, the waits look at it."""
+        self._abort = True
+
+    def stall_message(self) -> str:
+        return (f"elasticsearch took no document for {self.settings.stall_timeout:g} s; "
+                f"{self.spool.pending()} bytes stay in {self.spool.directory}, delivered by the next replay or "
+                "run with this output folder")
 
     def reopen(self) -> None:
         """SIGHUP (log rotation): the dead-letter file is reopened at its next write; the
@@ -194,7 +260,7 @@ class ElasticsearchSink:
         """Deliver what is spooled (up to `close_timeout`; the rest stays spooled for the
         next start), stop the sender. True when nothing was left behind."""
         done = self.wait_delivered(self.settings.close_timeout)
-        if not done:
+        if not done and not (self.stalled or self._abort):   # else the caller says why
             log.warning("elasticsearch: events left in the spool, delivered at the next start",
                         extra={"spool_bytes": self.spool.pending(), "spool": str(self.spool.directory)})
         self._stop.set()
@@ -264,15 +330,20 @@ class ElasticsearchSink:
                 status = status_of(e)
                 if status in (400, 404):   # the whole request is bad: nothing will make it good
                     outcome = Outcome(dead=[(r, int(status), str(e)) for r in pending])
-                elif status == 413 and len(pending) > 1:   # the body is over a size limit
-                    return self._split(pending, len(body), e)
-                elif status == 413:   # one document over the limit: no resend can pass
-                    outcome = Outcome(dead=[(pending[0], 413, str(e))])
+                elif status == 413 or (status == 429 and over_limit(e)):   # over a size limit
+                    if len(pending) > 1:
+                        return self._split(pending, len(body), e)
+                    outcome = Outcome(dead=[(pending[0], status, str(e))])   # one document: no resend can pass
                 else:
                     self._down(e)
                     outcome = Outcome(retry=pending)
             else:
                 self._back_up()
+                if outcome.too_large:  # each over the server's limit in this request
+                    if len(pending) == 1:
+                        outcome.dead += [(r, 429, err) for r, err in outcome.too_large]
+                    elif not self._split([r for r, _ in outcome.too_large], len(body), outcome.too_large[0][1]):
+                        return False
             st = self.stats
             st["sent"] += outcome.sent
             st["duplicates"] += outcome.duplicates
@@ -287,20 +358,20 @@ class ElasticsearchSink:
                 attempt += 1
         return True
 
-    def _split(self, records: list[bytes], body_bytes: int, e: Exception) -> bool:
+    def _split(self, records: list[bytes], body_bytes: int, e: Any) -> bool:
         """A 413 (Elasticsearch's `http.max_content_length`, or a proxy's limit such as
-        nginx's 1 MiB `client_max_body_size`): send the halves, and read smaller batches
+        nginx's 1 MiB `client_max_body_size`), or a 429 over the indexing-pressure limit: send the halves, and read smaller batches
         from now on, so that the limit is not hit again and again."""
         if body_bytes // 2 < self._batch_bytes:
             self._batch_bytes = max(body_bytes // 2, 1)
-            log.warning("elasticsearch refused a bulk request as too large (413): batches of at most %d bytes "
+            log.warning("elasticsearch refused a bulk request as too large: batches of at most %d bytes "
                         "from now on", self._batch_bytes, extra={"url": self.settings.url, "error": str(e)})
         half = len(records) // 2
         return self._deliver(records[:half]) and self._deliver(records[half:])
 
     def _down(self, e: Exception) -> None:
-        if self._up is not False:
-            log.error("elasticsearch unreachable or failing; events wait in the spool: %s", e,
+        if self._up is not False:   # a warning: nothing is lost yet (giving up is the caller's error)
+            log.warning("elasticsearch unreachable or failing; events wait in the spool: %s", e,
                       extra={"url": self.settings.url, "spool_bytes": self.spool.pending()})
         self._up = False
 
@@ -348,4 +419,27 @@ class ElasticsearchSink:
         return True
 
 
-__all__ = ["ElasticsearchSettings", "ElasticsearchSink", "SpoolFull", "classify", "record"]
+class _Progress:
+    """Whether a wait saw no document delivered (indexed, known, or dead-lettered) for the
+    sink's `stall_timeout`, counted from the start of the wait or the last delivery."""
+
+    def __init__(self, sink: ElasticsearchSink, start: float) -> None:
+        self.sink, self.since = sink, start
+        self.delivered = self._count()
+
+    def _count(self) -> int:
+        st = self.sink.stats
+        return st["sent"] + st["duplicates"] + st["dead_lettered"]
+
+    def stalled(self, now: float) -> bool:
+        limit = self.sink.settings.stall_timeout
+        if limit is None:
+            return False
+        n = self._count()
+        if n != self.delivered:
+            self.delivered, self.since = n, now
+        return now - self.since > limit
+
+
+__all__ = ["ElasticsearchSettings", "ElasticsearchSink", "OutputAborted", "OutputStalled", "SpoolFull", "classify",
+           "record"]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from ..enrich.metrics import DerivedMetrics
 from ..protocols.graphite import format_line
 
 
-def write_metrics(metrics: DerivedMetrics, path: Path) -> int:
+def write_points(points: Iterable[tuple[str, float, int]], path: Path) -> int:
     n = 0
     with path.open("wb") as f:
-        for name, value, ts in metrics.lines():
+        for name, value, ts in points:
             f.write(format_line(name, value, ts))
             n += 1
     return n

@@ -75,6 +75,11 @@ class Spool:
             self.bytes += len(record)
             self.appended += 1
 
+    def wait_room(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the spool to be under its limit (True) or closed."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.bytes < self.max_bytes or self._closed, timeout)
+
     def flush(self) -> None:
         """Hand what was appended to the OS and wake the reader."""
         with self._cond:

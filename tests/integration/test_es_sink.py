@@ -164,6 +164,45 @@ def test_elasticsearch_stopped_mid_replay_every_event_indexed_once(tmp_path, es,
     assert count(es, "streams-*") == summary["events"] == 4 * (1705 + 2163)
 
 
+def test_an_overlong_line_is_indexed_cut_and_one_over_the_servers_limit_is_dead_lettered(tmp_path, es,
+                                                                                        elasticsearch_url):
+    # a 50 MB line kept 16 MiB in event.original: Elasticsearch refused its document (429, over its
+    # indexing-pressure limit) and the replay retried it forever
+    head = b"Nov 24 00:05:02 mx1 sshd[4007]: "
+    src = tmp_path / "huge.log"
+    src.write_bytes(head + b"A" * 50_000_000 + b"\n" + head + b"small\n")
+    summary = replay(tmp_path / "out", elasticsearch_url, src)
+    assert summary["elasticsearch"]["sent"] == summary["events"] == 2
+    assert summary["problems"]["_line_truncated"] == 1
+    es.indices.refresh(index="streams-sshd.log-*")
+    hit = es.search(index="streams-sshd.log-*", query={"term": {"tags": "_line_truncated"}})["hits"]["hits"]
+    assert len(hit) == 1 and len(hit[0]["_source"]["event"]["original"]) == 65536
+    # with --max-line raised past what the server takes (it counts some 4 bytes per byte of a
+    # document against 10 % of its heap): dead-lettered with the server's reason, the replay ends
+    src.write_bytes(head + b"B" * 10_000_000 + b"\n" + head + b"small too\n")
+    summary = replay(tmp_path / "out2", elasticsearch_url, src, extra=("--max-line", "20000000"))
+    assert summary["elasticsearch"]["sent"] == 1 and summary["elasticsearch"]["dead_lettered"] == 1
+    dead = json.loads((tmp_path / "out2" / "elasticsearch-dead-letter.ndjson").read_text())
+    assert dead["status"] == 429 and "max_" in str(dead["error"])
+
+
+def test_what_a_replay_gave_up_on_is_delivered_by_the_next_one(tmp_path, es, elasticsearch_url):
+    # exit 3 says the documents stay in DIR/spool/elasticsearch for the next replay or run
+    out = tmp_path / "out"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    r = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--no-progress", "-q", "--year", "2026",
+                        "--no-geoip", "--output", str(out), "--stall-timeout", "1", "--to", "elasticsearch",
+                        f"127.0.0.1:{closed}", str(SAMPLES / "auth.log")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    summary = replay(out, elasticsearch_url, empty)
+    assert summary["events"] == 0 and summary["elasticsearch"]["sent"] == 1705
+    assert count(es, "streams-*") == 1705
+
+
 def _small_batches(tmp: Path) -> Path:
     cfg = tmp / "es.toml"
     # small requests: the replay is still delivering when Elasticsearch goes away

@@ -112,24 +112,50 @@ def test_a_file_without_line_ends_is_read_in_bounded_memory(monkeypatch):
     import io
 
     from streams import inputs
-    monkeypatch.setattr(inputs, "MAX_LINE_READ", 3000)
     monkeypatch.setattr(inputs, "CHUNK", 1000)
     data = b"first\n" + b"\x00" * 10_000 + b"tail of it\nlast\n"
-    got = list(inputs.iter_lines(io.BytesIO(data)))
+    got = list(inputs.iter_lines(io.BytesIO(data), max_line=700))
     assert [t[:5] for t, _ in got] == ["first", "\x00" * 5, "last"]
-    assert len(got[1][0]) <= 3000 + 1000 and inputs.OVERLONG_TAG in got[1][1]
+    assert len(got[1][0]) == 700 and inputs.LINE_TRUNCATED in got[1][1]
     # and without a final line end
-    got = list(inputs.iter_lines(io.BytesIO(b"x" * 10_000)))
-    assert len(got) == 1 and inputs.OVERLONG_TAG in got[0][1]
+    got = list(inputs.iter_lines(io.BytesIO(b"x" * 10_000), max_line=700))
+    assert len(got) == 1 and got[0] == ("x" * 700, (inputs.LINE_TRUNCATED,))
 
 
 def test_binary_files_in_a_folder_are_left_out_and_listed(tmp_path):
-    from streams.inputs import expand_paths
+    from streams.logfiles import expand_paths
     (tmp_path / "auth.log").write_text("Nov 24 00:05:02 mx1 sshd[4007]: hello\n")
     (tmp_path / "wtmp").write_bytes(b"\x07\x00\x00\x00" * 100)
     (tmp_path / "messages").write_bytes(b"binary\x00junk")
     (tmp_path / "syslog").write_text("Nov 24 00:05:02 mx1 cron[1]: hi\n")
-    skipped: list[str] = []
+    skipped: list = []
     assert expand_paths([str(tmp_path)], skipped) == [str(tmp_path / "auth.log"), str(tmp_path / "syslog")]
-    assert sorted(skipped) == [str(tmp_path / "messages"), str(tmp_path / "wtmp")]
+    assert sorted(s.path for s in skipped) == [str(tmp_path / "messages"), str(tmp_path / "wtmp")]
     assert expand_paths([str(tmp_path / "wtmp")]) == [str(tmp_path / "wtmp")]   # named on its own: read
+
+
+def test_max_line_bounds_what_a_line_becomes_original_included(tmp_path, capsysbinary):
+    # a 3 MB line came out with its 3 MB in event.original (and 16 MiB of a 50 MB one, whatever
+    # --max-line said): the Elasticsearch record of such a line went over what the server takes
+    huge = b"Nov 24 00:05:02 mx1 sshd[4007]: " + "é".encode() * 1_500_000
+    p = tmp_path / "huge.log"
+    p.write_bytes(huge + b"\n" + b"Nov 24 00:05:03 mx1 sshd[4007]: small\n" + huge)   # the last one without LF
+    out = tmp_path / "out"
+    assert main(["replay", "--no-geoip", "--year", "2026", "--max-line", "1000", "-q", "-o", str(out), str(p)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["events"] == 3 and summary["problems"]["_line_truncated"] == 2
+    assert "_invalid_utf8" not in summary["problems"]   # not cut inside a character
+    docs = [json.loads(x) for f in (out / "elasticsearch").iterdir() for x in f.read_bytes().splitlines()[1::2]]
+    for d in docs:
+        assert len(d["event"]["original"]) <= 1000 and len(d.get("message", "")) <= 1000
+    assert sorted(d.get("tags", []).count("_line_truncated") for d in docs) == [0, 1, 1]
+    assert main(["parse", "--year", "2026", "--max-line", "1000", str(p)]) == 0
+    docs = [json.loads(x) for x in capsysbinary.readouterr().out.splitlines()]
+    assert [len(d["event"]["original"]) for d in docs] == [1000, len("Nov 24 00:05:03 mx1 sshd[4007]: small"), 1000]
+
+
+def test_the_parser_bounds_a_line_from_elsewhere_too():
+    from streams.parse.dispatch import LineParser
+    ev = LineParser(year=2026, max_line=100).parse("Nov 24 00:05:02 mx1 sshd[4007]: " + "x" * 5000)
+    doc = ev.to_doc()
+    assert len(doc["event"]["original"]) == 100 and doc["tags"].count("_line_truncated") == 1
