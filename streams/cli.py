@@ -55,7 +55,7 @@ def _common_parse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timezone", default="UTC", help="time zone of naive timestamps (default: UTC)")
     p.add_argument("--patterns-dir", action="append", default=[], type=Path, metavar="DIR",
                    help="extra directory of *.grok / *.yaml pattern files (repeatable; overrides built-ins)")
-    p.add_argument("--max-line", type=_bounded_int(1, MAX_LINE_LIMIT), default=64 * 1024, metavar="N",
+    p.add_argument("--max-line", type=_bounded_int(1, MAX_LINE_LIMIT), metavar="N",
                    help="cut longer lines to N characters (event.original too) and tag them _line_truncated "
                         "(default: 65536)")
 
@@ -133,8 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .telemetry import setup_logging
+    from .telemetry import LogSetup, setup_logging
     setup_logging(args.log_level)
+    try:
+        return _command(args)
+    finally:
+        LogSetup.flush_suppressed(final=True)   # the lines the rate limit held back, counted
+
+
+def _command(args: argparse.Namespace) -> int:
     from .parse.grok import PatternError
     from .parse.timestamps import UnknownTimezone
     try:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from .inputs import DEFAULT_MAX_LINE
+
 
 class ConfigError(ValueError):
     pass
@@ -28,7 +30,7 @@ class ParseConfig:
     year: int | None = None
     timezone: str = "UTC"
     patterns_dirs: list[Path] = field(default_factory=list)
-    max_line: int = 64 * 1024
+    max_line: int = DEFAULT_MAX_LINE
 
 
 @dataclass
@@ -144,8 +146,9 @@ class ListenerConfig:
     (syslog 64 KiB, RELP frame 128 KiB, Riemann TCP frame 16 MiB, Riemann UDP 16 KiB).
 
     The TCP budget (README "Limits and hardening"): at most `max_connections`; a connection
-    that has not started its session (RELP `open`, a first byte of syslog or Riemann, a TLS
-    handshake done) within `greeting_timeout` is closed; an established session is never
+    that has not started its session (RELP `open`, a first whole syslog line or Riemann
+    message; over TLS, after the handshake) within `greeting_timeout` is closed; an
+    established session is never
     closed for silence unless `idle_timeout` is set (a sender such as rsyslog does not
     reconnect until its next message: a close would hold that message back) — TCP keepalive
     finds dead peers instead. When the listener is full, a new connection replaces one that

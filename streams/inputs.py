@@ -4,7 +4,10 @@ Blocks of 1 MiB are decoded at once (the common, valid case costs one decode per
 a block with invalid UTF-8, NUL bytes or CRLF endings falls back to line-by-line
 decoding. Invalid UTF-8 is decoded with backslash escapes (nothing lost, still valid
 JSON) and flagged; NUL bytes are kept and flagged; a final line without LF still counts;
-a UTF-8 byte order mark opening the input is dropped.
+a UTF-8 byte order mark opening the input is dropped. A line longer than `max_line`
+characters is cut there at read (tagged `_line_truncated`) and the rest skipped to its LF,
+so memory stays bounded whatever the input. Compressed files (gzip, bzip2, xz) are found
+by their magic number as well as their suffix; zstd and the like are refused with a reason.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
             nl = chunk.find(b"\n")
             if nl < 0:
                 continue
-            yield _cut_line(tail, hold, max_line)
+            yield _cut_line(tail, max_line)
             tail, overlong, chunk = b"", False, chunk[nl + 1:]
         data = tail + chunk if tail else chunk
         cut = data.rfind(b"\n")
@@ -96,7 +99,7 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
             else:
                 yield line, NO_PROBLEMS
     if overlong:
-        yield _cut_line(tail, hold, max_line)
+        yield _cut_line(tail, max_line)
     elif tail:
         yield _decoded(tail, max_line)
 
@@ -108,12 +111,15 @@ def _decoded(raw: bytes, max_line: int) -> tuple[str, tuple[str, ...]]:
     return line, problems
 
 
-def _cut_line(head: bytes, hold: int, max_line: int) -> tuple[str, tuple[str, ...]]:
-    """The first `max_line` characters of a line longer than `hold` bytes, tagged as cut."""
-    end = min(hold, len(head))
-    while 0 < end < len(head) and hold - end < 3 and head[end] & 0xC0 == 0x80:
-        end -= 1   # not inside a UTF-8 character: its cut would read as invalid UTF-8
-    text, problems = decode_line(head[:end])
+def _cut_line(head: bytes, max_line: int) -> tuple[str, tuple[str, ...]]:
+    """The first `max_line` characters of a line whose first bytes are `head`, tagged as cut.
+    A character the cut split in two is left out, not read as invalid UTF-8."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.end == len(head) and e.reason == "unexpected end of data":
+            head = head[:e.start]
+    text, problems = decode_line(head)
     return text[:max_line], problems + (LINE_TRUNCATED,)
 
 

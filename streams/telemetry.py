@@ -25,6 +25,7 @@ import orjson
 
 _STD = set(vars(logging.makeLogRecord({})))
 LOGGERS = ("streams", "asyncio")   # the trees our handler serves
+UNLIMITED = {"unlimited": True}   # `extra=` of a line the rate limit must let through (one per file...)
 
 
 class JsonFormatter(logging.Formatter):
@@ -81,14 +82,14 @@ class RateLimit(logging.Filter):
                 state[2] = 0
         return True
 
-    def flush(self) -> list[logging.LogRecord]:
-        """One record per kind with lines held back in an interval that has ended, saying
-        how many (for the handler to emit)."""
+    def flush(self, final: bool = False) -> list[logging.LogRecord]:
+        """One record per kind with lines held back in an interval that has ended (every
+        interval when `final`), saying how many (for the handler to emit)."""
         now = self.clock()
         out = []
         with self._lock:
             for state in self._kinds.values():
-                if state[2] and now - state[0] >= self.interval:
+                if state[2] and (final or now - state[0] >= self.interval):
                     rec = logging.makeLogRecord(vars(state[3]))
                     rec.suppressed, rec.exc_info, rec.exc_text = state[2], None, None
                     rec.created = time.time()
@@ -114,12 +115,17 @@ class LogSetup:
     limit: RateLimit | None = None
 
     @classmethod
-    def flush_suppressed(cls) -> int:
-        if cls.handler is None or cls.limit is None:
+    def flush_suppressed(cls, final: bool = False) -> int:
+        handler = cls.handler
+        if handler is None or cls.limit is None:
             return 0
-        held = cls.limit.flush()
-        for rec in held:
-            cls.handler.handle(rec)   # past the filter: these are the summaries
+        held = cls.limit.flush(final)
+        for rec in held:   # emitted past the filter: these are the summaries
+            handler.acquire()
+            try:
+                handler.emit(rec)
+            finally:
+                handler.release()
         return len(held)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from ..inputs import InputError, iter_lines, open_input
+from ..inputs import DEFAULT_MAX_LINE, InputError, iter_lines, open_input
 from ..parse.dispatch import LineParser
 
 log = logging.getLogger("streams.parse")
@@ -15,7 +15,8 @@ _BATCH = 512
 
 
 def build_line_parser(args) -> LineParser:
-    return LineParser(args.patterns_dir, year=args.year, timezone=args.timezone, max_line=args.max_line)
+    return LineParser(args.patterns_dir, year=args.year, timezone=args.timezone,
+                      max_line=args.max_line or DEFAULT_MAX_LINE)
 
 
 def run_parse(args) -> int:

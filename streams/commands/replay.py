@@ -19,11 +19,11 @@ from ..logfiles import Skipped, expand_paths
 from ..parse.dispatch import LineParser
 from ..pipeline.replay import Replay, ReplayStats
 from ..sinks.bulk_files import BulkFileSink, IndexNamer
+from ..telemetry import UNLIMITED
 from .outputs import metrics_template, network_outputs
 from .stopping import Stop, stopping
 
 log = logging.getLogger("streams.replay")
-ONE_PER_FILE = {"unlimited": True}
 
 
 def config_from_args(args) -> Config:
@@ -34,7 +34,7 @@ def config_from_args(args) -> Config:
     if args.timezone != "UTC" or p.timezone is None:
         p.timezone = args.timezone
     p.patterns_dirs = [*p.patterns_dirs, *args.patterns_dir]
-    if args.max_line != 64 * 1024:
+    if args.max_line is not None:
         p.max_line = args.max_line
     if args.output != Path("out"):
         cfg.output.dir = args.output
@@ -168,10 +168,10 @@ def _replay(args, cfg: Config, replay: Replay, stop: Stop) -> int:
     paths = expand_paths(args.paths, skipped, output=cfg.output.dir)
     for s in skipped:   # one line per file, every one of them (past the log rate limit)
         if s.unreadable:  # it may hold lines: counted as unreadable (exit 1)
-            log.error("cannot read %s: %s", s.path, s.reason, extra=ONE_PER_FILE)
+            log.error("cannot read %s: %s", s.path, s.reason, extra=UNLIMITED)
             replay.stats.unreadable_files.append(s.path)
         else:
-            log.warning("left out of the replay: %s: %s", s.path, s.reason, extra=ONE_PER_FILE)
+            log.warning("left out of the replay: %s: %s", s.path, s.reason, extra=UNLIMITED)
     total = sum(os.path.getsize(p) for p in paths if p != "-" and os.path.isfile(p))
     step, close = _progress(total, sys.stderr.isatty() and not args.no_progress)
     start = time.perf_counter()

@@ -64,9 +64,7 @@ class DerivedMetrics:
         event = fields.get("event") or {}
         dataset = event.get("dataset") or "unknown"
         host_doc = fields.get("host") or {}
-        # host.name, the one host field (the pipelines give it to every line); a document
-        # without one (not from a pipeline): a Wazuh alert's agent
-        host = host_doc.get("name") or (fields.get("agent") or {}).get("name") or "unknown"
+        host = host_doc.get("name") or "unknown"   # host.name: the pipelines give every line one
         counts = self.counts
         counts[(b, host, dataset, "events")] += 1
         action = event.get("action")

@@ -57,12 +57,12 @@ class IndexFeed:
         self.queued: dict[str, set[str]] = {}
         self.overflow = 0  # tracked sets that hit _MAX_TRACKED
 
-    def derive(self, ev: Event, doc: dict, now: float, sender: str | None = None) -> list[Event]:
-        """The index entries this event updates (possibly none). A line without a host name
-        (Fail2ban's own log relayed as is) belongs to its `sender`, as syslog's fromhost."""
+    def derive(self, ev: Event, doc: dict, now: float) -> list[Event]:
+        """The index entries this event updates (possibly none), under its `host.name` (the
+        pipelines give a line that names no host the one it came from)."""
         if ev.service is not None:
             return [ev] if "riemann" in self.sources else []
-        host = (doc.get("host") or {}).get("name") or sender
+        host = (doc.get("host") or {}).get("name")
         if not host:
             return []
         out: list[Event] = []

@@ -37,8 +37,8 @@ class IndexService:
         self.query_errors = 0
         self._expired_reported = 0
 
-    def observe(self, ev: Event, doc: dict, now: float, sender: str | None = None) -> None:
-        for entry in self.feed.derive(ev, doc, now, sender):
+    def observe(self, ev: Event, doc: dict, now: float) -> None:
+        for entry in self.feed.derive(ev, doc, now):
             self.index.insert(entry)
             self.subscriptions.publish(entry)
 

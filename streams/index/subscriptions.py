@@ -32,7 +32,6 @@ class Subscription:
         self.owner = owner
         self.pred = pred
         self.queue: asyncio.Queue[Any] = asyncio.Queue()   # publish() drops the subscriber at max_pending
-        self.dropped = False
         self._current: Iterator[Event] | None = current
 
     def __aiter__(self) -> Subscription:
@@ -68,7 +67,7 @@ class Subscriptions:
         if not self._subs:
             return
         doc = None
-        behind = None
+        behind: list[Subscription] = []
         for sub in self._subs:
             try:
                 if not sub.pred(ev):
@@ -78,16 +77,15 @@ class Subscriptions:
             if doc is None:
                 doc = ev.to_riemann()
             if sub.queue.qsize() >= self.max_pending:
-                behind = [*(behind or ()), sub]
+                behind.append(sub)
                 continue
             sub.queue.put_nowait(doc)
             self.published += 1
-        for sub in behind or ():
+        for sub in behind:
             self._drop(sub)
 
     def _drop(self, sub: Subscription) -> None:
         """Its backlog is thrown away and its stream ends at its next step."""
-        sub.dropped = True
         q = sub.queue
         while not q.empty():
             q.get_nowait()

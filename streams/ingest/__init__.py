@@ -5,10 +5,13 @@ frames/events come out and are handed to the live pipeline (`streams.pipeline.li
 whose bounded queue gives the backpressure; replies go back out. `service.IngestService`
 builds the enabled listeners from `[listeners.*]` and runs the graceful shutdown.
 
-    base.py     connection limit, idle timeout, two-step stop (shared by all)
-    syslog.py   syslog over UDP and TCP (LF or RFC 6587 octet counting, per connection)
-    relp.py     RELP (rsyslog's omrelp); `rsp 200` only once the message is written
-    riemann.py  Riemann protobuf over TCP (ok/error replies) and UDP
-    http.py     GET /health and GET /metrics (JSON counters)
-    service.py  all of the above, started and stopped together
+    base.py         the resource budget (connections, greeting/idle/send timeouts, eviction,
+                    buffered bytes), two-step stop (shared by all)
+    descriptors.py  each TCP listener's share of the descriptors the outputs leave
+    syslog.py       syslog over UDP and TCP (LF or RFC 6587 octet counting, per connection)
+    tls.py          syslog over TLS (RFC 5425), handshakes bounded apart
+    relp.py         RELP (rsyslog's omrelp); `rsp 200` only once the message is written
+    riemann.py      Riemann protobuf over TCP (ok/error replies) and UDP
+    http.py         /health, /metrics, /query, /stream (server-sent events)
+    service.py      all of the above, started and stopped together; what /health says
 """

@@ -44,6 +44,10 @@ STREAM_LIMIT = 64 * 1024
 KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
 
 
+def peer_text(peer: Any) -> str:
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
+
+
 def keepalive(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is None:
@@ -94,10 +98,9 @@ class Listener:
 
 
 class Connection:
-    """One accepted TCP socket."""
-
-    # syslog and Riemann sessions start with their first byte; RELP's with its `open`
-    opens_on_first_byte = True
+    """One accepted TCP socket. Its protocol calls `active()` for every read that completed
+    a message: a session starts (RELP: its `open`) and stays young by whole messages, not by
+    single bytes, which a client could trickle to keep an idle slot."""
 
     def __init__(self, listener: TcpListener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.listener = listener
@@ -109,15 +112,21 @@ class Connection:
         self.done = asyncio.Event()       # serve() returned: everything read was handed over
         self.closed = asyncio.Event()     # the socket is closed
         self.detached = False             # the transport was given another protocol (RELP linger)
-        self.opened = False               # the session started (see opens_on_first_byte)
-        self.parting = False              # closed by us (idle, evicted, over budget): say goodbye
+        self.opened = False               # the session started (see active())
+        self.parting = False              # closed by us (idle, evicted, over budget): see part()
         self.held = 0                     # bytes of incomplete messages (the listener's budget)
         self.connected_at = self.last_active = asyncio.get_running_loop().time()
 
     @property
     def peer_text(self) -> str:
-        p = self.peer
-        return f"{p[0]}:{p[1]}" if isinstance(p, tuple) and len(p) >= 2 else str(p)
+        return peer_text(self.peer)
+
+    def active(self, opened: bool = True) -> None:
+        """A read completed a message (and the session has started, unless the protocol
+        starts it with something else: RELP's `open`)."""
+        self.last_active = asyncio.get_running_loop().time()
+        if opened:
+            self.opened = True
 
     async def read(self) -> bytes:
         """The next bytes, or b"" at EOF / idle timeout / socket error / stop."""
@@ -138,10 +147,10 @@ class Connection:
         loop = asyncio.get_running_loop()
         try:
             while True:
+                timeout: float | None = cfg.idle_timeout or None   # silence, whether it started or not
                 if not self.opened:
-                    timeout: float | None = max(cfg.greeting_timeout - (loop.time() - self.connected_at), 0.0)
-                else:
-                    timeout = cfg.idle_timeout or None
+                    left = max(cfg.greeting_timeout - (loop.time() - self.connected_at), 0.0)
+                    timeout = left if timeout is None else min(timeout, left)
                 try:
                     async with asyncio.timeout(timeout):
                         data = await self.reader.read(READ_SIZE)
@@ -152,13 +161,9 @@ class Connection:
                     # our worker or sink is slow): it is not idle, and closing would make it
                     # resend the whole window
                     continue
-                if data:
-                    self.last_active = loop.time()
-                    if self.opens_on_first_byte:
-                        self.opened = True
                 return data
         except TimeoutError:
-            self.parting = True
+            self.part()
             if self.opened:
                 self.stats["idle_closed"] += 1
                 log.warning("idle connection closed", extra={"listener": self.listener.name, "peer": self.peer_text,
@@ -178,23 +183,39 @@ class Connection:
 
     def hold(self, n: int) -> None:
         """The protocol now holds `n` bytes of incomplete messages for this connection."""
+        if self.parting:
+            return
         lst = self.listener
         lst.held += n - self.held
         self.held = n
         if lst.held > lst.cfg.max_buffered:
             lst.shed()
 
+    def part(self) -> None:
+        """We close this connection: it no longer counts against the listener's limit or its
+        buffer budget (its incomplete bytes are dropped with it)."""
+        if not self.parting:
+            self.parting = True
+            lst = self.listener
+            lst.live -= 1
+            lst.held -= self.held
+            self.held = 0
+
     def evict(self, why: str, counter: str) -> None:
-        """End the session from our side: what was read is handed over, the client is told
-        goodbye (RELP: `serverclose`), the socket closed."""
+        """End the connection from our side. One that never started a session is reset at
+        once (its descriptor is free now); a session hands over what was read, is told
+        goodbye (RELP: `serverclose`) and closed."""
         if self.parting or self.stopping:
             return
-        self.parting = True
+        self.part()
         self.stats[counter] += 1
         log.warning("connection closed: %s", why, extra={"listener": self.listener.name, "peer": self.peer_text,
                                                          "idle_seconds": round(asyncio.get_running_loop().time()
                                                                                - self.last_active, 1)})
-        self.stop_reading()
+        if self.opened:
+            self.stop_reading()
+        else:
+            self.writer.transport.abort()
 
     def stop_reading(self) -> None:
         """Pause the socket and end the reader: a pending read() returns what is buffered, then b""."""
@@ -211,12 +232,12 @@ class Connection:
         if data and not self.writer.is_closing():
             self.writer.write(data)
 
-    async def drain(self) -> None:
-        """Wait for the client to take our replies (bounded by `send_timeout`)."""
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for the client to take our replies (bounded by `send_timeout`, or `timeout`)."""
         if self.writer.is_closing():
             return
         try:
-            async with asyncio.timeout(self.listener.cfg.send_timeout):
+            async with asyncio.timeout(timeout or self.listener.cfg.send_timeout):
                 await self.writer.drain()
         except TimeoutError:
             self.stats["send_timeouts"] += 1
@@ -259,6 +280,7 @@ class TcpListener(Listener):
                           idle_closed=0, over_budget=0, send_timeouts=0)
         self.stopping = False
         self.held = 0   # bytes of incomplete messages over all connections
+        self.live = 0   # connections not being closed by us: what max_connections bounds
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._accept, self.cfg.host, self.cfg.port, limit=STREAM_LIMIT)
@@ -266,7 +288,7 @@ class TcpListener(Listener):
 
     def _in_use(self) -> int:
         """The sockets held against `max_connections` (those we are closing do not count)."""
-        return sum(1 for c in self.connections if not c.parting)
+        return self.live
 
     def _make_room(self) -> bool:
         """At the limit: evict the oldest connection that has not started a session, else the
@@ -300,7 +322,7 @@ class TcpListener(Listener):
     def shed(self) -> None:
         """Over `max_buffered`: close the connection holding the most incomplete bytes."""
         victim = max(self.connections, key=lambda c: (not c.parting, c.held), default=None)
-        if victim is not None and not victim.parting:
+        if victim is not None and not victim.parting and victim.held:
             self.stats["over_budget"] += 1
             victim.evict(f"over the listener's buffer budget ({self.held} bytes held in incomplete messages, "
                          f"{victim.held} by this connection)", "evicted")
@@ -314,6 +336,7 @@ class TcpListener(Listener):
         keepalive(writer)
         conn = self.connection_class(self, reader, writer)
         self.connections.add(conn)
+        self.live += 1
         stats["connections"] += 1
         stats["connections_total"] += 1
         try:
@@ -332,8 +355,8 @@ class TcpListener(Listener):
             await conn.close()
         finally:
             conn.done.set()
+            conn.part()
             self.connections.discard(conn)
-            self.held -= conn.held
             stats["connections"] -= 1
 
     def close(self) -> None:

@@ -78,7 +78,8 @@ class Descriptors:
 
     @property
     def connections(self) -> int:
-        return sum(len(lst.connections) for lst in self.listeners)
+        """Sockets the listeners hold: connections (those being closed too) and TLS handshakes."""
+        return sum(len(lst.connections) + len(getattr(lst, "handshaking", ())) for lst in self.listeners)
 
     def state(self) -> dict[str, Any]:
         return {"open": open_descriptors(), "limit": self.limit, "reserve": self.reserve,

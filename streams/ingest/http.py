@@ -58,8 +58,8 @@ class HttpListener(Listener):
         self.server: asyncio.Server | None = None
         self._closing = asyncio.Event()
         self._handlers: set[asyncio.Task] = set()
-        # handlers still reading their request head, oldest first, and since when
-        self._heads: dict[asyncio.Task, float] = {}
+        # connections still sending their request head, oldest first, and since when
+        self._heads: dict[asyncio.StreamWriter, float] = {}
         self.stats.update(connections=0, rejected=0, evicted=0, streams_dropped=0)
 
     async def start(self) -> None:
@@ -71,8 +71,9 @@ class HttpListener(Listener):
         if stats["connections"] >= self.cfg.max_connections:
             oldest = next(iter(self._heads.items()), None)
             if oldest is not None and asyncio.get_running_loop().time() - oldest[1] >= SLOW_HEAD:
-                stats["evicted"] += 1   # a slow sender of its head makes room
-                oldest[0].cancel()
+                stats["evicted"] += 1   # a slow sender of its head makes room (its read fails)
+                del self._heads[oldest[0]]
+                oldest[0].transport.abort()
             else:
                 stats["rejected"] += 1
                 log.warning("http connection refused: limit reached", extra={
@@ -93,13 +94,12 @@ class HttpListener(Listener):
             task.add_done_callback(self._handlers.discard)
         answered = False
         try:
-            if task is not None:
-                self._heads[task] = asyncio.get_running_loop().time()
+            self._heads[writer] = asyncio.get_running_loop().time()
             try:
                 async with asyncio.timeout(min(self.cfg.greeting_timeout, 10.0)):
                     head = await reader.readuntil(b"\r\n\r\n")
             finally:
-                self._heads.pop(task, None)   # type: ignore[arg-type]
+                self._heads.pop(writer, None)
             self.stats["received"] += 1
             status, body, streaming = self._route(head)
             if streaming:
@@ -125,14 +125,14 @@ class HttpListener(Listener):
                 await writer.wait_closed()
 
     async def _stream(self, writer: asyncio.StreamWriter, events: AsyncIterator[Any]) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                     b"Connection: close\r\n\r\n")
-        await writer.drain()
-        self.stats["streams"] += 1
         it = aiter(events)
         closing = asyncio.ensure_future(self._closing.wait())
         nxt: asyncio.Future | None = None  # kept across keepalives: cancelling it ends the iterator
-        try:
+        try:   # the subscription is registered: whatever happens from here, it is closed
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                         b"Connection: close\r\n\r\n")
+            await writer.drain()
+            self.stats["streams"] += 1
             while not self._closing.is_set():
                 if nxt is None:
                     nxt = asyncio.ensure_future(anext(it))

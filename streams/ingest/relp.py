@@ -34,8 +34,6 @@ LINGER_SECONDS = 2.0   # at shutdown, how long to wait for the client to close a
 
 
 class RelpConnection(Connection):
-    opens_on_first_byte = False   # the session starts with the client's `open`
-
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.relp = RelpServerConnection(self.listener.cfg.max_message or DEFAULT_MAX_FRAME)
@@ -54,7 +52,10 @@ class RelpConnection(Connection):
                 break
             records: list[Received] = []
             now = listener.clock.now()
-            for ev in relp.receive_data(data):
+            events = relp.receive_data(data)
+            if events:
+                self.active(opened=False)   # the session starts with the client's `open`
+            for ev in events:
                 if isinstance(ev, Syslog):
                     text, problems = decode_line(ev.message)
                     records.append(Received(name, now, text=text or "", tags=problems, peer=self.peer,
@@ -124,7 +125,7 @@ class RelpConnection(Connection):
         relp = self.relp
         if relp.is_open and not relp.closing and not relp.failed:
             self.send(relp.server_close())
-            await self.drain()
+            await self.drain(LINGER_SECONDS)
             await self.linger(LINGER_SECONDS)
 
     async def linger(self, timeout: float) -> None:

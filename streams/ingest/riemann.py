@@ -50,6 +50,8 @@ class RiemannConnection(Connection):
                 break
             msgs = conn.receive_data(data)
             self.hold(conn.pending)
+            if msgs:
+                self.active()
             for msg in msgs:
                 if isinstance(msg, FrameError):
                     stats["errors"] += 1

@@ -73,9 +73,6 @@ class IngestService:
             subs = pipeline.index.subscriptions
             subs.max_subscribers, subs.max_pending = hc.max_subscribers, hc.subscriber_backlog
 
-    def _all(self) -> list[Listener]:
-        return [*self.listeners.values(), *([self.http] if self.http else [])]
-
     @property
     def ports(self) -> dict[str, int | None]:
         out = {name: lst.port for name, lst in self.listeners.items()}
@@ -89,7 +86,7 @@ class IngestService:
         self.pipeline.start()
         started: list[Listener] = []
         try:
-            for lst in self._all():
+            for lst in [*self.listeners.values(), *([self.http] if self.http else [])]:
                 await lst.start()
                 started.append(lst)
         except OSError:

@@ -46,6 +46,8 @@ class SyslogTcpConnection(Connection):
                 break
             frames = framer.receive_data(data)
             self.hold(framer.buffered)
+            if frames:
+                self.active()
             await self._deliver(frames)
         await self._deliver(framer.end_of_stream())
 

@@ -26,6 +26,7 @@ import ssl
 from typing import Any
 
 from ..config import TlsListenerConfig
+from .base import peer_text
 from .syslog import SyslogTcpListener
 
 log = logging.getLogger("streams.ingest.tls")
@@ -95,7 +96,7 @@ class SyslogTlsListener(SyslogTcpListener):
         del self.handshaking[writer]
         self.stats["handshakes_evicted"] += 1
         log.warning("TLS handshake aborted: replaced by a new connection", extra={
-            "listener": self.name, "peer": _peer_text(writer.get_extra_info("peername"))})
+            "listener": self.name, "peer": peer_text(writer.get_extra_info("peername"))})
         if task is not None:
             task.cancel()
         else:
@@ -124,7 +125,7 @@ class SyslogTlsListener(SyslogTcpListener):
                 self.stats["errors"] += 1
                 self.stats["tls_handshake_failed"] += 1
                 log.warning("TLS handshake failed: %s", e or type(e).__name__,
-                            extra={"listener": self.name, "peer": _peer_text(writer.get_extra_info("peername"))})
+                            extra={"listener": self.name, "peer": peer_text(writer.get_extra_info("peername"))})
             writer.transport.abort()
             forget_traceback(e)
             return
@@ -134,6 +135,3 @@ class SyslogTlsListener(SyslogTcpListener):
             return
         await self._serve(reader, writer)
 
-
-def _peer_text(peer: Any) -> str:
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)

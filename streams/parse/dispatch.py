@@ -21,6 +21,7 @@ import orjson
 from .. import PATTERNS_DIR
 from ..clock import Clock
 from ..event import Event
+from ..inputs import DEFAULT_MAX_LINE, LINE_TRUNCATED
 from .grok import GrokLibrary
 from .products import wazuh
 from .products.fail2ban import continuation as fail2ban_continuation
@@ -28,7 +29,6 @@ from .rules import ProductParser, load_rules
 from .syslog import parse_syslog
 from .timestamps import MONTHS, TimeParser
 
-DEFAULT_MAX_LINE = 64 * 1024
 log = logging.getLogger("streams.parse")
 
 # Fail2ban's own log: `2019-11-22 14:30:26,473 fail2ban.actions        [4002]: NOTICE  ...`
@@ -136,7 +136,7 @@ class LineParser:
             fields: dict = {"event": {"original": line}}
             ev = Event.from_parse(fields)
             if cut:
-                ev.tags.append("_line_truncated")
+                ev.tags.append(LINE_TRUNCATED)
             c = line[:1]
             if c == "{":
                 self._f2b_context = None
@@ -191,7 +191,7 @@ class LineParser:
             ev.message = original
             ev.tags.append("_parser_error")
             if cut:
-                ev.tags.append("_line_truncated")
+                ev.tags.append(LINE_TRUNCATED)
             return ev
 
     def _unwrap(self, msg: str, fields: dict, ev: Event) -> bool:

@@ -167,52 +167,54 @@ class AppendingBulkFileSink(BulkFileSink):
     """The bulk-file sink of a long-running process: a batch's lines are collected per file
     and written by `flush()`, which makes sure they are in a file that still has its name
     (`AppendFile`); files are always opened to append (a restart or a SIGHUP reopen never
-    truncates what is there), at most `max_open` at once."""
+    truncates what is there), at most `max_open` at once (the least recently written one is
+    closed first)."""
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
+    def __init__(self, *args: Any, stats: dict[str, int] | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.files: dict[str, AppendFile] = {}   # type: ignore[assignment]  # least recently flushed first
+        self.stats = stats   # where a file found deleted and written anew is counted (`recreated`)
+        # the files open or holding a batch, least recently written first
+        self.files: dict[str, AppendFile] = {}   # type: ignore[assignment]
 
-    def write(self, doc: dict, doc_id: str) -> None:
-        index = self.namer.for_doc(doc)
+    def _file(self, index: str) -> AppendFile:   # type: ignore[override]
         out = self.files.get(index)
         if out is None:
-            out = self.files[index] = AppendFile(self.directory / f"{index}.ndjson", self.buffer_size)
+            out = self.files[index] = AppendFile(self.directory / f"{index}.ndjson", self.buffer_size, self.stats)
             self.counts.setdefault(index, 0)
-        out.write(self._lines(index, doc, doc_id))
-        self.counts[index] += 1
-        self.sent += 1
+        return out
 
     def flush(self) -> None:
-        """Every file's batch to the OS; the first error is raised after the others were tried."""
+        """Every file's batch to the OS; the first error is raised after the others were tried.
+        The open ones first: they make room for the others once written."""
         error: OSError | None = None
-        for index in list(self.files):
-            out = self.files[index]
+        files = self.files
+        for index in sorted((i for i, out in files.items() if out.pending), key=lambda i: not files[i].is_open):
+            out = files[index]
+            if not out.is_open:
+                self._make_room()
             try:
                 out.flush()
             except OSError as e:
                 error = error or e
-        while len(self.files) > self.max_open:   # written: closing loses nothing
-            self.files.pop(next(iter(self.files))).close_file()
+            files[index] = files.pop(index)   # the most recently written last
         if error is not None:
             raise error
+
+    def _make_room(self) -> None:
+        """Close written files, least recently written first, until one more may open."""
+        open_files = [i for i, out in self.files.items() if out.is_open]
+        while len(open_files) >= self.max_open:
+            index = next((i for i in open_files if not self.files[i].pending), None)
+            if index is None:
+                return
+            open_files.remove(index)
+            self.files.pop(index).close_file()
 
     def reopen(self) -> None:
         """SIGHUP: close the files; the next flush reopens them (appending), recreating the
         directory if it is gone."""
         for out in self.files.values():
             out.close_file()
-
-    def close(self) -> None:
-        files, self.files = self.files, {}
-        error: OSError | None = None
-        for out in files.values():
-            try:
-                out.close()
-            except OSError as e:
-                error = error or e
-        if error is not None:
-            raise error
 
 
 def _settle(acks: list[tuple[Ack, bool]]) -> None:
@@ -265,24 +267,23 @@ class LivePipeline:
         self._unreaped: list[Received] = []  # expired events a shutdown kept from the queue
         self._open_bucket = 0  # the first bucket not flushed yet (counts never go to an earlier one)
         self.hostname = socket.gethostname().split(".")[0] or "localhost"
+        self._es = telemetry.component(ES_SINK)
+        self._es.update(failed=0, dead_lettered=0, recreated=0)
         self.sink: AppendingBulkFileSink | ElasticsearchSink
         if sink is not None:
             sink.block_when_full = False  # the worker awaits room instead of blocking the loop
             self.sink = sink
         else:
-            self.sink = AppendingBulkFileSink(output / "elasticsearch", namer)
+            self.sink = AppendingBulkFileSink(output / "elasticsearch", namer, stats=self._es)
         self.graphite: MetricsWriter = metrics_sink or GraphiteFileSink(output / "graphite.txt")
         self._tasks: list[asyncio.Task] = []
         self.queue = RecordQueue(queue_size)
         self.batch_size = batch_size
         self.stats = LiveStats()
-        self._es = telemetry.component(ES_SINK)
-        self._es.update(failed=0)
         telemetry.component(GRAPHITE_SINK)
         self._worker: asyncio.Task | None = None
-        self._dlq = AppendFile(output / "dead-letter.ndjson")
+        self._dlq = AppendFile(output / "dead-letter.ndjson", stats=self._es)
         self.output_problem: str | None = None   # set while writing the outputs fails (for /health)
-        self._es.update(dead_lettered=0)
 
     # -- intake (listeners) --------------------------------------------------------------
 
@@ -418,6 +419,7 @@ class LivePipeline:
             self._dlq.flush()
         except Exception as e:  # noqa: BLE001 - not in the OS's hands: nothing of the batch is durable
             log.error("flushing the output files failed: %s", e)
+            self._dlq.discard()   # the batch is refused whole: its senders resend it, dead letters too
             write_error = e
             failed += sent + dead
             sent = dead = 0
@@ -454,8 +456,6 @@ class LivePipeline:
 
     def _one(self, item: Received) -> None:
         riemann_metric = False
-        peer = item.peer
-        sender = peer[0] if isinstance(peer, tuple) and peer else None
         if item.text is not None:
             ev = self.parser.parse(item.text)
             if item.tags:
@@ -463,7 +463,11 @@ class LivePipeline:
             if self.geoip is not None:
                 self.geoip.enrich(ev.fields, ev.tags)
             original = item.text
-        else:
+            doc = ev.to_doc()
+            peer = item.peer
+            if isinstance(peer, tuple) and peer:   # a line that names no host: its sender's
+                default_host(doc, peer[0])
+        else:   # a Riemann event's host is its own, nil included
             ev = item.event
             assert ev is not None
             if item.tags:
@@ -471,9 +475,7 @@ class LivePipeline:
             ev.fields.setdefault("event", {}).setdefault("dataset", "riemann")
             original = ev.service or ""
             riemann_metric = ev.metric is not None and ev.service is not None
-        doc = ev.to_doc()
-        if item.text is not None:  # a Riemann event's host is its own, nil included
-            default_host(doc, sender)
+            doc = ev.to_doc()
         if "@timestamp" not in doc:
             doc["@timestamp"] = format_timestamp(item.received_at)
             ev.tags.append("_timestamp_from_ingest")
@@ -492,7 +494,7 @@ class LivePipeline:
             if riemann_metric:
                 self.metrics.point(ev.host or "unknown", "riemann", ev.service, ev.metric, ev.time or arrived)
             if self.index is not None and item.listener != INDEX_LISTENER:
-                self.index.observe(ev, doc, item.received_at, sender)
+                self.index.observe(ev, doc, item.received_at)
         except Exception as e:  # noqa: BLE001 - the event is written: not dead-lettered (a copy) too
             self._derive_failed(item, e)
         dataset = dataset_of(doc)

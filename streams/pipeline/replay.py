@@ -28,6 +28,7 @@ from ..parse.dispatch import LineParser
 from ..sinks.bulk_files import BulkFileSink, event_id
 from ..sinks.elasticsearch import ElasticsearchSink, OutputAborted, OutputStalled
 from ..sinks.graphite_file import write_points
+from ..telemetry import UNLIMITED
 
 log = logging.getLogger("streams.replay")
 
@@ -104,7 +105,7 @@ class Replay:
         try:
             stream = self._blocking(open_input, path)
         except OSError as e:
-            log.error("cannot read %s: %s", path, e, extra={"unlimited": True})   # one line per file
+            log.error("cannot read %s: %s", path, e, extra=UNLIMITED)   # one line per file
             self.stats.unreadable_files.append(path)
             return
         except _Interrupted:
@@ -117,7 +118,7 @@ class Replay:
         except InputError as e:
             # a truncated or damaged archive (`.gz`), a read error: the lines before it were
             # processed; the file counts as unreadable (exit code 1), the next one goes on
-            log.error("cannot read %s to its end: %s", path, e, extra={"unlimited": True})
+            log.error("cannot read %s to its end: %s", path, e, extra=UNLIMITED)
             self.stats.unreadable_files.append(path)
         except OutputStalled as e:   # the spool full, nothing delivered for stall_timeout
             self._fail(str(e))
@@ -215,18 +216,22 @@ class Replay:
             self._fail(self.sink.stall_message())   # type: ignore[union-attr]
         points = self.metrics.take()
         path = self.output / "graphite.txt"
-        if self.metrics_sink is not None and not self._halt:
-            out["metric_points_past_retention"] = self._past_retention(points)
-            n = self.metrics_sink.write(points)
-            if self.metrics_sink.close() is False:   # carbon down, or it gave up: none lost, all in the file
-                write_points(points, path)
-                if not self.interrupted:
-                    self._fail(self._metrics_failure(len(points), path))
-        else:
-            n = write_points(points, path)
-            if self.metrics_sink is not None:   # interrupted or failed: not sent, written
-                self.metrics_sink.close()
-                log.warning("the replay stopped early: its %d metric points are in %s, not sent", n, path)
+        n = 0
+        try:
+            if self.metrics_sink is not None and not self._halt:
+                out["metric_points_past_retention"] = self._past_retention(points)
+                n = self.metrics_sink.write(points)
+                if self.metrics_sink.close() is False:   # carbon down, or it gave up: none lost, all in the file
+                    write_points(points, path)
+                    if not self.interrupted:
+                        self._fail(self._metrics_failure(len(points), path))
+            else:
+                n = write_points(points, path)
+                if self.metrics_sink is not None:   # interrupted or failed: not sent, written
+                    self.metrics_sink.close()
+                    log.warning("the replay stopped early: its %d metric points are in %s, not sent", n, path)
+        except OSError as e:   # a full disk, graphite.txt a folder: one line and exit 3
+            self._fail(f"cannot write the metric points to {path}: {e}")
         out.update(metric_points=n, indices=len(self.sink.counts))
         stats = getattr(self.sink, "stats", None)
         if stats is not None:

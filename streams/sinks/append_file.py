@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,15 +21,27 @@ log = logging.getLogger("streams.sink.files")
 
 
 class AppendFile:
-    def __init__(self, path: Path, buffer_size: int = 32 * 1024) -> None:
+    def __init__(self, path: Path, buffer_size: int = 32 * 1024, stats: MutableMapping[str, int] | None = None) -> None:
         self.path = path
         self.buffer_size = buffer_size
+        self.stats = stats   # its `recreated` counts the times the file was found deleted
         self._f: BinaryIO | None = None
         self._batch: list[bytes] = []
-        self.recreated = 0   # times the file was found deleted and written anew
+
+    @property
+    def is_open(self) -> bool:
+        return self._f is not None
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._batch)
 
     def write(self, data: bytes) -> None:
         self._batch.append(data)
+
+    def discard(self) -> None:
+        """Forget the batch (it was refused as a whole)."""
+        self._batch.clear()
 
     def flush(self) -> None:
         """Hand the batch to the OS, in a file that still has its name (raises OSError)."""
@@ -40,7 +53,8 @@ class AppendFile:
         f.write(data)
         f.flush()
         if os.fstat(f.fileno()).st_nlink == 0:
-            self.recreated += 1
+            if self.stats is not None:
+                self.stats["recreated"] = self.stats.get("recreated", 0) + 1
             log.error("output file deleted while open: recreated and this batch written again (what was "
                       "written to it before is gone with it)", extra={"path": str(self.path)})
             self.close_file()

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from ..enrich.metrics import DEFAULT_TEMPLATE
 from ..protocols.graphite import format_line, plain_path
 from .backoff import backoff
+from .stall import Progress
 
 log = logging.getLogger("streams.sink.carbon")
 
@@ -319,13 +320,10 @@ class CarbonSink:
     def _wait_progress(self) -> None:
         """close(None): wait while points get delivered at least every `stall_timeout`, until
         done or `abort()`; then the sender gets a deadline of now."""
-        sent, since = self.stats["sent"], time.monotonic()
-        limit = self.settings.stall_timeout
+        progress = Progress(lambda: self.stats["sent"], self.settings.stall_timeout, time.monotonic())
         while not self._done.wait(0.1):
             now = time.monotonic()
-            if self.stats["sent"] != sent:
-                sent, since = self.stats["sent"], now
-            elif self._abort or (limit is not None and now - since > limit):
+            if self._abort or progress.stalled(now):
                 self.stalled = not self._abort
                 with self._cond:
                     self._deadline = now

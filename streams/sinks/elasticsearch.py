@@ -46,6 +46,7 @@ from ..sinks.bulk_files import IndexNamer
 from .backoff import backoff
 from .es_templates import body_of, status_of
 from .spool import Spool, SpoolFull
+from .stall import Progress
 
 log = logging.getLogger("streams.sink.elasticsearch")
 
@@ -193,7 +194,7 @@ class ElasticsearchSink:
 
     def _wait_room(self, timeout: float | None) -> None:
         start = time.monotonic()
-        progress = _Progress(self, start)
+        progress = Progress(self._delivered, self.settings.stall_timeout, start)
         while not self.spool.wait_room(0.1):
             now = time.monotonic()
             if self._abort:
@@ -223,7 +224,7 @@ class ElasticsearchSink:
         for `stall_timeout` (`stalled` set), or `abort()` was called (False)."""
         start = time.monotonic()
         said = start
-        progress = _Progress(self, start)
+        progress = Progress(self._delivered, self.settings.stall_timeout, start)
         self.spool.flush()
         while self.spool.pending() > 0:
             now = time.monotonic()
@@ -240,6 +241,11 @@ class ElasticsearchSink:
         return True
 
     stalled = False   # wait_delivered() gave up: nothing was delivered for stall_timeout
+
+    def _delivered(self) -> int:
+        """Documents delivered: indexed, known already, or dead-lettered."""
+        st = self.stats
+        return st["sent"] + st["duplicates"] + st["dead_lettered"]
 
     def abort(self) -> None:
         """Stop waiting for Elasticsearch (a signal): what is spooled stays for the next start.
@@ -417,28 +423,6 @@ class ElasticsearchSink:
         log.warning("elasticsearch refused a document: dead-lettered", extra={
             "index": entry["index"], "_id": entry["_id"], "status": status, "reason": reason})
         return True
-
-
-class _Progress:
-    """Whether a wait saw no document delivered (indexed, known, or dead-lettered) for the
-    sink's `stall_timeout`, counted from the start of the wait or the last delivery."""
-
-    def __init__(self, sink: ElasticsearchSink, start: float) -> None:
-        self.sink, self.since = sink, start
-        self.delivered = self._count()
-
-    def _count(self) -> int:
-        st = self.sink.stats
-        return st["sent"] + st["duplicates"] + st["dead_lettered"]
-
-    def stalled(self, now: float) -> bool:
-        limit = self.sink.settings.stall_timeout
-        if limit is None:
-            return False
-        n = self._count()
-        if n != self.delivered:
-            self.delivered, self.since = n, now
-        return now - self.since > limit
 
 
 __all__ = ["ElasticsearchSettings", "ElasticsearchSink", "OutputAborted", "OutputStalled", "SpoolFull", "classify",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration import TIMEOUT
-from tests.integration.test_run_tls import need_openssl
+from tests.integration.test_run_tls import self_signed
 
 from . import Probe, Target, close_all, connect_many, raise_own_fd_limit, report, wait_for
 
@@ -34,13 +34,7 @@ def _fds() -> None:
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory) -> tuple[Path, Path]:
-    openssl = need_openssl()
-    d = tmp_path_factory.mktemp("hostile-cert")
-    key, crt = d / "k.pem", d / "c.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    return crt, key
+    return self_signed(tmp_path_factory.mktemp("hostile-cert"))
 
 
 def tls_line(port: int, cert: tuple[Path, Path], text: str) -> None:

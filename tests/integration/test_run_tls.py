@@ -42,15 +42,19 @@ def need_openssl() -> str:
     return OPENSSL
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory) -> tuple[Path, Path]:
-    need_openssl()
-    d = tmp_path_factory.mktemp("tls-cert")
+def self_signed(d: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 in `d`: (certificate, key)."""
+    openssl = need_openssl()
     key, crt = d / "k.pem", d / "c.pem"
-    subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
                     "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
                    check=True, capture_output=True, timeout=60)
     return crt, key
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory) -> tuple[Path, Path]:
+    return self_signed(tmp_path_factory.mktemp("tls-cert"))
 
 
 def tls_config(out: Path, cert: tuple[Path, Path], city_db: Path | None = None):

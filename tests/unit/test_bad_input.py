@@ -159,3 +159,15 @@ def test_the_parser_bounds_a_line_from_elsewhere_too():
     ev = LineParser(year=2026, max_line=100).parse("Nov 24 00:05:02 mx1 sshd[4007]: " + "x" * 5000)
     doc = ev.to_doc()
     assert len(doc["event"]["original"]) == 100 and doc["tags"].count("_line_truncated") == 1
+
+
+def test_a_cut_through_a_character_is_not_invalid_utf8():
+    """An overlong line cut at the read limit inside a multi-byte character is still valid
+    text, only shorter."""
+    import io
+
+    from streams.inputs import iter_lines
+    line = ("a" + "€" * 1_000_000).encode()   # 3 MB: no line end within one read
+    for max_line in (5, 6, 7):
+        [(text, problems)] = list(iter_lines(io.BytesIO(line + b"\n"), max_line=max_line))
+        assert problems == ("_line_truncated",) and text == ("a" + "€" * 10)[:max_line]

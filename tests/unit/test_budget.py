@@ -268,3 +268,104 @@ def test_subscribers_beyond_the_maximum_are_refused():
         pass
     else:
         raise AssertionError("a second subscriber was taken")
+
+
+def test_bytes_without_a_whole_message_do_not_start_a_session():
+    """A byte now and then keeps no slot: a session starts, and stays young, by whole
+    messages; a client trickling a line without its end is closed at the greeting timeout."""
+    cfg = ListenerConfig(greeting_timeout=0.3)
+
+    async def scenario():
+        lst = listener(SyslogTcpListener, cfg)
+        await lst.start()
+        loop = asyncio.get_running_loop()
+        s = connect(lst)
+        for _ in range(10):
+            try:
+                await loop.sock_sendall(s, b"x")
+            except OSError:
+                break
+            await asyncio.sleep(0.1)
+        got = await closed_by_peer(loop, s)
+        stats = dict(lst.stats)
+        s.close()
+        await stop(lst)
+        return got, stats, [r.text for r in lst.pipeline.records]
+
+    got, stats, texts = asyncio.run(scenario())
+    assert stats["greeting_timeouts"] == 1 and got == b""
+    assert texts and set(texts[0]) == {"x"}   # what it sent is kept, as a truncated line
+
+
+def test_over_the_buffer_budget_only_the_hog_is_closed():
+    """The connection closed for holding the most no longer counts: the next small ones are
+    not closed one after another while it is being closed."""
+    cfg = ListenerConfig(max_buffered=1000)
+
+    async def scenario():
+        lst = listener(RelpListener, cfg)
+        await lst.start()
+        loop = asyncio.get_running_loop()
+        hog = connect(lst)
+        await loop.sock_sendall(hog, b"1 syslog 5000 " + b"x" * 2000)   # a frame never finished
+        await closed_by_peer(loop, hog)
+        small = []
+        for _ in range(5):
+            s = connect(lst)
+            await loop.sock_sendall(s, b"1 syslog 50 " + b"y" * 10)
+            small.append(s)
+            await asyncio.sleep(0.05)
+        stats, held, live = dict(lst.stats), lst.held, lst.live
+        for s in [hog, *small]:
+            s.close()
+        await stop(lst)
+        return stats, held, live
+
+    stats, held, live = asyncio.run(scenario())
+    assert stats["over_budget"] == 1 and held == 5 * 10 and live == 5   # 10 bytes of data each
+
+
+def test_http_replaces_only_slow_request_heads_and_stays_within_its_limit(monkeypatch):
+    from streams.ingest import http
+
+    monkeypatch.setattr(http, "SLOW_HEAD", 0.1)
+
+    async def scenario():
+        lst = http.HttpListener("http", ListenerConfig(max_connections=2), None, Telemetry(), ManualClock(0.0),
+                                routes={"/health": lambda params: (200, {"status": "ok"})})
+        await lst.start()
+        slow = [connect(lst) for _ in range(2)]   # never send their request head
+        await asyncio.sleep(0.2)
+        burst = [connect(lst) for _ in range(20)]
+        await asyncio.sleep(0.2)
+        stats = dict(lst.stats)
+        for s in [*slow, *burst]:
+            s.close()
+        lst.close()
+        await lst.finish(1)
+        return stats
+
+    stats = asyncio.run(scenario())
+    assert stats["evicted"] == 2 and stats["rejected"] == 18 and stats["connections"] <= 2
+
+
+def test_a_stream_whose_client_vanishes_at_once_gives_its_slot_back():
+    subs = Subscriptions(max_subscribers=2)
+    from streams.ingest import http
+
+    async def scenario():
+        lst = http.HttpListener("http", ListenerConfig(), None, Telemetry(), ManualClock(0.0), routes={},
+                                streams={"/stream": lambda params: (200, subs.subscribe(lambda ev: True))})
+        await lst.start()
+        for _ in range(4):   # send the request and reset the connection at once
+            s = socket.create_connection((lst.host, lst.port))
+            s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()
+            await asyncio.sleep(0.1)
+        n = len(subs)
+        lst.close()
+        await lst.finish(1)
+        return n
+
+    assert asyncio.run(scenario()) == 0

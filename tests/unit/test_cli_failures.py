@@ -142,6 +142,13 @@ def test_an_output_file_that_cannot_be_written_is_exit_3(d):
     assert json.loads((d / "out" / "summary.json").read_text())["output_failures"]
 
 
+def test_metric_points_that_cannot_be_written_are_exit_3(d):
+    (d / "out" / "graphite.txt").mkdir(parents=True)   # in the way, as a full disk would be
+    rc, lines = replay(d, "--year", "2026", str(d / "a.log"))
+    assert rc == 3
+    one_error(lines, "cannot write the metric points", "graphite.txt")
+
+
 # -- inputs ------------------------------------------------------------------------------------------
 
 def test_a_missing_input(d):

@@ -21,8 +21,8 @@ def test_fail2ban_postfix_and_wazuh_counts():
                    "postfix": {"status": status}})
     m.observe({"@timestamp": T, "host": {"name": "mx1"}, "event": {"dataset": "postfix.log", "outcome": "failure"},
                "postfix": {"action": "reject", "status_code": 550}})
-    m.observe({"@timestamp": T, "agent": {"name": "web.example.org"}, "event": {"dataset": "wazuh.alerts"},
-               "rule": {"level": 10, "groups": ["syslog", "sshd"]}})
+    m.observe({"@timestamp": T, "host": {"name": "web.example.org"}, "agent": {"name": "web.example.org"},
+               "event": {"dataset": "wazuh.alerts"}, "rule": {"level": 10, "groups": ["syslog", "sshd"]}})
     got = paths(m.lines())
     assert got["streams.mx1.fail2ban_log.jail.sshd.ban"] == 1
     assert got["streams.mx1.fail2ban_log.country.GB.ban"] == 1
@@ -30,7 +30,7 @@ def test_fail2ban_postfix_and_wazuh_counts():
     assert got["streams.mx1.postfix_log.delivery.deferred"] == 1
     assert got["streams.mx1.postfix_log.reject.550"] == 1
     assert got["streams.mx1.postfix_log.failures"] == 1
-    # the agent is the host of a Wazuh alert; dots in a host name never make path levels
+    # a Wazuh alert's host is its agent (the parser says so); dots in a host name never make path levels
     assert got["streams.web_example_org.wazuh_alerts.level.10"] == 1
     assert got["streams.web_example_org.wazuh_alerts.group.sshd"] == 1
     assert {ts for _, _, ts in m.lines()} == {1795478400}

@@ -33,14 +33,15 @@ def test_fail2ban_banned_count_per_jail():
     assert other.service == "fail2ban postfix" and other.metric == 1.0
 
 
-def test_postfix_queue_and_sender_fallback():
+def test_postfix_queue_per_host():
     feed = IndexFeed(["postfix", "logs"])
+    host = {"name": "192.0.2.7"}   # a line that named no host: the pipeline gave it its sender
     active = {"event": {"dataset": "postfix.log", "action": "queue_active"}, "postfix": {"queueid": "A1"}}
     removed = {"event": {"dataset": "postfix.log"}, "postfix": {"queueid": "A1", "message": "removed"}}
-    entries = feed.derive(Event(), active, 1.0, sender="192.0.2.7")
+    entries = feed.derive(Event(), {**active, "host": host}, 1.0)
     assert [(e.host, e.service, e.metric) for e in entries] == [("192.0.2.7", "postfix queue", 1.0),
                                                                ("192.0.2.7", "log postfix.log", None)]
-    assert feed.derive(Event(), removed, 2.0, sender="192.0.2.7")[0].metric == 0.0
+    assert feed.derive(Event(), {**removed, "host": host}, 2.0)[0].metric == 0.0
     assert feed.derive(Event(), active, 3.0) == []  # no host at all: nothing to key on
 
 

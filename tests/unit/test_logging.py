@@ -53,6 +53,10 @@ def test_flush_reports_what_was_held_back_once_the_interval_ended():
     (summary,) = limit.flush()
     assert summary.suppressed == 49 and summary.getMessage() == "disk full: x"
     assert limit.flush() == []          # said once
+    for _ in range(3):
+        limit.filter(record("disk full: %s"))
+    (last,) = limit.flush(final=True)   # at exit, whether or not the interval ended
+    assert last.suppressed == 2
 
 
 def test_debug_and_unlimited_lines_always_pass():
@@ -99,3 +103,15 @@ def test_asyncio_lines_go_through_the_same_json_handler_and_limit(restore_loggin
     lines = [json.loads(x) for x in out.getvalue().splitlines()]
     assert len(lines) == 2 and all(x["logger"] == "asyncio" and "exc" not in x for x in lines)
     assert LogSetup.limit is not None and LogSetup.limit.suppressed == 98
+
+
+def test_the_count_held_back_is_said_at_exit(restore_logging, monkeypatch, tmp_path):
+    """A command that ends within the interval still says how many lines it held back."""
+    from streams.cli import main
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stderr", out)
+    missing = [str(tmp_path / f"gone{i}.log") for i in range(12)]
+    main(["parse", *missing])
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    about = [x for x in lines if "gone" in x["msg"]]
+    assert len(about) == 6 and about[-1]["suppressed"] == 7, about

@@ -410,7 +410,7 @@ def test_an_output_directory_removed_while_running_loses_no_acked_line(tmp_path)
     p.process(batch(2, acks))
     assert acks == [(0, True), (1, True), (2, True), (0, True), (1, True)]
     assert _written(out) == [LINE.format(0), LINE.format(1)]   # the deleted file's lines went with it
-    assert p.problems() == []
+    assert p.problems() == [] and p.telemetry.snapshot()["sink.elasticsearch_files"]["recreated"] == 1
 
 
 def test_after_rm_rf_and_sighup_the_outputs_are_recreated(tmp_path):
@@ -524,3 +524,38 @@ def test_a_record_bigger_than_a_spool_segment_is_delivered(tmp_path):
     drain()
     assert got == records and again.pending() == 0
     again.close()
+
+
+def test_at_most_max_open_files_are_open_even_when_one_batch_spans_many_days(tmp_path):
+    """A sender whose timestamps span many days in one batch must not open one descriptor
+    per day: the descriptors kept for the outputs are bounded."""
+    from streams.pipeline.live import Received
+    p = live(tmp_path)
+    p.sink.max_open = 4
+    acks: list = []
+    days = [LINE.format(d).replace("Nov 24", f"Oct {d + 1:2d}") for d in range(20)]
+    p.process([Received("relp", 1764000000.0, text=t, ack=lambda ok: acks.append(ok)) for t in days])
+    assert sum(out.is_open for out in p.sink.files.values()) == 4 and acks == [True] * 20
+    assert len(list((tmp_path / "elasticsearch").glob("*.ndjson"))) == 20
+
+
+def test_the_dead_letters_of_a_refused_batch_are_not_written_with_the_next_one(tmp_path):
+    """A batch whose flush fails is refused whole (its sender resends it): its dead letters
+    must go with it, not be written later beside the resent copy."""
+    from streams.pipeline.live import Received
+    p = live(tmp_path)
+    acks: list = []
+
+    def broken_parse(text):
+        raise ValueError("a parser bug")
+    p.parser.parse = broken_parse
+    real_flush = p.sink.flush
+
+    def full_disk():
+        raise OSError(28, "No space left on device")
+    p.sink.flush = full_disk
+    p.process([Received("relp", 1764000000.0, text="x", ack=lambda ok: acks.append(ok))])
+    p.sink.flush = real_flush
+    p.process([Received("relp", 1764000000.0, text="y", ack=lambda ok: acks.append(ok))])
+    lines = (tmp_path / "dead-letter.ndjson").read_text().splitlines()
+    assert acks == [False, True] and [json.loads(x)["original"] for x in lines] == ["y"]
