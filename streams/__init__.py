@@ -4,9 +4,8 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-# Data folders live beside the package in the source tree (installed editable); a wheel
-# carries patterns/ inside the package (pyproject.toml).
+# the data the package reads lives inside it (the top-level patterns/ and mappings/ of the
+# source tree are links to these); the samples stay in the source tree
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_PACKAGED_PATTERNS = Path(__file__).resolve().parent / "patterns"
-PATTERNS_DIR = _PACKAGED_PATTERNS if _PACKAGED_PATTERNS.is_dir() else PROJECT_ROOT / "patterns"
+PATTERNS_DIR = Path(__file__).resolve().parent / "patterns"
 SAMPLES_DIR = PROJECT_ROOT / "samples"

@@ -23,9 +23,8 @@ that talks to Elasticsearch, through the official client's API (or anything with
 four methods: `cluster.get_component_template`, `cluster.put_component_template`,
 `indices.get_index_template`, `indices.put_index_template`).
 
-Where the folder is found (`default_directory`): `streams/mappings/` inside the installed
-package when a build put it there, else `mappings/` beside the package in a source
-checkout (as `patterns/` is found).
+The folder is `streams/mappings/`, inside the package (`default_directory`; the top-level
+`mappings/` of the source tree is a link to it).
 
 By hand: `python -m streams.sinks.es_templates install URL` installs them;
 `python -m streams.sinks.es_templates lock` rewrites versions.lock.json after a change
@@ -47,7 +46,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .. import PROJECT_ROOT, __version__
+from .. import __version__
 
 logger = logging.getLogger("streams.sink.elasticsearch.templates")
 
@@ -94,14 +93,11 @@ class Template:
 # -- finding and loading ---------------------------------------------------------------------------
 
 def default_directory() -> Path:
-    """`streams/mappings/` in an installed package, else `mappings/` of the source checkout."""
-    packaged = resources.files("streams") / "mappings"
-    candidates = [Path(str(packaged)), PROJECT_ROOT / "mappings"]
-    for c in candidates:
-        if (c / FOLDERS[INDEX]).is_dir():
-            return c
-    raise FileNotFoundError("no Elasticsearch templates folder: looked for "
-                            + " and ".join(str(c) for c in candidates))
+    """`streams/mappings/`, inside the package."""
+    folder = Path(str(resources.files("streams") / "mappings"))
+    if not (folder / FOLDERS[INDEX]).is_dir():
+        raise FileNotFoundError(f"no Elasticsearch templates folder: looked for {folder}")
+    return folder
 
 
 def load_templates(directory: Path | str | None = None) -> list[Template]:

@@ -23,7 +23,7 @@ from streams.event import Event
 from streams.index.ttl import expired_event
 from streams.sinks import es_templates as et
 
-MAPPINGS = PROJECT_ROOT / "mappings"
+MAPPINGS = PROJECT_ROOT / "streams" / "mappings"
 STREAMS_INDEX = "streams-postfix.log-2026.11.24"
 WAZUH_INDEX = "wazuh-alerts-4.x-2026.11.24"
 

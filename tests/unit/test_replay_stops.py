@@ -86,6 +86,11 @@ def test_sigint_while_waiting_for_elasticsearch_stops_cleanly(tmp_path):
     out = tmp_path / "out"
     p = replay("-o", str(out), "--to", "elasticsearch", f"127.0.0.1:{closed_port()}", str(AUTH))
     wait_log(p, "unreachable")
+    # the sender says so as it starts, maybe before a line was read: wait for spooled events
+    spool = out / "spool" / "elasticsearch"
+    deadline = time.monotonic() + LIVENESS
+    while not any(f.stat().st_size for f in spool.glob("*.spool")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=LIVENESS)
     assert p.returncode == 130
