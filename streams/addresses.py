@@ -14,7 +14,7 @@ def http_url(text: str, default_port: int) -> str:
     `host:port` and `host` are taken as `http://host:port` (as Logstash's `hosts` are);
     https without a port is 443. ValueError naming the value (its password masked) when
     it cannot work: another scheme, no host, a bad port, a query or fragment."""
-    shown = _masked(text)
+    shown = masked(text)
     url = text.strip()
     if not url:
         raise ValueError("an empty URL")
@@ -59,6 +59,6 @@ def host_port(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def _masked(text: str) -> str:
+def masked(text: str) -> str:
     """The URL with its password, if any, replaced: it ends up in logs."""
     return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..addresses import elasticsearch_url
+from ..addresses import elasticsearch_url, masked
 from ..config import ConfigError, load_config
 
 log = logging.getLogger("streams.setup")
@@ -17,7 +17,8 @@ def run_setup(args) -> int:
         log.error("configuration: %s", e)
         return 2
     try:
-        cfg.output.elasticsearch.url = url = elasticsearch_url(args.url)
+        cfg.output.elasticsearch.url = elasticsearch_url(args.url)
+        url = masked(cfg.output.elasticsearch.url)   # what the logs say: no password
     except ValueError as e:
         log.error("--url: %s", e)
         return 2

@@ -42,6 +42,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from ..addresses import masked
 from ..sinks.bulk_files import IndexNamer
 from .backoff import backoff
 from .es_templates import body_of, status_of
@@ -156,6 +157,7 @@ class ElasticsearchSink:
                  namer: IndexNamer | None = None, counters: dict[str, int] | None = None,
                  client: Any = None, prepare: Callable[[Any], object] | None = None) -> None:
         self.settings = settings
+        self.shown_url = masked(settings.url)   # what logs and /health say: no password
         self.namer = namer or IndexNamer()
         self.spool = Spool(spool_dir, settings.spool_max_bytes)
         self.dead_letter_path = dead_letter
@@ -216,7 +218,7 @@ class ElasticsearchSink:
         if not self.spool.has_room():
             return f"elasticsearch spool full ({self.spool.pending()} bytes): the intake waits"
         if self._up is False:
-            return f"elasticsearch {self.settings.url} unreachable or failing: {self.spool.pending()} bytes spooled"
+            return f"elasticsearch {self.shown_url} unreachable or failing: {self.spool.pending()} bytes spooled"
         return None
 
     def wait_delivered(self, timeout: float | None = None) -> bool:
@@ -236,7 +238,7 @@ class ElasticsearchSink:
             if now - said > 10:
                 said = now
                 log.info("waiting for elasticsearch to take the spooled events", extra={
-                    "spool_bytes": self.spool.pending(), "sent": self.stats["sent"], "url": self.settings.url})
+                    "spool_bytes": self.spool.pending(), "sent": self.stats["sent"], "url": self.shown_url})
             time.sleep(0.02)
         return True
 
@@ -371,20 +373,20 @@ class ElasticsearchSink:
         if body_bytes // 2 < self._batch_bytes:
             self._batch_bytes = max(body_bytes // 2, 1)
             log.warning("elasticsearch refused a bulk request as too large: batches of at most %d bytes "
-                        "from now on", self._batch_bytes, extra={"url": self.settings.url, "error": str(e)})
+                        "from now on", self._batch_bytes, extra={"url": self.shown_url, "error": str(e)})
         half = len(records) // 2
         return self._deliver(records[:half]) and self._deliver(records[half:])
 
     def _down(self, e: Exception) -> None:
         if self._up is not False:   # a warning: nothing is lost yet (giving up is the caller's error)
             log.warning("elasticsearch unreachable or failing; events wait in the spool: %s", e,
-                      extra={"url": self.settings.url, "spool_bytes": self.spool.pending()})
+                      extra={"url": self.shown_url, "spool_bytes": self.spool.pending()})
         self._up = False
 
     def _back_up(self) -> None:
         if self._up is False:
             log.info("elasticsearch reachable again; delivering the spool", extra={
-                "url": self.settings.url, "spool_bytes": self.spool.pending()})
+                "url": self.shown_url, "spool_bytes": self.spool.pending()})
         self._up = True
 
     def _dead(self, rec: bytes, status: int, error: Any) -> bool:

@@ -60,3 +60,29 @@ def test_config_keys_are_checked_and_normalised_when_loaded(tmp_path):
         p.write_text(text)
         with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
             load_config(p)
+
+
+def test_the_elasticsearch_sink_never_logs_or_reports_a_password(tmp_path, caplog):
+    """A URL with credentials (`http://user:secret@host:9200`) is said without the password
+    in every log line and in /health's problem."""
+    from streams.sinks.elasticsearch import ElasticsearchSettings, ElasticsearchSink
+
+    class Down:
+        def bulk(self, body):
+            raise ConnectionError("refused")
+
+    s = ElasticsearchSettings(url="http://elastic:s3cret@127.0.0.1:9", backoff_initial=0.01, backoff_max=0.02,
+                              close_timeout=0.2)
+    with caplog.at_level("INFO", logger="streams"):
+        sink = ElasticsearchSink(s, tmp_path / "spool", tmp_path / "dlq.ndjson", client=Down())
+        sink.write({"@timestamp": "2026-11-24T00:00:00.000Z", "event": {"dataset": "x"}}, "id1")
+        sink.flush()
+        import time
+        deadline = time.monotonic() + 5
+        while sink.problem() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        problem = sink.problem()
+        sink.close()
+    text = caplog.text + " ".join(str(r.__dict__) for r in caplog.records)
+    assert problem and "s3cret" not in problem and "elastic:***@" in problem
+    assert "s3cret" not in text
