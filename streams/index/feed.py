@@ -57,6 +57,16 @@ class IndexFeed:
         self.queued: dict[str, set[str]] = {}
         self.overflow = 0  # tracked sets that hit _MAX_TRACKED
 
+    def state(self) -> dict:
+        """What the counts are made of (the addresses banned, the messages queued), for the
+        index snapshot: after a restart a count goes on from where it was, not from 0."""
+        return {"banned": {h: {j: sorted(s) for j, s in jails.items()} for h, jails in self.banned.items()},
+                "queued": {h: sorted(s) for h, s in self.queued.items()}}
+
+    def restore(self, state: dict) -> None:
+        self.banned = {h: {j: set(s) for j, s in jails.items()} for h, jails in state.get("banned", {}).items()}
+        self.queued = {h: set(s) for h, s in state.get("queued", {}).items()}
+
     def derive(self, ev: Event, doc: dict, now: float) -> list[Event]:
         """The index entries this event updates (possibly none), under its `host.name` (the
         pipelines give a line that names no host the one it came from)."""

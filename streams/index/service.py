@@ -10,9 +10,12 @@ from the Riemann TCP listener, the HTTP API and `streams query`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ..clock import Clock
 from ..event import Event
@@ -77,18 +80,33 @@ class IndexService:
 
         return self.subscriptions.subscribe(q.match, current())
 
+    @property
+    def _feed_file(self) -> Path:
+        assert self.snapshot is not None
+        return self.snapshot.with_name(self.snapshot.name + ".feed")
+
     def restore(self) -> int:
         if self.snapshot is None:
             return 0
         n = self.index.load(self.snapshot)
         if n:
             log.info("index restored", extra={"entries": n, "path": str(self.snapshot)})
+        try:
+            self.feed.restore(orjson.loads(self._feed_file.read_bytes()))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, AttributeError, TypeError) as e:   # damaged: the counts start again
+            log.error("index feed state not restored: %s", e, extra={"path": str(self._feed_file)})
         return n
 
     def save(self) -> int:
         if self.snapshot is None:
             return 0
-        return self.index.save(self.snapshot)
+        n = self.index.save(self.snapshot)
+        tmp = self._feed_file.with_name(self._feed_file.name + ".tmp")
+        tmp.write_bytes(orjson.dumps(self.feed.state()))
+        os.replace(tmp, self._feed_file)
+        return n
 
     def gauges(self) -> dict[str, float]:
         """Entries now, and what happened since the last call (for the metrics flush)."""

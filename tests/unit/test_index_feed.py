@@ -141,3 +141,28 @@ def test_postfix_queue_entry_does_not_expire_while_messages_wait():
     assert ix.after(5 * 86400) == [] and ix.metric("mx1", "postfix queue") == 1.0  # a deferred message waits days
     ix.line(removed)
     assert ix.after(DEFAULT_TTL + 1) == [("mx1", "postfix queue")]
+
+
+def test_the_counts_go_on_after_a_restart(tmp_path):
+    """The snapshot keeps what a count is made of: after a restart the next ban counts from
+    the addresses still banned, not from 0 (the restored gauge fell to 1)."""
+    from streams.clock import ManualClock
+    from streams.index import TTLIndex
+    from streams.index.service import IndexService
+
+    def service():
+        clock = ManualClock(100.0)
+        return IndexService(TTLIndex(clock), IndexFeed(), clock, tmp_path / "index.snapshot")
+
+    def ban(svc, ip, t):
+        doc = {"host": {"name": "mx1"}, "event": {"dataset": "fail2ban.log", "action": "ban"},
+               "fail2ban": {"jail": "sshd"}, "source": {"ip": ip}}
+        svc.observe(Event(), doc, t)
+        return svc.query('service = "fail2ban sshd"')[0].metric
+
+    first = service()
+    assert [ban(first, f"192.0.2.{i}", 100.0 + i) for i in range(3)] == [1.0, 2.0, 3.0]
+    first.save()
+    second = service()
+    second.restore()
+    assert ban(second, "192.0.2.9", 200.0) == 4.0
