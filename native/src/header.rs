@@ -844,3 +844,111 @@ pub fn parse_syslog(line: &str, times: &TimeParser) -> Option<Header> {
         message: msg.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timestamps::Zone;
+
+    /// The fields as the oracle's generator prints them (json.dumps for the strings).
+    fn render(v: &Value) -> String {
+        match v {
+            Value::Str(s) => json(s),
+            Value::Int(Int::Small(n)) => n.to_string(),
+            Value::Int(Int::Big(d)) => d.clone(),
+            Value::List(items) => {
+                let parts: Vec<String> = items.iter().map(render).collect();
+                format!("[{}]", parts.join(", "))
+            }
+            Value::Map(m) => {
+                let parts: Vec<String> =
+                    m.0.iter()
+                        .map(|(k, v)| format!("{k}: {}", render(v)))
+                        .collect();
+                format!("{{{}}}", parts.join(", "))
+            }
+        }
+    }
+
+    fn json(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    /// One line against what the Python parser gave for it (fields | program | message).
+    fn case(what: &str, line: &str, year: Option<i64>, tz: &str, now: f64, want: &str) {
+        let times = TimeParser::new(year, Zone::parse(tz).unwrap(), now);
+        let got = match parse_syslog(line, &times) {
+            None => "None".to_string(),
+            Some(h) => format!(
+                "{} | {} | {}",
+                render(&Value::Map(h.fields)),
+                h.program.as_deref().map_or("null".to_string(), json),
+                json(&h.message)
+            ),
+        };
+        assert_eq!(got, want, "{what}: {line}");
+    }
+
+    #[test]
+    fn each_header_shape_as_python_parses_it() {
+        case("bsd common", "Feb  5 14:34:10 host sshd[123]: Accepted publickey", None, "UTC", 1767225600.0, "{@timestamp: \"2025-02-05T14:34:10.000Z\", host: {hostname: \"host\", name: \"host\"}, process: {name: \"sshd\", pid: 123}} | \"sshd\" | \"Accepted publickey\"");
+        case("bsd common, year from new year", "Dec 31 23:59:59 host cron: job", None, "Europe/Paris", 1767229200.0, "{@timestamp: \"2025-12-31T22:59:59.000Z\", host: {hostname: \"host\", name: \"host\"}, process: {name: \"cron\"}} | \"cron\" | \"job\"");
+        case("rfc3339 common", "2024-08-26T01:33:38.572449+02:00 machine postfix/smtpd[60203]:  NOQUEUE: x", None, "UTC", 0.0, "{@timestamp: \"2024-08-25T23:33:38.572Z\", host: {hostname: \"machine\", name: \"machine\"}, process: {name: \"postfix/smtpd\", pid: 60203}} | \"postfix/smtpd\" | \"NOQUEUE: x\"");
+        case("bsd with pri, year and fraction", "<38>Mar  7 2008 19:06:53,123: example tag: testmessage", None, "UTC", 0.0, "{@timestamp: \"2008-03-07T19:06:53.123Z\", host: {hostname: \"example\", name: \"example\"}, process: {name: \"tag\"}, log: {syslog: {priority: 38, facility: {code: 4, name: \"auth\"}, severity: {code: 6, name: \"info\"}}}} | \"tag\" | \"testmessage\"");
+        case("bsd with bad pri", "<999>Mar 27 19:06:53 h sshd[12]: x", Some(2008), "UTC", 0.0, "{@timestamp: \"2008-03-27T19:06:53.000Z\", host: {hostname: \"h\", name: \"h\"}, process: {name: \"sshd\", pid: 12}, tags: [\"_syslog_bad_priority\"], log: {syslog: {priority: 999}}} | \"sshd\" | \"x\"");
+        case("bsd iso with space and +hhmm", "2020-03-24 08:38:47.230409-0700  localhost sshd[2531]: Disconnected", None, "UTC", 0.0, "{@timestamp: \"2020-03-24T15:38:47.230Z\", host: {hostname: \"localhost\", name: \"localhost\"}, process: {name: \"sshd\", pid: 2531}} | \"sshd\" | \"Disconnected\"");
+        case("bsd no host: tag taken back", "Feb 17 17:40:17 sshd[19725]: Connection from 192.0.2.10", Some(2010), "UTC", 0.0, "{@timestamp: \"2010-02-17T17:40:17.000Z\", process: {name: \"sshd\", pid: 19725}} | \"sshd\" | \"Connection from 192.0.2.10\"");
+        case("bsd dovecot tag with context", "Feb 17 17:40:17 auth(u,192.0.2.1,sasl:login)<x1>: failed", Some(2010), "UTC", 0.0, "{@timestamp: \"2010-02-17T17:40:17.000Z\", process: {name: \"auth(u,192.0.2.1,sasl:login)<x1>\"}} | \"auth(u,192.0.2.1,sasl:login)<x1>\" | \"failed\"");
+        case("freebsd -v", "Feb 17 17:40:17 <mail.info> mx postfix/qmgr[7]: removed", Some(2010), "UTC", 0.0, "{@timestamp: \"2010-02-17T17:40:17.000Z\", host: {hostname: \"mx\", name: \"mx\"}, process: {name: \"postfix/qmgr\", pid: 7}} | \"postfix/qmgr\" | \"removed\"");
+        case(
+            "bsd not a month",
+            "Abc 17 17:40:17 mx postfix/qmgr[7]: removed",
+            Some(2010),
+            "UTC",
+            0.0,
+            "None",
+        );
+        case("bsd unicode digits", "<\u{663}\u{668}>Feb \u{665} \u{661}\u{664}:\u{663}\u{664}:\u{661}\u{660} host tag[\u{664}\u{662}]: m", Some(2024), "UTC", 0.0, "{@timestamp: \"2024-02-05T14:34:10.000Z\", host: {hostname: \"host\", name: \"host\"}, process: {name: \"tag\", pid: 42}, log: {syslog: {priority: 38, facility: {code: 4, name: \"auth\"}, severity: {code: 6, name: \"info\"}}}} | \"tag\" | \"m\"");
+        case("no time", "<13>host fail2ban[15699]: [postfix-sasl] Ban 192.0.2.3", None, "UTC", 0.0, "{host: {hostname: \"host\", name: \"host\"}, process: {name: \"fail2ban\", pid: 15699}, log: {syslog: {priority: 13, facility: {code: 1, name: \"user\"}, severity: {code: 5, name: \"notice\"}}}} | \"fail2ban\" | \"[postfix-sasl] Ban 192.0.2.3\"");
+        case("tai64n", "@4000000050b7b6e10cd5ef6c sshd[12]: Failed password", None, "UTC", 0.0, "{@timestamp: \"2012-11-29T19:26:25.000Z\", process: {name: \"sshd\", pid: 12}} | \"sshd\" | \"Failed password\"");
+        case(
+            "tai64n past 9999",
+            "@4fffffffffffffff0cd5ef6c sshd: x",
+            None,
+            "UTC",
+            0.0,
+            "{process: {name: \"sshd\"}} | \"sshd\" | \"x\"",
+        );
+        case("rfc5424 full", "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog 42 ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"App\\\"x\\]\"][b y=\"1\"][b y=\"2\"] \u{feff}An application event", None, "UTC", 0.0, "{@timestamp: \"2003-10-11T22:14:15.003Z\", host: {hostname: \"mymachine.example.com\", name: \"mymachine.example.com\"}, process: {name: \"evntslog\", pid: 42}, log: {syslog: {version: 1, priority: 165, facility: {code: 20, name: \"local4\"}, severity: {code: 5, name: \"notice\"}, hostname: \"mymachine.example.com\", appname: \"evntslog\", procid: 42, msgid: \"ID47\", structured_data: {exampleSDID@32473: {iut: \"3\", eventSource: \"App\\\"x]\"}, b: {y: \"2\"}}}}} | \"evntslog\" | \"An application event\"");
+        case("rfc5424 nil values, msg glued", "<0>1 - - - - - [a x=\"1\"]msg", None, "UTC", 0.0, "{log: {syslog: {version: 1, priority: 0, facility: {code: 0, name: \"kern\"}, severity: {code: 0, name: \"emerg\"}, structured_data: {a: {x: \"1\"}}}}} | null | \"msg\"");
+        case("rfc5424 procid text, dash sd", "<191>12 2024-02-29 10:00:00 h app 12a - - m", None, "Europe/Paris", 0.0, "{@timestamp: \"2024-02-28T23:00:00.000Z\", host: {hostname: \"10:00:00\", name: \"10:00:00\"}, process: {name: \"h\", pid: \"app\"}, log: {syslog: {version: 12, priority: 191, facility: {code: 23, name: \"local7\"}, severity: {code: 7, name: \"debug\"}, hostname: \"10:00:00\", appname: \"h\", procid: \"app\", msgid: \"12a\"}}} | \"h\" | \"- m\"");
+        case(
+            "rfc5424 bad sd: other shapes",
+            "<13>1 - h app - - [a x=\"1\" m",
+            None,
+            "UTC",
+            0.0,
+            "None",
+        );
+        case("not syslog", "hello world", None, "UTC", 0.0, "None");
+    }
+
+    #[test]
+    fn structured_data_keeps_python_dict_semantics() {
+        let sd = structured_data(r#"[a x="1" x="2"][b][a y="\]"]junk[c z="[d w=\"1\"]"]"#);
+        assert_eq!(
+            render(&Value::Map(sd)),
+            r#"{a: {y: "]"}, b: {}, c: {z: "[d w=\"1\"]"}}"#
+        );
+    }
+}

@@ -88,7 +88,7 @@ MSGS = [" msg", "", "msg", " \ufeffmsg", "  x"]
 def hostile_lines(rng: random.Random, n: int) -> list[str]:
     out = []
     for _ in range(n):
-        kind = rng.randrange(7)
+        kind = rng.randrange(8)
         if kind == 0:  # random bytes
             out.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80))).decode("utf-8", "replace"))
         elif kind == 1:  # a BSD-ish header from pieces
@@ -107,12 +107,16 @@ def hostile_lines(rng: random.Random, n: int) -> list[str]:
             base = rng.choice(HEADS) + rng.choice(CLOCKS) + " host sshd[1]: message"
             i = rng.randrange(len(base))
             out.append(base[:i] + rng.choice(["\0", "\r", "\n", "\t", " ", "\u2028", "٣", "[", "]", ":", "<",
-                                               "\ufffd", "\U0001F600"]) + base[i + rng.randrange(2):])
+                                               "\ufffd", "\U0001F600", "\ud800", "\udcff"]) + base[i + rng.randrange(2):])
         elif kind == 5:  # TAI64N and the shape without a time
             out.append(rng.choice([f"@4{rng.getrandbits(60):015x}{rng.getrandbits(32):08x} ", "@4000000050b7b6e1 ",
                                    "<13>", "", "<999>"])
                        + rng.choice(["host sshd[12]: m", "sshd[12]: m", "sshd: m", "h-1.x a/b.c[٣]: m",
                                      "sshd[x]: m"]))
+        elif kind == 6:  # lone surrogates (a JSON `\\ud800` escape) in an RFC 5424 line
+            sur = rng.choice(["\ud800", "\udfff", "\udc80"])
+            out.append(rng.choice([f"<13>1 2024-08-26{sur}01:33:38Z h{sur} app{sur} 1 - [a{sur} x=\"{sur}\"] m{sur}",
+                                   f"<13>Feb  5 10:00:00 h{sur} sshd[1]: {sur}", f"{sur}<13>1 - - - - - -"]))
         else:  # very long
             out.append(rng.choice(HEADS) + "14:34:10 host " + "t" * rng.choice([1, 5000]) + "["
                        + "7" * rng.choice([3, 5000]) + "]: " + "x" * 20000)
