@@ -1,4 +1,5 @@
-//! Syslog header pieces (sans-IO): the PRI value and its facility and severity names.
+//! Syslog PRI (sans-IO): the value and its facility and severity names (the header
+//! shapes are in `header.rs`).
 
 use pyo3::prelude::*;
 
