@@ -3,6 +3,9 @@
 
 use pyo3::prelude::*;
 
+pub mod grok;
+mod grok_py;
+pub mod pcre;
 pub mod syslog;
 
 /// The Python module `streams._native`.
@@ -10,5 +13,11 @@ pub mod syslog;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(syslog::py_priority, m)?)?;
+    m.add_class::<grok_py::PyGrok>()?;
+    m.add_class::<grok_py::GrokMatcher>()?;
+    m.add(
+        "GrokLimitError",
+        m.py().get_type::<grok_py::GrokLimitError>(),
+    )?;
     Ok(())
 }

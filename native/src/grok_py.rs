@@ -1,0 +1,172 @@
+//! The Python face of the grok port (`streams._native.Grok`, `GrokMatcher`,
+//! `GrokLimitError`); see `streams/_native.pyi`. Python reads the `.grok` and `.yaml`
+//! files and passes their data in.
+
+use crate::grok::{field_path, Fields, Item, Library, Matcher, Node, Value};
+use crate::pcre::{Limits, MatchError};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyInt, PyString};
+use std::collections::HashMap;
+
+create_exception!(
+    _native,
+    GrokLimitError,
+    PyRuntimeError,
+    "A regex resource limit (match limit, depth or JIT stack) was hit: the text may or may not match."
+);
+
+/// Grok definitions (`NAME -> regex`), compiled into rule alternations.
+#[pyclass(name = "Grok", module = "streams._native", frozen)]
+pub struct PyGrok {
+    lib: Library,
+}
+
+#[pymethods]
+impl PyGrok {
+    #[new]
+    #[pyo3(signature = (definitions, *, match_limit = 1_000_000, depth_limit = 10_000))]
+    fn new(definitions: HashMap<String, String>, match_limit: u32, depth_limit: u32) -> Self {
+        let limits = Limits {
+            match_limit,
+            depth_limit,
+            ..Limits::default()
+        };
+        PyGrok {
+            lib: Library::new(definitions, limits),
+        }
+    }
+
+    /// The regex an expression expands to (Python `re` syntax, captures `_g1`, `_g2`…).
+    fn expand(&self, expr: &str) -> PyResult<String> {
+        self.lib
+            .expand(expr)
+            .map_err(|e| PyValueError::new_err(e.0))
+    }
+
+    /// Compiles every definition alone; ValueError naming each one that does not.
+    fn validate(&self) -> PyResult<()> {
+        let bad = self.lib.validate();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = bad.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+        Err(PyValueError::new_err(lines.join("\n")))
+    }
+
+    /// One product parser's rules, in priority order: (rule name, expression, statics),
+    /// the statics as `ProductParser.sets + Rule.sets` hold them: (parents, leaf, value).
+    #[allow(clippy::type_complexity)]
+    fn compile_rules(
+        &self,
+        py: Python<'_>,
+        name: String,
+        items: Vec<(String, String, Vec<(Vec<String>, String, Py<PyAny>)>)>,
+    ) -> PyResult<GrokMatcher> {
+        let mut statics = Vec::new();
+        let mut rules = Vec::with_capacity(items.len());
+        for (rule, expr, sets) in items {
+            let mut paths = Vec::with_capacity(sets.len());
+            for (mut parents, leaf, value) in sets {
+                let dotted = format!("{}.{leaf}", parents.join("."));
+                field_path(&dotted)
+                    .map_err(|e| PyValueError::new_err(format!("{name}: rule {rule}: {e}")))?;
+                parents.push(leaf);
+                paths.push(parents);
+                statics.push(value);
+            }
+            rules.push(Item {
+                name: rule,
+                expr,
+                statics: paths,
+            });
+        }
+        let matcher = self
+            .lib
+            .compile_alternation(rules)
+            .map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
+        let names = matcher
+            .names
+            .iter()
+            .map(|n| PyString::new(py, n).unbind())
+            .collect();
+        Ok(GrokMatcher {
+            name,
+            matcher,
+            statics,
+            names,
+        })
+    }
+}
+
+/// A product parser's compiled rules.
+#[pyclass(module = "streams._native", frozen)]
+pub struct GrokMatcher {
+    #[pyo3(get)]
+    name: String,
+    matcher: Matcher,
+    statics: Vec<Py<PyAny>>,
+    names: Vec<Py<PyString>>,
+}
+
+fn to_dict<'py>(
+    py: Python<'py>,
+    fields: &Fields<'_, '_>,
+    statics: &[Py<PyAny>],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (key, node) in fields {
+        match node {
+            Node::Obj(sub) => d.set_item(*key, to_dict(py, sub, statics)?)?,
+            Node::Val(v) => match v {
+                Value::Str(s) => d.set_item(*key, *s)?,
+                Value::Int(i) => d.set_item(*key, *i)?,
+                Value::Float(f) => d.set_item(*key, *f)?,
+                Value::BigInt(s) => {
+                    d.set_item(*key, py.get_type::<PyInt>().call1((s.as_str(),))?)?
+                }
+                Value::Static(n) => d.set_item(*key, statics[*n].bind(py))?,
+            },
+        }
+    }
+    Ok(d)
+}
+
+#[pymethods]
+impl GrokMatcher {
+    /// (rule name, fields) of the first rule that matches all of `text`, else None;
+    /// GrokLimitError when a regex limit was hit first.
+    #[pyo3(name = "match")]
+    fn match_<'py>(
+        &self,
+        py: Python<'py>,
+        text: &str,
+    ) -> PyResult<Option<(Bound<'py, PyString>, Bound<'py, PyDict>)>> {
+        match self.matcher.matches(text) {
+            Ok(None) => Ok(None),
+            Ok(Some((item, fields))) => Ok(Some((
+                self.names[item].bind(py).clone(),
+                to_dict(py, &fields, &self.statics)?,
+            ))),
+            Err(MatchError::Limit(what)) => Err(GrokLimitError::new_err(format!(
+                "{}: {what} reached on a text of {} bytes",
+                self.name,
+                text.len()
+            ))),
+            Err(e) => Err(PyRuntimeError::new_err(format!("{}: {e}", self.name))),
+        }
+    }
+
+    /// The rule names, in priority order.
+    #[getter]
+    fn rules(&self) -> Vec<String> {
+        self.matcher.names.clone()
+    }
+
+    /// How many regexes the rules were split into (PCRE2's size limit).
+    #[getter]
+    fn chunks(&self) -> usize {
+        self.matcher.chunk_count()
+    }
+}
