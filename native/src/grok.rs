@@ -323,22 +323,54 @@ enum Entry {
 /// `compile_filler`): captures first, then constants.
 #[derive(Debug, Clone, PartialEq)]
 enum Plan {
-    Obj(Vec<(String, Plan)>),
+    Obj(Vec<(Key, Plan)>),
     Leaf(Vec<Entry>),
+}
+
+/// A field name; `id` numbers the distinct names of a matcher (see [`Matcher::keys`]), so
+/// a caller can keep one ready-made string per name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub name: String,
+    pub id: usize,
+}
+
+/// The distinct field names of a matcher, numbered in first-seen order.
+#[derive(Default)]
+struct Keys {
+    ids: HashMap<String, usize>,
+    names: Vec<String>,
+}
+
+impl Keys {
+    fn key(&mut self, name: &str) -> Key {
+        let id = match self.ids.get(name) {
+            Some(&id) => id,
+            None => {
+                self.names.push(name.to_string());
+                self.ids.insert(name.to_string(), self.names.len() - 1);
+                self.names.len() - 1
+            }
+        };
+        Key {
+            name: name.to_string(),
+            id,
+        }
+    }
 }
 
 /// A written field: a value or a nested object (key order as Python writes them).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node<'p, 't> {
-    Obj(Vec<(&'p str, Node<'p, 't>)>),
+    Obj(Fields<'p, 't>),
     Val(Value<'t>),
 }
 
 /// The fields of a match, in the order Python inserts them.
-pub type Fields<'p, 't> = Vec<(&'p str, Node<'p, 't>)>;
+pub type Fields<'p, 't> = Vec<(&'p Key, Node<'p, 't>)>;
 
 impl Plan {
-    fn add(&mut self, path: &[String], entry: Entry) -> Result<(), GrokError> {
+    fn add(&mut self, path: &[String], entry: Entry, keys: &mut Keys) -> Result<(), GrokError> {
         let both = || {
             err(format!(
                 "field {} is both a value and an object",
@@ -351,10 +383,10 @@ impl Plan {
             let Plan::Obj(children) = node else {
                 return both();
             };
-            let at = match children.iter().position(|(k, _)| k == p) {
+            let at = match children.iter().position(|(k, _)| k.name == *p) {
                 Some(at) => at,
                 None => {
-                    children.push((p.clone(), Plan::Obj(Vec::new())));
+                    children.push((keys.key(p), Plan::Obj(Vec::new())));
                     children.len() - 1
                 }
             };
@@ -363,26 +395,22 @@ impl Plan {
         let Plan::Obj(children) = node else {
             return both();
         };
-        match children.iter_mut().find(|(k, _)| k == leaf) {
+        match children.iter_mut().find(|(k, _)| k.name == *leaf) {
             Some((_, Plan::Leaf(entries))) => entries.push(entry),
             Some(_) => return both(),
-            None => children.push((leaf.clone(), Plan::Leaf(vec![entry]))),
+            None => children.push((keys.key(leaf), Plan::Leaf(vec![entry]))),
         }
         Ok(())
     }
 
-    fn fill<'p, 't>(
-        children: &'p [(String, Plan)],
-        groups: &Groups,
-        text: &'t str,
-    ) -> Fields<'p, 't> {
+    fn fill<'p, 't>(children: &'p [(Key, Plan)], groups: &Groups, text: &'t str) -> Fields<'p, 't> {
         let mut out = Vec::new();
         for (key, child) in children {
             match child {
                 Plan::Obj(sub) => {
                     let doc = Plan::fill(sub, groups, text);
                     if !doc.is_empty() {
-                        out.push((key.as_str(), Node::Obj(doc)));
+                        out.push((key, Node::Obj(doc)));
                     }
                 }
                 Plan::Leaf(entries) => {
@@ -394,7 +422,7 @@ impl Plan {
                         }
                     });
                     if let Some(v) = value {
-                        out.push((key.as_str(), Node::Val(v)));
+                        out.push((key, Node::Val(v)));
                     }
                 }
             }
@@ -425,6 +453,8 @@ pub struct Matcher {
     pub names: Vec<String>,
     /// Number of constants per item (their global numbering is in item order).
     pub statics: Vec<usize>,
+    /// The distinct field names, by [`Key::id`].
+    pub keys: Vec<String>,
     chunks: Vec<Chunk>,
 }
 
@@ -530,10 +560,12 @@ impl Library {
             });
         }
         let all: Vec<usize> = (0..parts.len()).collect();
-        let chunks = self.chunks(&items, &parts, &all)?;
+        let mut keys = Keys::default();
+        let chunks = self.chunks(&items, &parts, &all, &mut keys)?;
         Ok(Matcher {
             names: items.iter().map(|i| i.name.clone()).collect(),
             statics: items.iter().map(|i| i.statics.len()).collect(),
+            keys: keys.names,
             chunks,
         })
     }
@@ -551,13 +583,14 @@ impl Library {
         items: &[Item],
         parts: &[Part],
         chosen: &[usize],
+        keys: &mut Keys,
     ) -> Result<Vec<Chunk>, GrokError> {
         let regex = match self.assemble(parts, chosen) {
             Ok(r) => r,
             Err(e) if e.code == ERROR_TOO_LARGE && chosen.len() > 1 => {
                 let (a, b) = chosen.split_at(chosen.len() / 2);
-                let mut out = self.chunks(items, parts, a)?;
-                out.extend(self.chunks(items, parts, b)?);
+                let mut out = self.chunks(items, parts, a, keys)?;
+                out.extend(self.chunks(items, parts, b, keys)?);
                 return Ok(out);
             }
             Err(e) => {
@@ -580,10 +613,11 @@ impl Library {
             let fail = |e: GrokError| GrokError(format!("rule {}: {e}", items[i].name));
             for f in &part.fields {
                 let g = regex.group_number(&f.group).expect("capture group");
-                plan.add(&f.path, Entry::Cap(g, f.conv)).map_err(fail)?;
+                plan.add(&f.path, Entry::Cap(g, f.conv), keys)
+                    .map_err(fail)?;
             }
             for (path, n) in &part.statics {
-                plan.add(path, Entry::Const(*n)).map_err(fail)?;
+                plan.add(path, Entry::Const(*n), keys).map_err(fail)?;
             }
             branches.push((wrapper, i, plan));
         }
@@ -682,11 +716,25 @@ mod tests {
         assert_eq!(convert("x", None), Value::Str("x"));
     }
 
+    /// The fields with plain string keys, to compare.
+    fn plain<'t>(f: &Fields<'_, 't>) -> Vec<(String, Value<'t>)> {
+        f.iter()
+            .map(|(k, n)| match n {
+                Node::Val(v) => (k.name.clone(), v.clone()),
+                Node::Obj(_) => panic!("flat fields expected"),
+            })
+            .collect()
+    }
+
+    fn kv<'t>(k: &str, v: Value<'t>) -> Vec<(String, Value<'t>)> {
+        vec![(k.to_string(), v)]
+    }
+
     fn val<'p, 't>(fields: &'p Fields<'p, 't>, path: &str) -> Option<&'p Node<'p, 't>> {
         let mut node = fields;
         let parts: Vec<&str> = path.split('.').collect();
         for (n, p) in parts.iter().enumerate() {
-            let (_, child) = node.iter().find(|(k, _)| k == p)?;
+            let (_, child) = node.iter().find(|(k, _)| k.name == *p)?;
             if n + 1 == parts.len() {
                 return Some(child);
             }
@@ -717,7 +765,7 @@ mod tests {
         assert_eq!(val(&f, "event.kind"), Some(&Node::Val(Value::Static(0))));
         assert_eq!(val(&f, "a.k"), Some(&Node::Val(Value::Static(1))));
         // key order: captures' first mention, then constants
-        let keys: Vec<&str> = f.iter().map(|(k, _)| *k).collect();
+        let keys: Vec<&str> = f.iter().map(|(k, _)| k.name.as_str()).collect();
         assert_eq!(keys, ["a", "event"]);
         let (i, f) = m.matches("hello world").unwrap().unwrap();
         assert_eq!((m.names[i].as_str(), f.len()), ("second", 2));
@@ -737,7 +785,7 @@ mod tests {
             )])
             .unwrap();
         let (_, f) = m.matches("w").unwrap().unwrap();
-        assert_eq!(f, vec![("a", Node::Val(Value::Str("w")))]);
+        assert_eq!(plain(&f), kv("a", Value::Str("w")));
         let (_, f) = m.matches("w x").unwrap().unwrap();
         assert_eq!(val(&f, "s.q"), Some(&Node::Val(Value::Str("x"))));
         assert_eq!(val(&f, "s.p"), None);
@@ -755,12 +803,12 @@ mod tests {
             )])
             .unwrap();
         assert_eq!(
-            m.matches("1.2.3.4").unwrap().unwrap().1,
-            vec![("ip", Node::Val(Value::Str("1.2.3.4")))]
+            plain(&m.matches("1.2.3.4").unwrap().unwrap().1),
+            kv("ip", Value::Str("1.2.3.4"))
         );
         assert_eq!(
-            m.matches("abc 5").unwrap().unwrap().1,
-            vec![("ip", Node::Val(Value::Int(5)))]
+            plain(&m.matches("abc 5").unwrap().unwrap().1),
+            kv("ip", Value::Int(5))
         );
     }
 
@@ -818,8 +866,8 @@ mod tests {
         assert!(m.chunk_count() > 1);
         let (i, f) = m.matches("w7x1y 3").unwrap().unwrap();
         assert_eq!(
-            (m.names[i].as_str(), f),
-            ("r0", vec![("n0", Node::Val(Value::Int(3)))])
+            (m.names[i].as_str(), plain(&f)),
+            ("r0", kv("n0", Value::Int(3)))
         );
         assert_eq!(m.names[m.matches("z").unwrap().unwrap().0], "last");
     }

@@ -91,11 +91,17 @@ impl PyGrok {
             .iter()
             .map(|n| PyString::new(py, n).unbind())
             .collect();
+        let keys = matcher
+            .keys
+            .iter()
+            .map(|k| PyString::intern(py, k).unbind())
+            .collect();
         Ok(GrokMatcher {
             name,
             matcher,
             statics,
             names,
+            keys,
         })
     }
 }
@@ -108,29 +114,34 @@ pub struct GrokMatcher {
     matcher: Matcher,
     statics: Vec<Py<PyAny>>,
     names: Vec<Py<PyString>>,
+    /// the field names, interned (by `Key::id`): no new string per field and match
+    keys: Vec<Py<PyString>>,
 }
 
-fn to_dict<'py>(
-    py: Python<'py>,
-    fields: &Fields<'_, '_>,
-    statics: &[Py<PyAny>],
-) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    for (key, node) in fields {
-        match node {
-            Node::Obj(sub) => d.set_item(*key, to_dict(py, sub, statics)?)?,
-            Node::Val(v) => match v {
-                Value::Str(s) => d.set_item(*key, *s)?,
-                Value::Int(i) => d.set_item(*key, *i)?,
-                Value::Float(f) => d.set_item(*key, *f)?,
-                Value::BigInt(s) => {
-                    d.set_item(*key, py.get_type::<PyInt>().call1((s.as_str(),))?)?
-                }
-                Value::Static(n) => d.set_item(*key, statics[*n].bind(py))?,
-            },
+impl GrokMatcher {
+    fn to_dict<'py>(
+        &self,
+        py: Python<'py>,
+        fields: &Fields<'_, '_>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (key, node) in fields {
+            let key = self.keys[key.id].bind(py);
+            match node {
+                Node::Obj(sub) => d.set_item(key, self.to_dict(py, sub)?)?,
+                Node::Val(v) => match v {
+                    Value::Str(s) => d.set_item(key, *s)?,
+                    Value::Int(i) => d.set_item(key, *i)?,
+                    Value::Float(f) => d.set_item(key, *f)?,
+                    Value::BigInt(s) => {
+                        d.set_item(key, py.get_type::<PyInt>().call1((s.as_str(),))?)?
+                    }
+                    Value::Static(n) => d.set_item(key, self.statics[*n].bind(py))?,
+                },
+            }
         }
+        Ok(d)
     }
-    Ok(d)
 }
 
 #[pymethods]
@@ -147,7 +158,7 @@ impl GrokMatcher {
             Ok(None) => Ok(None),
             Ok(Some((item, fields))) => Ok(Some((
                 self.names[item].bind(py).clone(),
-                to_dict(py, &fields, &self.statics)?,
+                self.to_dict(py, &fields)?,
             ))),
             Err(MatchError::Limit(what)) => Err(GrokLimitError::new_err(format!(
                 "{}: {what} reached on a text of {} bytes",
