@@ -41,6 +41,9 @@ class GrokMatcher:
     @property
     def rules(self) -> list[str]: ...
     @property
+    def jit(self) -> bool:
+        """Whether every regex runs on PCRE2's JIT (else its interpreter)."""
+    @property
     def chunks(self) -> int:
         """How many regexes the rules were split into (PCRE2's compiled-size limit)."""
     def match(self, text: str) -> tuple[str, dict[str, Any]] | None:

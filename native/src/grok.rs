@@ -481,6 +481,11 @@ impl Matcher {
         Ok(None)
     }
 
+    /// Whether every regex of the alternation runs on the JIT.
+    pub fn is_jit(&self) -> bool {
+        self.chunks.iter().all(|c| c.regex.is_jit())
+    }
+
     /// How many regexes the alternation was split into (PCRE2's size limit).
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()

@@ -175,6 +175,13 @@ impl GrokMatcher {
         self.matcher.names.clone()
     }
 
+    /// Whether every regex runs on PCRE2's JIT (else its interpreter, bounded by the
+    /// depth limit).
+    #[getter]
+    fn jit(&self) -> bool {
+        self.matcher.is_jit()
+    }
+
     /// How many regexes the rules were split into (PCRE2's size limit).
     #[getter]
     fn chunks(&self) -> usize {

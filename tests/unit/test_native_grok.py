@@ -150,6 +150,24 @@ def test_same_rule_and_fields_as_python_on_the_corpus():
     assert not diffs, "\n".join(f"{n}: {t!r}\n  python {w}\n  native {g}" for n, t, w, g in diffs[:10])
 
 
+def test_long_texts_same_as_python_and_within_the_limits():
+    """Texts near the 64 KiB line limit (a long tail, a message repeated, long gaps): the
+    default limits are not reached, and the results agree."""
+    lp, _, native, messages = setup()
+    compared = 0
+    for name, msg in messages[::20]:
+        for text in (msg + " x" * 30000, msg * 200, msg.replace(" ", " " * 2000)):
+            want, got = both(lp, native, name, text)  # GrokLimitError would fail the test
+            assert want == got, (name, text[:200])
+            compared += 1
+    assert compared > 500
+
+
+def test_every_rule_is_jit_compiled():
+    _, _, native, _ = setup()
+    assert all(m.jit for m in native.values())
+
+
 def test_limit_is_an_error_not_a_non_match():
     grok = Grok({"BAD": "(?:a+)+b", "INT": r"\d+"}, match_limit=10_000)
     m = grok.compile_rules("t", [("bad", "%{BAD}", ()), ("int", "%{INT:n:int}", ((("x",), "y", True),))])
