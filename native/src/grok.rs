@@ -10,8 +10,9 @@
 //! one piece ("regular expression is too large") is split into consecutive chunks tried
 //! in order, which keeps the priority of its items.
 
-use crate::pcre::{CompileError, Groups, Limits, MatchError, Regex, ERROR_TOO_LARGE};
+use crate::pcre::{first_bytes, CompileError, Groups, Limits, MatchError, Regex, ERROR_TOO_LARGE};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// A pattern that does not compile or refers to an unknown name (Python's PatternError).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,6 +311,80 @@ impl Builder<'_> {
     }
 }
 
+// -- Python `re` -> PCRE2 ---------------------------------------------------------------
+
+/// Python's `\s` for str patterns: `str.isspace()`, which has U+001C..U+001F and not
+/// U+180E, unlike PCRE2's UCP `\s`.
+const PY_SPACE: &str =
+    r"\t-\r\x1c-\x20\x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}";
+/// Python's `\w` for str patterns: `str.isalnum()` or `_` (PCRE2's UCP `\w` also takes
+/// combining marks and connector punctuation).
+const PY_WORD: &str = r"\p{L}\p{N}_";
+
+/// A regex in Python `re` syntax as PCRE2 (UTF + UCP) reads it with the same meaning:
+/// `\w \W \s \S \b \B` spelled out with Python's classes, `\Z` as `\z`, `\uXXXX` and
+/// `\UXXXXXXXX` as `\x{…}`, a `[` inside a class escaped (PCRE2 would read `[:…:]` as a
+/// POSIX class). Left as they are: `\d` (the same Nd class, though PCRE2's Unicode
+/// tables are newer than Python 3.11's), and `\W`, `\S` inside a class (no pattern has
+/// them).
+pub fn to_pcre(regex: &str) -> String {
+    let word = format!("[{PY_WORD}]");
+    let mut out = String::with_capacity(regex.len() + 16);
+    let mut chars = regex.chars().peekable();
+    let mut in_class = false;
+    let mut class_start = false; // just after `[` or `[^`: a `]` here is a literal
+    while let Some(c) = chars.next() {
+        let at_start = std::mem::take(&mut class_start);
+        match c {
+            '\\' => {
+                let Some(e) = chars.next() else {
+                    out.push('\\');
+                    break;
+                };
+                match (e, in_class) {
+                    ('w', false) => out.push_str(&word),
+                    ('w', true) => out.push_str(PY_WORD),
+                    ('W', false) => out.push_str(&format!("[^{PY_WORD}]")),
+                    ('s', false) => out.push_str(&format!("[{PY_SPACE}]")),
+                    ('s', true) => out.push_str(PY_SPACE),
+                    ('S', false) => out.push_str(&format!("[^{PY_SPACE}]")),
+                    ('b', false) => {
+                        out.push_str(&format!("(?:(?<={word})(?!{word})|(?<!{word})(?={word}))"))
+                    }
+                    ('B', false) => {
+                        out.push_str(&format!("(?:(?<={word})(?={word})|(?<!{word})(?!{word}))"))
+                    }
+                    ('Z', false) => out.push_str(r"\z"),
+                    ('u', _) | ('U', _) => {
+                        let n = if e == 'u' { 4 } else { 8 };
+                        let hex: String = chars.by_ref().take(n).collect();
+                        out.push_str(&format!("\\x{{{hex}}}"));
+                    }
+                    _ => {
+                        out.push('\\');
+                        out.push(e);
+                    }
+                }
+            }
+            '[' if in_class => out.push_str(r"\["),
+            '[' => {
+                in_class = true;
+                class_start = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    out.push(chars.next().unwrap());
+                }
+            }
+            ']' if in_class && !at_start => {
+                in_class = false;
+                out.push(']');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 // -- filling ----------------------------------------------------------------------------
 
 /// Where one leaf's value comes from: a group (converted) or a constant.
@@ -336,7 +411,7 @@ pub struct Key {
 }
 
 /// The distinct field names of a matcher, numbered in first-seen order.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Keys {
     ids: HashMap<String, usize>,
     names: Vec<String>,
@@ -447,8 +522,25 @@ struct Chunk {
     branches: Vec<(usize, usize, Plan)>,
 }
 
+/// `by_byte` entries: no item can match / all items are candidates.
+const NONE: u16 = u16::MAX;
+const ALL: u16 = u16::MAX - 1;
+
+/// The alternation of the items a first byte leaves (compiled on first use).
+struct Narrowed {
+    items: Vec<usize>,
+    /// None: it did not compile (not expected: the full one did), the full one runs
+    chunks: OnceLock<Option<Vec<Chunk>>>,
+}
+
 /// A compiled alternation: `matches(text)` gives the index of the first item that matches
 /// the whole text, and its fields.
+///
+/// Like Python's `KeyedAlternation`, it first narrows the items by the start of the text:
+/// here its first byte, against the bytes PCRE2 finds each item can start with (an item
+/// starting with a Unicode class or able to match empty is a candidate for every text).
+/// The candidates keep their priority order, so the first match is the full
+/// alternation's.
 pub struct Matcher {
     pub names: Vec<String>,
     /// Number of constants per item (their global numbering is in item order).
@@ -456,6 +548,13 @@ pub struct Matcher {
     /// The distinct field names, by [`Key::id`].
     pub keys: Vec<String>,
     chunks: Vec<Chunk>,
+    by_byte: [u16; 256],
+    /// for the empty text
+    empty: u16,
+    sets: Vec<Narrowed>,
+    parts: Vec<Part>,
+    key_table: Keys,
+    limits: Limits,
 }
 
 impl Matcher {
@@ -465,7 +564,10 @@ impl Matcher {
         &'p self,
         text: &'t str,
     ) -> Result<Option<(usize, Fields<'p, 't>)>, MatchError> {
-        for chunk in &self.chunks {
+        let Some(chunks) = self.narrow(text) else {
+            return Ok(None);
+        };
+        for chunk in chunks {
             if let Some(groups) = chunk.regex.full_match(text)? {
                 let (_, item, plan) = chunk
                     .branches
@@ -481,12 +583,45 @@ impl Matcher {
         Ok(None)
     }
 
-    /// Whether every regex of the alternation runs on the JIT.
+    /// The regexes to try on `text` (None: no item can match it).
+    fn narrow(&self, text: &str) -> Option<&[Chunk]> {
+        let set = text
+            .as_bytes()
+            .first()
+            .map_or(self.empty, |&b| self.by_byte[b as usize]);
+        match set {
+            NONE => None,
+            ALL => Some(&self.chunks),
+            i => {
+                let n = &self.sets[i as usize];
+                let built = n.chunks.get_or_init(|| {
+                    let mut keys = self.key_table.clone();
+                    build_chunks(self.limits, &self.names, &self.parts, &n.items, &mut keys).ok()
+                });
+                Some(built.as_deref().unwrap_or(&self.chunks))
+            }
+        }
+    }
+
+    /// The number of items a text starting like `text` is tried against.
+    pub fn candidates(&self, text: &str) -> usize {
+        let set = text
+            .as_bytes()
+            .first()
+            .map_or(self.empty, |&b| self.by_byte[b as usize]);
+        match set {
+            NONE => 0,
+            ALL => self.names.len(),
+            i => self.sets[i as usize].items.len(),
+        }
+    }
+
+    /// Whether every regex of the full alternation runs on the JIT.
     pub fn is_jit(&self) -> bool {
         self.chunks.iter().all(|c| c.regex.is_jit())
     }
 
-    /// How many regexes the alternation was split into (PCRE2's size limit).
+    /// How many regexes the full alternation was split into (PCRE2's size limit).
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
     }
@@ -549,6 +684,7 @@ impl Library {
             let start = b.fields.len();
             let body = b
                 .expand(&item.expr, &mut Vec::new())
+                .map(|python| to_pcre(&python))
                 .map_err(|e| GrokError(format!("rule {}: {e}", item.name)))?;
             let statics = item
                 .statics
@@ -564,70 +700,114 @@ impl Library {
                 statics,
             });
         }
+        let names: Vec<String> = items.iter().map(|i| i.name.clone()).collect();
         let all: Vec<usize> = (0..parts.len()).collect();
         let mut keys = Keys::default();
-        let chunks = self.chunks(&items, &parts, &all, &mut keys)?;
+        let chunks = build_chunks(self.limits, &names, &parts, &all, &mut keys)?;
+
+        // the items each first byte leaves, in order; one narrowed alternation per set
+        let firsts: Vec<Option<[bool; 256]>> = parts
+            .iter()
+            .map(|p| first_bytes(&p.body).ok().flatten())
+            .collect();
+        let mut sets: Vec<Narrowed> = Vec::new();
+        let mut ids: HashMap<Vec<usize>, u16> = HashMap::new();
+        let mut pick = |byte: Option<usize>| -> u16 {
+            let chosen: Vec<usize> = (0..parts.len())
+                .filter(|&i| match (&firsts[i], byte) {
+                    (None, _) => true,
+                    (Some(set), Some(b)) => set[b],
+                    (Some(_), None) => false, // a first byte: never empty
+                })
+                .collect();
+            if chosen.is_empty() {
+                return NONE;
+            }
+            if chosen.len() == parts.len() {
+                return ALL;
+            }
+            *ids.entry(chosen.clone()).or_insert_with(|| {
+                sets.push(Narrowed {
+                    items: chosen,
+                    chunks: OnceLock::new(),
+                });
+                (sets.len() - 1) as u16
+            })
+        };
+        let mut by_byte = [NONE; 256];
+        for (b, slot) in by_byte.iter_mut().enumerate() {
+            *slot = pick(Some(b));
+        }
+        let empty = pick(None);
         Ok(Matcher {
-            names: items.iter().map(|i| i.name.clone()).collect(),
+            names,
             statics: items.iter().map(|i| i.statics.len()).collect(),
-            keys: keys.names,
+            keys: keys.names.clone(),
             chunks,
+            by_byte,
+            empty,
+            sets,
+            parts,
+            key_table: keys,
+            limits: self.limits,
         })
     }
+}
 
-    fn assemble(&self, parts: &[Part], chosen: &[usize]) -> Result<Regex, CompileError> {
-        let alts: Vec<String> = chosen
-            .iter()
-            .map(|&i| format!("(?P<_w{i}>{})", parts[i].body))
-            .collect();
-        Regex::new(&format!("(?:{})", alts.join("|")), self.limits)
-    }
+fn assemble(limits: Limits, parts: &[Part], chosen: &[usize]) -> Result<Regex, CompileError> {
+    let alts: Vec<String> = chosen
+        .iter()
+        .map(|&i| format!("(?P<_w{i}>{})", parts[i].body))
+        .collect();
+    Regex::new(&format!("(?:{})", alts.join("|")), limits)
+}
 
-    fn chunks(
-        &self,
-        items: &[Item],
-        parts: &[Part],
-        chosen: &[usize],
-        keys: &mut Keys,
-    ) -> Result<Vec<Chunk>, GrokError> {
-        let regex = match self.assemble(parts, chosen) {
-            Ok(r) => r,
-            Err(e) if e.code == ERROR_TOO_LARGE && chosen.len() > 1 => {
-                let (a, b) = chosen.split_at(chosen.len() / 2);
-                let mut out = self.chunks(items, parts, a, keys)?;
-                out.extend(self.chunks(items, parts, b, keys)?);
-                return Ok(out);
-            }
-            Err(e) => {
-                // name the item at fault
-                for &i in chosen {
-                    if let Err(e) = self.assemble(parts, &[i]) {
-                        return err(format!("rule {}: does not compile: {e}", items[i].name));
-                    }
-                }
-                return err(format!("does not compile: {e}"));
-            }
-        };
-        let mut branches = Vec::with_capacity(chosen.len());
-        for &i in chosen {
-            let part = &parts[i];
-            let mut plan = Plan::Obj(Vec::new());
-            let wrapper = regex
-                .group_number(&format!("_w{i}"))
-                .expect("wrapper group");
-            let fail = |e: GrokError| GrokError(format!("rule {}: {e}", items[i].name));
-            for f in &part.fields {
-                let g = regex.group_number(&f.group).expect("capture group");
-                plan.add(&f.path, Entry::Cap(g, f.conv), keys)
-                    .map_err(fail)?;
-            }
-            for (path, n) in &part.statics {
-                plan.add(path, Entry::Const(*n), keys).map_err(fail)?;
-            }
-            branches.push((wrapper, i, plan));
+/// The alternation of the `chosen` items, split in consecutive chunks where PCRE2 finds it
+/// too large.
+fn build_chunks(
+    limits: Limits,
+    names: &[String],
+    parts: &[Part],
+    chosen: &[usize],
+    keys: &mut Keys,
+) -> Result<Vec<Chunk>, GrokError> {
+    let regex = match assemble(limits, parts, chosen) {
+        Ok(r) => r,
+        Err(e) if e.code == ERROR_TOO_LARGE && chosen.len() > 1 => {
+            let (a, b) = chosen.split_at(chosen.len() / 2);
+            let mut out = build_chunks(limits, names, parts, a, keys)?;
+            out.extend(build_chunks(limits, names, parts, b, keys)?);
+            return Ok(out);
         }
-        Ok(vec![Chunk { regex, branches }])
+        Err(e) => {
+            // name the item at fault
+            for &i in chosen {
+                if let Err(e) = assemble(limits, parts, &[i]) {
+                    return err(format!("rule {}: does not compile: {e}", names[i]));
+                }
+            }
+            return err(format!("does not compile: {e}"));
+        }
+    };
+    let mut branches = Vec::with_capacity(chosen.len());
+    for &i in chosen {
+        let part = &parts[i];
+        let mut plan = Plan::Obj(Vec::new());
+        let wrapper = regex
+            .group_number(&format!("_w{i}"))
+            .expect("wrapper group");
+        let fail = |e: GrokError| GrokError(format!("rule {}: {e}", names[i]));
+        for f in &part.fields {
+            let g = regex.group_number(&f.group).expect("capture group");
+            plan.add(&f.path, Entry::Cap(g, f.conv), keys)
+                .map_err(fail)?;
+        }
+        for (path, n) in &part.statics {
+            plan.add(path, Entry::Const(*n), keys).map_err(fail)?;
+        }
+        branches.push((wrapper, i, plan));
     }
+    Ok(vec![Chunk { regex, branches }])
 }
 
 #[cfg(test)]
@@ -659,6 +839,35 @@ mod tests {
         ("GREEDYDATA", r".*"),
         ("IP", r"(?<![0-9])\d{1,3}(?:\.\d{1,3}){3}(?![0-9])"),
     ];
+
+    #[test]
+    fn python_classes_spelled_out() {
+        let w = r"[\p{L}\p{N}_]";
+        assert_eq!(to_pcre(r"\w+"), format!("{w}+"));
+        assert_eq!(to_pcre(r"[^\w.\]-]\d"), r"[^\p{L}\p{N}_.\]-]\d");
+        assert_eq!(to_pcre(r"[]\s]"), format!("[]{PY_SPACE}]"));
+        assert_eq!(to_pcre(r"[^]a][[:x:]]"), r"[^]a][\[:x:]]");
+        assert_eq!(to_pcre(r"\\s\Z\u00e9"), r"\\s\z\x{00e9}");
+        assert!(to_pcre(r"\b").starts_with("(?:(?<="));
+        let lib = Library::new(HashMap::new(), Limits::default());
+        let m = |expr: &str, text: &str| {
+            let item = Item {
+                name: "r".into(),
+                expr: expr.into(),
+                statics: Vec::new(),
+            };
+            lib.compile_alternation(vec![item])
+                .unwrap()
+                .matches(text)
+                .unwrap()
+                .is_some()
+        };
+        assert!(m(r"a\sb", "a\u{1c}b")); // Python: a space; PCRE2's \s: not
+        assert!(!m(r"a\sb", "a\u{180e}b")); // the reverse
+        assert!(!m(r"\w+", "e\u{301}")); // a combining mark is no word character in Python
+        assert!(m(r"e\b\W", "e\u{301}"));
+        assert!(m(r"\w+\b", "naïve"));
+    }
 
     #[test]
     fn field_paths() {
@@ -875,6 +1084,31 @@ mod tests {
             ("r0", kv("n0", Value::Int(3)))
         );
         assert_eq!(m.names[m.matches("z").unwrap().unwrap().0], "last");
+    }
+
+    #[test]
+    fn narrowing_by_first_byte_keeps_priority() {
+        let l = lib(BASE);
+        let m = l
+            .compile_alternation(vec![
+                item("failed", "Failed %{WORD:user}", &[]),
+                item("any", "%{WORD:w} %{WORD:v}", &[]),
+                item("fallback", "F%{GREEDYDATA:rest}", &[]),
+                item("digits", "[0-9]%{GREEDYDATA:rest}", &[]),
+            ])
+            .unwrap();
+        assert_eq!(m.candidates("Failed x"), 3); // failed, any (\w: anything), fallback
+        assert_eq!(m.candidates("7"), 2);
+        assert_eq!(m.candidates("x"), 1);
+        assert_eq!(m.candidates(""), 1);
+        let name = |t| m.matches(t).unwrap().map(|(i, _)| m.names[i].clone());
+        assert_eq!(name("Failed bob").as_deref(), Some("failed"));
+        assert_eq!(name("Failure bob").as_deref(), Some("any"));
+        assert_eq!(name("Failure").as_deref(), Some("fallback"));
+        assert_eq!(name("7 up").as_deref(), Some("any"));
+        assert_eq!(name("7").as_deref(), Some("digits"));
+        assert_eq!(name("x"), None);
+        assert_eq!(name(""), None);
     }
 
     #[test]

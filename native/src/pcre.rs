@@ -80,6 +80,85 @@ fn error_message(code: i32) -> String {
     String::from_utf8_lossy(&buf[..n as usize]).into_owned()
 }
 
+/// `(?:pattern)\z` compiled with UTF, UCP, DOTALL and `extra` options. Offsets in errors
+/// are in `pattern`.
+fn compile(pattern: &str, extra: u32) -> Result<*mut pcre2_code_8, CompileError> {
+    // fullmatch: anchored at the start by PCRE2_ANCHORED, at the end by `\z` after the
+    // whole pattern (a group, so a top-level `|` stays inside it)
+    let wrapped = format!("(?:{pattern})\\z");
+    let mut code_err = 0i32;
+    let mut offset = 0usize;
+    let options = PCRE2_UTF | PCRE2_UCP | PCRE2_DOTALL | extra;
+    // SAFETY: the pattern pointer/length are valid; errors are reported by value.
+    let code = unsafe {
+        pcre2_compile_8(
+            wrapped.as_ptr(),
+            wrapped.len(),
+            options,
+            &mut code_err,
+            &mut offset,
+            ptr::null_mut(),
+        )
+    };
+    if code.is_null() {
+        return Err(CompileError {
+            code: code_err,
+            offset: offset.saturating_sub(3),
+            message: error_message(code_err),
+        });
+    }
+    Ok(code)
+}
+
+/// The bytes a whole-text match of `pattern` can start with, as PCRE2's start-of-match
+/// analysis finds them; None when it finds no short set (or the match can be empty).
+/// Over-approximates: a first letter counts in both cases, a non-ASCII first code unit
+/// counts as anything.
+pub fn first_bytes(pattern: &str) -> Result<Option<[bool; 256]>, CompileError> {
+    // not anchored: PCRE2 does its start-of-match analysis for unanchored patterns only
+    let code = compile(pattern, 0)?;
+    let mut kind: u32 = 0;
+    let mut unit: u32 = 0;
+    let mut map: *const u8 = ptr::null();
+    // SAFETY: each item writes the documented type (uint32_t, uint32_t, const uint8_t *);
+    // the bitmap (32 bytes) is read before the code is freed.
+    let out = unsafe {
+        pcre2_pattern_info_8(
+            code,
+            PCRE2_INFO_FIRSTCODETYPE,
+            &mut kind as *mut u32 as *mut _,
+        );
+        pcre2_pattern_info_8(
+            code,
+            PCRE2_INFO_FIRSTCODEUNIT,
+            &mut unit as *mut u32 as *mut _,
+        );
+        pcre2_pattern_info_8(
+            code,
+            PCRE2_INFO_FIRSTBITMAP,
+            &mut map as *mut *const u8 as *mut _,
+        );
+        let mut set = [false; 256];
+        let out = if kind == 1 && unit < 0x80 {
+            let c = unit as u8;
+            set[c.to_ascii_lowercase() as usize] = true;
+            set[c.to_ascii_uppercase() as usize] = true;
+            Some(set)
+        } else if kind == 0 && !map.is_null() {
+            let bits = std::slice::from_raw_parts(map, 32);
+            for (b, slot) in set.iter_mut().enumerate() {
+                *slot = bits[b / 8] & (1 << (b % 8)) != 0;
+            }
+            Some(set)
+        } else {
+            None
+        };
+        pcre2_code_free_8(code);
+        out
+    };
+    Ok(out)
+}
+
 /// Per-call state: match data, a match context holding the limits and a JIT stack. One
 /// thread at a time uses one scratch (it sits behind a mutex in [`Regex`]).
 struct Scratch {
@@ -160,30 +239,7 @@ impl Groups {
 impl Regex {
     /// Compiles `pattern` (UTF, UCP, DOTALL) to match whole subjects only, and JITs it.
     pub fn new(pattern: &str, limits: Limits) -> Result<Regex, CompileError> {
-        // fullmatch: anchored at the start by the option, at the end by `\z` after the
-        // whole pattern (a group, so a top-level `|` stays inside it)
-        let wrapped = format!("(?:{pattern})\\z");
-        let mut code_err = 0i32;
-        let mut offset = 0usize;
-        let options = PCRE2_UTF | PCRE2_UCP | PCRE2_DOTALL | PCRE2_ANCHORED;
-        // SAFETY: the pattern pointer/length are valid; errors are reported by value.
-        let code = unsafe {
-            pcre2_compile_8(
-                wrapped.as_ptr(),
-                wrapped.len(),
-                options,
-                &mut code_err,
-                &mut offset,
-                ptr::null_mut(),
-            )
-        };
-        if code.is_null() {
-            return Err(CompileError {
-                code: code_err,
-                offset: offset.saturating_sub(3),
-                message: error_message(code_err),
-            });
-        }
+        let code = compile(pattern, PCRE2_ANCHORED)?;
         // SAFETY: `code` is a valid compiled pattern.
         let jit = unsafe { pcre2_jit_compile_8(code, PCRE2_JIT_COMPLETE) } == 0;
         Ok(Regex {
@@ -331,6 +387,27 @@ mod tests {
         let text = format!("{}!b", "a".repeat(40));
         assert_eq!(r.full_match(&text), Err(MatchError::Limit("match limit")));
         assert!(r.full_match("aaab").unwrap().is_some());
+    }
+
+    #[test]
+    fn first_bytes_of_patterns() {
+        let set = |p| {
+            first_bytes(p).unwrap().map(|s| {
+                (0..256)
+                    .filter(|&b| s[b])
+                    .map(|b| b as u8 as char)
+                    .collect::<String>()
+            })
+        };
+        assert_eq!(set("Failed|Accepted").as_deref(), Some("AF"));
+        assert_eq!(set("(?:x)?y").as_deref(), Some("xy"));
+        assert_eq!(set("(?i)f").as_deref(), Some("Ff"));
+        assert_eq!(set("[0-9]+x").as_deref(), Some("0123456789"));
+        assert_eq!(set(r"(?<![0-9])[0-9]").as_deref(), Some("0123456789"));
+        // PCRE2 sets no start bits for UCP classes: anything
+        assert_eq!(set(r"\d+"), None);
+        assert_eq!(set(".*"), None);
+        assert_eq!(set("é"), None);
     }
 
     #[test]

@@ -103,9 +103,11 @@ _ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 def variants(msg: str) -> list[str]:
     """The message, its near miss, and shapes that try where PCRE2 and `re` could part:
-    non-ASCII digits (`\\d` and int() are Unicode-aware in both), a non-ASCII space, and
-    the first half of it."""
-    return [msg, near_miss(msg), msg.translate(_ARABIC_INDIC), msg.replace(" ", "\u2003", 1), msg[: len(msg) // 2]]
+    non-ASCII digits (`\\d` and int() are Unicode-aware in both), non-ASCII spaces (U+001C
+    is `\\s` in Python, not in PCRE2), a combining mark at the end (`\\w` in PCRE2, not in
+    Python) and the first half of it."""
+    return [msg, near_miss(msg), msg.translate(_ARABIC_INDIC), msg.replace(" ", "\u2003", 1),
+            msg.replace(" ", "\x1c", 1), msg + "\u0301", msg[: len(msg) // 2]]
 
 
 def both(lp: LineParser, native: dict, name: str, msg: str):
@@ -143,7 +145,7 @@ def test_same_rule_and_fields_as_python_on_the_corpus():
                 diffs.append((name, text, want, got))
     compared = sum(per_parser.values())
     print(f"\ncompared {compared} messages ({len(messages)} distinct (parser, message) pairs, each with "
-          f"its near miss and 3 other variants; {matched} matched a rule; {skipped} not UTF-8, skipped): {len(diffs)} differences")
+          f"its near miss and 5 other variants; {matched} matched a rule; {skipped} not UTF-8, skipped): {len(diffs)} differences")
     print("per parser:", per_parser)
     assert len(messages) > 1000
     assert matched > 1000
@@ -166,6 +168,21 @@ def test_long_texts_same_as_python_and_within_the_limits():
 def test_every_rule_is_jit_compiled():
     _, _, native, _ = setup()
     assert all(m.jit for m in native.values())
+
+
+@pytest.mark.parametrize("cls", [r"\w", r"\W", r"\s", r"\S", r"\d", r"\D", r"\b.", r".\B.", "."])
+def test_classes_as_python(cls):
+    """Every character of the Basic Multilingual Plane that Python 3.11's Unicode knows is
+    in a class for PCRE2 as for `re` (PCRE2's newer Unicode tables know more letters)."""
+    import re
+    import unicodedata
+
+    py = re.compile(cls, re.DOTALL)
+    m = Grok({"C": cls}).compile_rules("c", [("c", "%{C}", ())])
+    pad = "ab" if cls == r".\B." else ""
+    diff = [hex(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000 and unicodedata.category(chr(c)) != "Cn"
+            and (py.fullmatch(pad[:1] + chr(c)) is None) != (m.match(pad[:1] + chr(c)) is None)]
+    assert not diff
 
 
 def test_limit_is_an_error_not_a_non_match():
