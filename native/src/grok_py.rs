@@ -7,7 +7,7 @@ use crate::pcre::{Limits, MatchError};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyString};
+use pyo3::types::{PyBytes, PyDict, PyInt, PyString};
 use std::collections::HashMap;
 
 create_exception!(
@@ -118,19 +118,55 @@ pub struct GrokMatcher {
     keys: Vec<Py<PyString>>,
 }
 
+/// A text with lone surrogates (Python allows them: a JSON `\ud800` escape, say), as
+/// PCRE2 can read it: each surrogate (3 bytes with "surrogatepass") becomes U+FFFD (3
+/// bytes too), which every class of the patterns treats alike (not `\w`, `\s`, `\d`; `.`
+/// and negated classes match it). Captures are cut from the original bytes at the same
+/// offsets.
+struct Surrogates<'py> {
+    original: Bound<'py, PyBytes>,
+    base: usize,
+}
+
+fn without_surrogates(raw: &[u8]) -> String {
+    let mut clean = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        // ED A0..BF xx: U+D800..U+DFFF
+        if raw[i] == 0xED && i + 2 < raw.len() && (0xA0..=0xBF).contains(&raw[i + 1]) {
+            clean.extend_from_slice("\u{fffd}".as_bytes());
+            i += 3;
+        } else {
+            clean.push(raw[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(clean).expect("surrogatepass UTF-8 minus its surrogates is UTF-8")
+}
+
 impl GrokMatcher {
     fn to_dict<'py>(
         &self,
         py: Python<'py>,
         fields: &Fields<'_, '_>,
+        sur: Option<&Surrogates<'py>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         for (key, node) in fields {
             let key = self.keys[key.id].bind(py);
             match node {
-                Node::Obj(sub) => d.set_item(key, self.to_dict(py, sub)?)?,
+                Node::Obj(sub) => d.set_item(key, self.to_dict(py, sub, sur)?)?,
                 Node::Val(v) => match v {
-                    Value::Str(s) => d.set_item(key, *s)?,
+                    Value::Str(s) => match sur {
+                        None => d.set_item(key, *s)?,
+                        Some(sur) => {
+                            let at = s.as_ptr() as usize - sur.base;
+                            let part = &sur.original.as_bytes()[at..at + s.len()];
+                            let text = PyBytes::new(py, part)
+                                .call_method1("decode", ("utf-8", "surrogatepass"))?;
+                            d.set_item(key, text)?
+                        }
+                    },
                     Value::Int(i) => d.set_item(key, *i)?,
                     Value::Float(f) => d.set_item(key, *f)?,
                     Value::BigInt(s) => {
@@ -142,6 +178,27 @@ impl GrokMatcher {
         }
         Ok(d)
     }
+
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        text: &str,
+        sur: Option<&Surrogates<'py>>,
+    ) -> PyResult<Option<(Bound<'py, PyString>, Bound<'py, PyDict>)>> {
+        match self.matcher.matches(text) {
+            Ok(None) => Ok(None),
+            Ok(Some((item, fields))) => Ok(Some((
+                self.names[item].bind(py).clone(),
+                self.to_dict(py, &fields, sur)?,
+            ))),
+            Err(MatchError::Limit(what)) => Err(GrokLimitError::new_err(format!(
+                "{}: {what} reached on a text of {} bytes",
+                self.name,
+                text.len()
+            ))),
+            Err(e) => Err(PyRuntimeError::new_err(format!("{}: {e}", self.name))),
+        }
+    }
 }
 
 #[pymethods]
@@ -152,21 +209,20 @@ impl GrokMatcher {
     fn match_<'py>(
         &self,
         py: Python<'py>,
-        text: &str,
+        text: &Bound<'py, PyString>,
     ) -> PyResult<Option<(Bound<'py, PyString>, Bound<'py, PyDict>)>> {
-        match self.matcher.matches(text) {
-            Ok(None) => Ok(None),
-            Ok(Some((item, fields))) => Ok(Some((
-                self.names[item].bind(py).clone(),
-                self.to_dict(py, &fields)?,
-            ))),
-            Err(MatchError::Limit(what)) => Err(GrokLimitError::new_err(format!(
-                "{}: {what} reached on a text of {} bytes",
-                self.name,
-                text.len()
-            ))),
-            Err(e) => Err(PyRuntimeError::new_err(format!("{}: {e}", self.name))),
+        if let Ok(s) = text.to_str() {
+            return self.run(py, s, None);
         }
+        let original = text
+            .call_method1("encode", ("utf-8", "surrogatepass"))?
+            .cast_into::<PyBytes>()?;
+        let clean = without_surrogates(original.as_bytes());
+        let sur = Surrogates {
+            original,
+            base: clean.as_ptr() as usize,
+        };
+        self.run(py, &clean, Some(&sur))
     }
 
     /// The rule names, in priority order.
