@@ -2,7 +2,7 @@
 //! `GrokLimitError`); see `streams/_native.pyi`. Python reads the `.grok` and `.yaml`
 //! files and passes their data in.
 
-use crate::grok::{field_path, Fields, Item, Library, Matcher, Node, Value};
+use crate::grok::{Fields, Item, Library, Matcher, Node, Value};
 use crate::pcre::{Limits, MatchError};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -69,10 +69,13 @@ impl PyGrok {
         for (rule, expr, sets) in items {
             let mut paths = Vec::with_capacity(sets.len());
             for (mut parents, leaf, value) in sets {
-                let dotted = format!("{}.{leaf}", parents.join("."));
-                field_path(&dotted)
-                    .map_err(|e| PyValueError::new_err(format!("{name}: rule {rule}: {e}")))?;
                 parents.push(leaf);
+                if parents.iter().any(String::is_empty) {
+                    return Err(PyValueError::new_err(format!(
+                        "{name}: rule {rule}: bad field name {:?}",
+                        parents.join(".")
+                    )));
+                }
                 paths.push(parents);
                 statics.push(value);
             }

@@ -186,6 +186,8 @@ def test_limit_is_an_error_not_a_non_match():
     m = grok.compile_rules("t", [("bad", "%{BAD}", ()), ("int", "%{INT:n:int}", ((("x",), "y", True),))])
     assert m.match("aab") == ("bad", {})
     assert m.match("12") == ("int", {"n": 12, "x": {"y": True}})
+    top = grok.compile_rules("t", [("int", "%{INT:n:int}", (((), "tags", ("a", "b")), (("x", "y"), "z", "c")))])
+    assert top.match("7") == ("int", {"n": 7, "tags": ("a", "b"), "x": {"y": {"z": "c"}}})
     assert m.match("zz") is None
     with pytest.raises(GrokLimitError, match="match limit"):
         m.match("a" * 40 + "!b")
@@ -199,5 +201,7 @@ def test_errors_name_the_rule():
         grok.compile_rules("t", [("r", "%{NOPE}", ())])
     with pytest.raises(ValueError, match="a.b is both a value and an object"):
         grok.compile_rules("t", [("f", "%{F}", ())])
+    with pytest.raises(ValueError, match="bad field name"):
+        grok.compile_rules("t", [("ok", "%{OK}", ((("a", ""), "b", 1),))])
     with pytest.raises(ValueError, match="BAD"):
         grok.validate()
