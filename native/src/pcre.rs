@@ -219,6 +219,10 @@ unsafe impl Sync for Regex {}
 
 impl Drop for Regex {
     fn drop(&mut self) {
+        // the match data, made from the code, goes first
+        if let Ok(slot) = self.scratch.get_mut() {
+            slot.take();
+        }
         // SAFETY: `code` was returned by pcre2_compile and is freed once.
         unsafe { pcre2_code_free_8(self.code) }
     }
