@@ -5,7 +5,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString};
 
+pub mod grok;
+mod grok_py;
 pub mod header;
+pub mod pcre;
 pub mod pyunicode;
 pub mod syslog;
 pub mod timestamps;
@@ -145,5 +148,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(syslog::py_priority, m)?)?;
     m.add_function(wrap_pyfunction!(py_parse_syslog, m)?)?;
+    m.add_class::<grok_py::PyGrok>()?;
+    m.add_class::<grok_py::GrokMatcher>()?;
+    m.add(
+        "GrokLimitError",
+        m.py().get_type::<grok_py::GrokLimitError>(),
+    )?;
     Ok(())
 }
