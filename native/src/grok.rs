@@ -11,6 +11,7 @@
 //! in order, which keeps the priority of its items.
 
 use crate::pcre::{first_bytes, CompileError, Groups, Limits, MatchError, Regex, ERROR_TOO_LARGE};
+use crate::pyunicode;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -49,29 +50,6 @@ pub enum Value<'t> {
     Static(usize),
 }
 
-/// Python's `str.isspace()`: Unicode White_Space plus the separators U+001C..U+001F.
-fn py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-/// The first code point of each run of ten Unicode decimal digits (Python 3.11's Nd,
-/// Unicode 14), for `int()` and `float()` of non-ASCII digits.
-const DIGIT_ZEROS: [u32; 66] = [
-    0x30, 0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0xc66, 0xce6, 0xd66,
-    0xde6, 0xe50, 0xed0, 0xf20, 0x1040, 0x1090, 0x17e0, 0x1810, 0x1946, 0x19d0, 0x1a80, 0x1a90,
-    0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0, 0xff10,
-    0x104a0, 0x10d30, 0x11066, 0x110f0, 0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0, 0x11650,
-    0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50, 0x11d50, 0x11da0, 0x16a60, 0x16ac0, 0x16b50,
-    0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e950, 0x1fbf0,
-];
-
-fn decimal(c: char) -> Option<u8> {
-    let c = c as u32;
-    let i = DIGIT_ZEROS.partition_point(|&z| z <= c).checked_sub(1)?;
-    let d = c - DIGIT_ZEROS[i];
-    (d < 10).then_some(d as u8)
-}
-
 /// What CPython does first in `int(str)` and `float(str)`: decimal digits become ASCII,
 /// whitespace a space; any other non-ASCII character makes the text invalid. Then the
 /// ASCII whitespace around it is dropped.
@@ -80,10 +58,10 @@ fn to_ascii(text: &str) -> Option<String> {
     for c in text.chars() {
         if c.is_ascii() {
             out.push(c);
-        } else if py_space(c) {
+        } else if pyunicode::is_space(c) {
             out.push(' ');
         } else {
-            out.push((b'0' + decimal(c)?) as char);
+            out.push(char::from_digit(pyunicode::digit(c)?, 10)?);
         }
     }
     let trimmed = out.trim_matches(|c: char| " \t\n\r\x0b\x0c".contains(c));
