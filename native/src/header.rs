@@ -126,6 +126,27 @@ fn pid_colon_space(line: &str, i: usize) -> Option<(Option<&str>, usize)> {
     Some((pid, j))
 }
 
+/// The common shapes' tail after the time: ` host tag[pid]: ` -> (host, tag, pid, where
+/// the message starts); `host_stop`: what else a host name may not hold.
+fn host_tag(
+    line: &str,
+    i: usize,
+    host_stop: impl Fn(char) -> bool,
+) -> Option<(&str, &str, Option<&str>, usize)> {
+    let h0 = lit(line, i, ' ')?;
+    let (h1, n) = run(line, h0, usize::MAX, |c| !is_space(c) && !host_stop(c));
+    if n == 0 {
+        return None;
+    }
+    let t0 = lit(line, h1, ' ')?;
+    let (t1, n) = run(line, t0, usize::MAX, tag_char);
+    if n == 0 {
+        return None;
+    }
+    let (pid, m) = pid_colon_space(line, t1)?;
+    Some((&line[h0..h1], &line[t0..t1], pid, m))
+}
+
 fn tag_char(c: char) -> bool {
     !is_space(c) && c != '[' && c != ':'
 }
@@ -471,20 +492,7 @@ fn common_iso(line: &str, times: &TimeParser) -> Option<Header> {
     }
     j = lit(line, j, 'Z').or_else(|| offset(line, j, Some(true)))?;
     let iso = &line[..j];
-    let h0 = lit(line, j, ' ')?;
-    let (h1, n) = run(line, h0, usize::MAX, |c| {
-        !is_space(c) && !matches!(c, ':' | '[' | ']' | '<')
-    });
-    if n == 0 {
-        return None;
-    }
-    let t0 = lit(line, h1, ' ')?;
-    let (t1, n) = run(line, t0, usize::MAX, tag_char);
-    if n == 0 {
-        return None;
-    }
-    let (pid, m) = pid_colon_space(line, t1)?;
-    let (hostname, tag) = (&line[h0..h1], &line[t0..t1]);
+    let (hostname, tag, pid, m) = host_tag(line, j, |c| matches!(c, ':' | '[' | ']' | '<'))?;
     let mut fields = Map::default();
     if let Some((_, text)) = times.iso(iso) {
         fields.push("@timestamp", Value::Str(text));
@@ -523,24 +531,11 @@ fn common(line: &str, times: &TimeParser) -> Option<Header> {
     };
     let c0 = lit(line, d1, ' ')?;
     let c1 = hh_mm_ss(line, c0)?;
-    let h0 = lit(line, c1, ' ')?;
-    let (h1, n) = run(line, h0, usize::MAX, |c| {
-        !is_space(c) && !matches!(c, ':' | '[' | ']')
-    });
-    if n == 0 {
-        return None;
-    }
-    let t0 = lit(line, h1, ' ')?;
-    let (t1, n) = run(line, t0, usize::MAX, tag_char);
-    if n == 0 {
-        return None;
-    }
-    let (pid, m) = pid_colon_space(line, t1)?;
+    let (hostname, tag, pid, m) = host_tag(line, c1, |c| matches!(c, ':' | '[' | ']'))?;
     let (_, text) = times.syslog(&line[..mon_end], &line[d0..d1], &line[c0..c1], None)?;
-    let tag = &line[t0..t1];
     let mut fields = Map::default();
     fields.push("@timestamp", Value::Str(text));
-    fields.push("host", host(&line[h0..h1]));
+    fields.push("host", host(hostname));
     fields.push("process", process(tag, pid.map(int_value)));
     Some(Header {
         fields,
