@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use crate::pyunicode::{digit, int_of_digits, is_decimal, is_digit, is_space, is_word, Int};
 use crate::syslog::priority;
-use crate::timestamps::TimeParser;
+use crate::timestamps::{TimeParser, MONTHS};
 
 /// A value of the fields dict: what the Python parser writes.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +29,14 @@ pub struct Map(pub Vec<(String, Value)>);
 impl Map {
     fn push(&mut self, k: &str, v: Value) {
         self.0.push((k.to_string(), v));
+    }
+
+    /// Python's `fields.setdefault("tags", []).append(tag)`.
+    fn tag(&mut self, tag: &str) {
+        match self.0.iter_mut().find(|(k, _)| k == "tags") {
+            Some((_, Value::List(tags))) => tags.push(s(tag)),
+            _ => self.push("tags", Value::List(vec![s(tag)])),
+        }
     }
 
     fn map(entries: Vec<(&str, Value)>) -> Value {
@@ -191,7 +199,7 @@ fn set_pri(fields: &mut Map, syslog: &mut Map, pri: &str) {
             );
         }
         None => {
-            fields.push("tags", Value::List(vec![s("_syslog_bad_priority")]));
+            fields.tag("_syslog_bad_priority");
             syslog.push("priority", small(n as i64));
         }
     }
@@ -783,13 +791,22 @@ pub fn parse_syslog(line: &str, times: &TimeParser) -> Option<Header> {
     if let Some(h) = common(line, times) {
         return Some(h);
     }
+    let mut bad_time = false;
     let (m, stamp) = match bsd_match(line) {
         Some(m) => {
             let stamp = match m.stamp {
                 Err(iso) => times.iso(iso),
                 Ok((mon, day, year, clock)) => {
-                    // not a month name: not a syslog line after all
-                    Some(times.syslog(mon, day, clock, year)?)
+                    let stamp = times.syslog(mon, day, clock, year);
+                    if stamp.is_none() {
+                        // not a month name: not a syslog line after all; a date that is
+                        // none (`23:59:60`, `Apr 31`): the header all the same, tagged
+                        if !MONTHS.contains(&mon.to_ascii_lowercase().as_str()) {
+                            return None;
+                        }
+                        bad_time = true;
+                    }
+                    stamp
                 }
             };
             (m, stamp)
@@ -818,6 +835,9 @@ pub fn parse_syslog(line: &str, times: &TimeParser) -> Option<Header> {
         }
     }
     let mut fields = Map::default();
+    if bad_time {
+        fields.tag("_syslog_bad_timestamp");
+    }
     if let Some((_, text)) = stamp {
         fields.push("@timestamp", Value::Str(text));
     }
@@ -905,6 +925,8 @@ mod tests {
         case("bsd no host: tag taken back", "Feb 17 17:40:17 sshd[19725]: Connection from 192.0.2.10", Some(2010), "UTC", 0.0, "{@timestamp: \"2010-02-17T17:40:17.000Z\", process: {name: \"sshd\", pid: 19725}} | \"sshd\" | \"Connection from 192.0.2.10\"");
         case("bsd dovecot tag with context", "Feb 17 17:40:17 auth(u,192.0.2.1,sasl:login)<x1>: failed", Some(2010), "UTC", 0.0, "{@timestamp: \"2010-02-17T17:40:17.000Z\", process: {name: \"auth(u,192.0.2.1,sasl:login)<x1>\"}} | \"auth(u,192.0.2.1,sasl:login)<x1>\" | \"failed\"");
         case("freebsd -v", "Feb 17 17:40:17 <mail.info> mx postfix/qmgr[7]: removed", Some(2010), "UTC", 0.0, "{@timestamp: \"2010-02-17T17:40:17.000Z\", host: {hostname: \"mx\", name: \"mx\"}, process: {name: \"postfix/qmgr\", pid: 7}} | \"postfix/qmgr\" | \"removed\"");
+        case("bsd leap second: the header without its time", "Dec 31 23:59:60 h sshd[1]: x", Some(2016), "UTC", 0.0, "{tags: [\"_syslog_bad_timestamp\"], host: {hostname: \"h\", name: \"h\"}, process: {name: \"sshd\", pid: 1}} | \"sshd\" | \"x\"");
+        case("bsd impossible date and bad pri", "<999>Apr 31 10:00:00 h app: y", Some(2024), "UTC", 0.0, "{tags: [\"_syslog_bad_timestamp\", \"_syslog_bad_priority\"], host: {hostname: \"h\", name: \"h\"}, process: {name: \"app\"}, log: {syslog: {priority: 999}}} | \"app\" | \"y\"");
         case(
             "bsd not a month",
             "Abc 17 17:40:17 mx postfix/qmgr[7]: removed",

@@ -13,6 +13,11 @@ use jiff::Timestamp;
 
 use crate::pyunicode::digit;
 
+/// The month names of syslog dates (`Mmm`), lowercase.
+pub const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
 /// The time zone of naive times (`streams.parse.timestamps.get_tz`). Zones come from the
 /// system's tz database (as `zoneinfo` reads it), else the copy bundled into the module.
 #[derive(Clone, Debug)]
@@ -578,9 +583,6 @@ impl TimeParser {
         clock: &str,
         year: Option<&str>,
     ) -> Option<(f64, String)> {
-        const MONTHS: [&str; 12] = [
-            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-        ];
         let lower = month.get(..3)?.to_ascii_lowercase();
         let mon = MONTHS.iter().position(|m| *m == lower)? as i64 + 1;
         let d = py_int(day)?;

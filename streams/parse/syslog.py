@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from .timestamps import TimeParser
+from .timestamps import MONTHS, TimeParser
 
 FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
               "authpriv", "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2",
@@ -181,8 +181,12 @@ def parse_syslog(line: str, fields: dict, times: TimeParser) -> tuple[str | None
             stamp = times.iso(iso)
         else:
             stamp = times.syslog_cached(bsd, mon, day, clock, year)
-            if stamp is None:  # not a month name: not a syslog line after all
-                return None
+            if stamp is None:
+                if mon.lower() not in MONTHS:  # not a month name: not a syslog line after all
+                    return None
+                # a date that is none (a leap second `23:59:60`, `Apr 31`): the header all
+                # the same, without its time
+                fields.setdefault("tags", []).append("_syslog_bad_timestamp")
         if host is not None and (host[-1] == ":" or "[" in host):
             # no hostname: what we took for it is the tag (`Feb 1 10:00:00 sshd[12]: msg`)
             tm = _TAG_ONLY.match(host) or _TAG_CTX.match(host)

@@ -178,3 +178,15 @@ def test_tai64n_label_out_of_range_keeps_the_line_parsed():
     assert "@timestamp" not in f
     (_, _), f = parse("@400000005f5e100000000000 prog: msg")
     assert f["@timestamp"] == "2020-09-13T12:26:40.000Z"
+
+
+@pytest.mark.parametrize("line", ["Dec 31 23:59:60 mx1 sshd[7]: Failed password for root from 192.0.2.1 port 1 ssh2",
+                                  "Apr 31 10:00:00 mx1 sshd[7]: Failed password for root from 192.0.2.1 port 1 ssh2"])
+def test_a_date_that_is_none_keeps_the_header_tagged(line):
+    """A leap second or an impossible date used to lose the whole header (no host, no
+    program: the line fell to `syslog`, unparsed); the header stays, without its time."""
+    from streams.parse.dispatch import LineParser
+    doc = LineParser(year=2016).parse(line).to_doc()
+    assert "@timestamp" not in doc and "_syslog_bad_timestamp" in doc["tags"]
+    assert doc["host"]["name"] == "mx1" and doc["process"] == {"name": "sshd", "pid": 7}
+    assert doc["event"]["dataset"] == "sshd.log" and doc["event"]["outcome"] == "failure"
