@@ -453,22 +453,21 @@ fn tai64n(line: &str) -> Option<Header> {
 
 // ---- the common shapes, matched first ----
 
+/// Three runs of exactly `widths` digits with `sep` between them.
+fn digit_triple(line: &str, i: usize, widths: [usize; 3], sep: char) -> Option<usize> {
+    let j = exact(line, i, widths[0], is_digit)?;
+    let j = exact(line, lit(line, j, sep)?, widths[1], is_digit)?;
+    exact(line, lit(line, j, sep)?, widths[2], is_digit)
+}
+
 /// `\d\d:\d\d:\d\d`
 fn hh_mm_ss(line: &str, i: usize) -> Option<usize> {
-    let j = exact(line, i, 2, is_digit)?;
-    let j = lit(line, j, ':')?;
-    let j = exact(line, j, 2, is_digit)?;
-    let j = lit(line, j, ':')?;
-    exact(line, j, 2, is_digit)
+    digit_triple(line, i, [2, 2, 2], ':')
 }
 
 /// `\d{4}-\d\d-\d\d`
 fn ymd(line: &str, i: usize) -> Option<usize> {
-    let j = exact(line, i, 4, is_digit)?;
-    let j = lit(line, j, '-')?;
-    let j = exact(line, j, 2, is_digit)?;
-    let j = lit(line, j, '-')?;
-    exact(line, j, 2, is_digit)
+    digit_triple(line, i, [4, 2, 2], '-')
 }
 
 /// `[+-]\d\d` then `:` if `colon` is Some(true), `:?` if None, then `\d\d`.
