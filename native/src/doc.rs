@@ -1,0 +1,337 @@
+//! The one document tree of the core: what the header, the grok captures, the ops and
+//! JSON bodies write, and what goes out as a Python dict or as NDJSON.
+//!
+//! Maps keep insertion order (Python's dict order, so documents come out as the Python
+//! parser wrote them); documents are small, so a map is a vector searched linearly.
+
+use std::fmt::Write as _;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// An integer beyond i64, as its ASCII decimal digits with an optional `-`.
+    BigInt(String),
+    Float(f64),
+    Str(String),
+    List(Vec<Value>),
+    Map(Map),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Map(pub Vec<(String, Value)>);
+
+impl Value {
+    pub fn str(s: &str) -> Value {
+        Value::Str(s.to_string())
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&Map> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_map_mut(&mut self) -> Option<&mut Map> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Python's truth value.
+    pub fn truthy(&self) -> bool {
+        match self {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Int(n) => *n != 0,
+            Value::BigInt(_) => true,
+            Value::Float(f) => *f != 0.0,
+            Value::Str(s) => !s.is_empty(),
+            Value::List(l) => !l.is_empty(),
+            Value::Map(m) => !m.0.is_empty(),
+        }
+    }
+}
+
+impl Map {
+    pub fn new() -> Map {
+        Map(Vec::new())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
+    /// `d[key] = v`: replaces in place (keeping the key's position) or appends.
+    pub fn insert(&mut self, key: &str, v: Value) {
+        match self.get_mut(key) {
+            Some(slot) => *slot = v,
+            None => self.0.push((key.to_string(), v)),
+        }
+    }
+
+    /// `d.pop(key, None)`.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let at = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(at).1)
+    }
+
+    /// `d.setdefault(key, v)`.
+    pub fn setdefault(&mut self, key: &str, v: Value) -> &mut Value {
+        let at = match self.0.iter().position(|(k, _)| k == key) {
+            Some(at) => at,
+            None => {
+                self.0.push((key.to_string(), v));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    /// The object at `key`, made (or put in place of a non-object) when needed — what
+    /// the grok fill does for a capture's parent objects.
+    pub fn obj(&mut self, key: &str) -> &mut Map {
+        let at = match self.0.iter().position(|(k, _)| k == key) {
+            Some(at) => {
+                if !matches!(self.0[at].1, Value::Map(_)) {
+                    self.0[at].1 = Value::Map(Map::new());
+                }
+                at
+            }
+            None => {
+                self.0.push((key.to_string(), Value::Map(Map::new())));
+                self.0.len() - 1
+            }
+        };
+        match &mut self.0[at].1 {
+            Value::Map(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    /// `setdefault(key, {})` that leaves a non-object alone: None then.
+    pub fn obj_if_any(&mut self, key: &str) -> Option<&mut Map> {
+        self.setdefault(key, Value::Map(Map::new())).as_map_mut()
+    }
+
+    /// The value at a dotted path (`["source", "address"]`), through objects only.
+    pub fn at(&self, path: &[String]) -> Option<&Value> {
+        let (leaf, parents) = path.split_last()?;
+        let mut m = self;
+        for p in parents {
+            m = m.get(p)?.as_map()?;
+        }
+        m.get(leaf)
+    }
+
+    pub fn at_mut(&mut self, path: &[String]) -> Option<&mut Value> {
+        let (leaf, parents) = path.split_last()?;
+        let mut m = self;
+        for p in parents {
+            m = m.get_mut(p)?.as_map_mut()?;
+        }
+        m.get_mut(leaf)
+    }
+
+    /// The string at a path, if it is one.
+    pub fn str_at(&self, path: &[String]) -> Option<&str> {
+        self.at(path).and_then(Value::as_str)
+    }
+
+    /// Writes `v` at the path, making parent objects (a non-object parent is replaced,
+    /// as the grok fill does).
+    pub fn put(&mut self, path: &[String], v: Value) {
+        let (leaf, parents) = path.split_last().expect("a field path is never empty");
+        let mut m = self;
+        for p in parents {
+            m = m.obj(p);
+        }
+        m.insert(leaf, v);
+    }
+
+    /// Removes the value at the path; parents stay (Python's `d["a"].pop("b")`).
+    pub fn take(&mut self, path: &[String]) -> Option<Value> {
+        let (leaf, parents) = path.split_last()?;
+        let mut m = self;
+        for p in parents {
+            m = m.get_mut(p)?.as_map_mut()?;
+        }
+        m.remove(leaf)
+    }
+
+    /// Appends a tag to the `tags` list (made when missing).
+    pub fn tag(&mut self, tag: &str) {
+        match self.get_mut("tags") {
+            Some(Value::List(tags)) => tags.push(Value::str(tag)),
+            _ => self.insert("tags", Value::List(vec![Value::str(tag)])),
+        }
+    }
+}
+
+/// A dotted field name as a path (`a.b.c`); empty parts are refused.
+pub fn path(name: &str) -> Result<Vec<String>, String> {
+    let parts: Vec<String> = name.split('.').map(str::to_string).collect();
+    if parts.iter().any(String::is_empty) {
+        return Err(format!("bad field name {name:?}"));
+    }
+    Ok(parts)
+}
+
+// -- JSON out (orjson's compact form: non-ASCII as is, `/` unescaped) -------------------
+
+pub fn write_json(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Int(n) => {
+            let mut s = String::new();
+            let _ = write!(s, "{n}");
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::BigInt(d) => out.extend_from_slice(d.as_bytes()),
+        Value::Float(f) => write_float(out, *f),
+        Value::Str(s) => write_str(out, s),
+        Value::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Map(m) => write_map(out, m),
+    }
+}
+
+pub fn write_map(out: &mut Vec<u8>, m: &Map) {
+    out.push(b'{');
+    for (i, (k, v)) in m.0.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        write_json(out, v);
+    }
+    out.push(b'}');
+}
+
+/// Shortest round-trip text, as orjson writes it (`1.0`, `1e16`, `null` for NaN and
+/// the infinities, which JSON cannot hold).
+fn write_float(out: &mut Vec<u8>, f: f64) {
+    if !f.is_finite() {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    let s = format!("{f:?}");
+    out.extend_from_slice(s.as_bytes());
+}
+
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0x08 => Some(b"\\b"),
+            0x0c => Some(b"\\f"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match esc {
+            Some(e) => out.extend_from_slice(e),
+            None => {
+                let _ = write!(StrOut(out), "\\u{b:04x}");
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+struct StrOut<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for StrOut<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Vec<String> {
+        path(s).unwrap()
+    }
+
+    #[test]
+    fn paths_put_and_take() {
+        let mut m = Map::new();
+        m.put(&p("source.address"), Value::str("1.2.3.4"));
+        m.put(&p("source.port"), Value::Int(22));
+        assert_eq!(m.str_at(&p("source.address")), Some("1.2.3.4"));
+        // a value where an object is needed is replaced, as the grok fill does
+        m.put(&p("source.address.x"), Value::Int(1));
+        assert_eq!(m.at(&p("source.address.x")), Some(&Value::Int(1)));
+        assert_eq!(m.take(&p("source.port")), Some(Value::Int(22)));
+        assert!(path("a..b").is_err());
+    }
+
+    #[test]
+    fn json_as_orjson_writes_it() {
+        let mut m = Map::new();
+        m.insert("s", Value::str("a\"b\\c\n\u{1}é/"));
+        m.insert("f", Value::Float(1.0));
+        m.insert("g", Value::Float(1e16));
+        m.insert("n", Value::Float(f64::NAN));
+        m.insert(
+            "l",
+            Value::List(vec![Value::Int(-3), Value::Null, Value::Bool(true)]),
+        );
+        m.insert("b", Value::BigInt("123456789012345678901234567890".into()));
+        let mut out = Vec::new();
+        write_map(&mut out, &m);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"s":"a\"b\\c\n\u0001é/","f":1.0,"g":1e16,"n":null,"l":[-3,null,true],"b":123456789012345678901234567890}"#
+        );
+    }
+}
