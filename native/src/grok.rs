@@ -85,7 +85,7 @@ fn without_underscores(s: &str) -> Option<String> {
 }
 
 /// Python's `int(text)` (base 10), or None where it raises ValueError.
-fn py_int(text: &str) -> Option<Value<'static>> {
+pub(crate) fn py_int(text: &str) -> Option<Value<'static>> {
     let s = to_ascii(text)?;
     let (neg, digits) = match s.as_bytes().first()? {
         b'-' => (true, &s[1..]),
@@ -110,7 +110,7 @@ fn py_int(text: &str) -> Option<Value<'static>> {
 }
 
 /// Python's `float(text)`, or None where it raises ValueError.
-fn py_float(text: &str) -> Option<f64> {
+pub(crate) fn py_float(text: &str) -> Option<f64> {
     let s = to_ascii(text)?;
     let s = without_underscores(&s)?;
     // Rust's parser takes what Python's does (sign, digits with `.`, exponent, inf,

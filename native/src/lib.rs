@@ -9,6 +9,11 @@ pub mod doc;
 pub mod grok;
 mod grok_py;
 pub mod header;
+pub mod ip;
+pub mod json;
+pub mod ops;
+pub mod parser;
+mod parser_py;
 pub mod pcre;
 pub mod pyunicode;
 pub mod syslog;
@@ -149,6 +154,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(syslog::py_priority, m)?)?;
     m.add_function(wrap_pyfunction!(py_parse_syslog, m)?)?;
+    m.add_class::<parser_py::PyParser>()?;
     m.add_class::<grok_py::PyGrok>()?;
     m.add_class::<grok_py::GrokMatcher>()?;
     m.add(

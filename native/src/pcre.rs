@@ -85,7 +85,11 @@ fn error_message(code: i32) -> String {
 fn compile(pattern: &str, extra: u32) -> Result<*mut pcre2_code_8, CompileError> {
     // fullmatch: anchored at the start by PCRE2_ANCHORED, at the end by `\z` after the
     // whole pattern (a group, so a top-level `|` stays inside it)
-    let wrapped = format!("(?:{pattern})\\z");
+    compile_wrapped(&format!("(?:{pattern})\\z"), extra)
+}
+
+/// A pattern compiled as it is (offsets in errors counted after a 3-byte `(?:`).
+fn compile_wrapped(wrapped: &str, extra: u32) -> Result<*mut pcre2_code_8, CompileError> {
     let mut code_err = 0i32;
     let mut offset = 0usize;
     let options = PCRE2_UTF | PCRE2_UCP | PCRE2_DOTALL | extra;
@@ -254,6 +258,21 @@ impl Regex {
         })
     }
 
+    /// Compiles `pattern` (UTF, UCP, DOTALL) for Python's `re.search` (`prefix`: false)
+    /// or `re.match` (`prefix`: true): see [`Regex::find_at`].
+    pub fn new_search(pattern: &str, prefix: bool, limits: Limits) -> Result<Regex, CompileError> {
+        let extra = if prefix { PCRE2_ANCHORED } else { 0 };
+        let code = compile_wrapped(&format!("(?:{pattern})"), extra)?;
+        // SAFETY: `code` is a valid compiled pattern.
+        let jit = unsafe { pcre2_jit_compile_8(code, PCRE2_JIT_COMPLETE) } == 0;
+        Ok(Regex {
+            code,
+            limits,
+            jit,
+            scratch: Mutex::new(None),
+        })
+    }
+
     /// Whether the JIT compiled this pattern (else the interpreter runs it).
     pub fn is_jit(&self) -> bool {
         self.jit
@@ -284,6 +303,13 @@ impl Regex {
 
     /// Matches the whole of `subject`: `Ok(None)` when it does not match.
     pub fn full_match(&self, subject: &str) -> Result<Option<Groups>, MatchError> {
+        self.find_at(subject, 0)
+    }
+
+    /// The first match at or after byte `start` (a char boundary) of `subject`, group 0
+    /// included: for a [`Regex::new_search`] pattern, Python's `search(subject, start)`
+    /// (`match` when compiled as a prefix); `findall` is a loop over it.
+    pub fn find_at(&self, subject: &str, start: usize) -> Result<Option<Groups>, MatchError> {
         let mut guard = self.scratch.try_lock().ok();
         let mut own = None;
         let scratch: &Scratch = match guard.as_deref_mut() {
@@ -297,7 +323,7 @@ impl Regex {
                 self.code,
                 subject.as_ptr(),
                 subject.len(),
-                0,
+                start,
                 PCRE2_NO_UTF_CHECK,
                 scratch.data,
                 scratch.ctx,
@@ -412,6 +438,21 @@ mod tests {
         assert_eq!(set(r"\d+"), None);
         assert_eq!(set(".*"), None);
         assert_eq!(set("é"), None);
+    }
+
+    #[test]
+    fn search_and_prefix() {
+        let r = Regex::new_search(r"(\w+)=(\d+)", false, Limits::default()).unwrap();
+        let g = r.find_at("x a=1 b=22", 0).unwrap().unwrap();
+        assert_eq!((g.get(0), g.get(1)), (Some((2, 5)), Some((2, 3))));
+        let g = r.find_at("x a=1 b=22", 5).unwrap().unwrap();
+        assert_eq!(g.get(2), Some((8, 10)));
+        assert!(r.find_at("x a=1 b=22", 10).unwrap().is_none());
+        let p = Regex::new_search(r"\d+$", true, Limits::default()).unwrap();
+        assert!(p.find_at("12 ", 0).unwrap().is_none());
+        // Python's `$` matches before a final newline too, and so does PCRE2's
+        assert_eq!(p.find_at("12\n", 0).unwrap().unwrap().get(0), Some((0, 2)));
+        assert!(p.find_at("x12", 0).unwrap().is_none());
     }
 
     #[test]

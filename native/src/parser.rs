@@ -1,0 +1,818 @@
+//! Line -> document: recognise the line's shape, split its header, dispatch on the
+//! program, match the product's rules, run their ops. The port of
+//! `streams/parse/dispatch.py`; it knows no product: a product declares the line forms
+//! of its own files (`forms:`) and its JSON documents (`json:`) in its YAML.
+//!
+//! Shapes, by the first characters: `{` a JSON line; a line a product's form takes; else
+//! syslog (RFC 5424, RFC 3164 and variants, see `header.rs`). A line nobody understands
+//! is still a document: `_grokparsefailure`, `event.original` kept.
+
+use std::collections::HashMap;
+
+use crate::doc::{path, Map, Value};
+use crate::grok::{Fields, Item, Library, Matcher, Node, Value as GValue};
+use crate::header::{parse_syslog, Map as HMap, Value as HValue};
+use crate::ops::{self, Compiler, Cx, Env, JsonOp, Op, State, TableDecl};
+use crate::pcre::{Limits, MatchError};
+use crate::pyunicode::Int;
+use crate::timestamps::{TimeParser, MONTHS};
+
+pub const LINE_TRUNCATED: &str = "_line_truncated";
+pub const LIMIT_TAG: &str = "_grok_limit";
+
+pub struct Rule {
+    pub name: String,
+    pub ops: Vec<Op>,
+}
+
+pub struct Product {
+    pub name: String,
+    pub dataset: String,
+    pub programs: Vec<String>,
+    matcher: Matcher,
+    rules: Vec<Rule>,
+    ops: Vec<Op>,
+    /// the `set:` constants of every rule, numbered as the matcher numbers them
+    statics: Vec<Value>,
+}
+
+/// A line form a product declares (`forms:`): a grok pattern for the whole line whose
+/// `_time` (+ `_zone`) or `_year`/`_month`/`_day`/`_clock` captures become `@timestamp`,
+/// `_message` the message the product's rules read; its other captures are fields.
+struct Form {
+    product: usize,
+    matcher: Matcher,
+    /// taken only when a rule of the product matches the message (else: syslog)
+    conditional: bool,
+    /// header-less lines after one of this form continue it: these fields are kept
+    continuation: Option<Continuation>,
+    set: Vec<(Vec<String>, Value)>,
+}
+
+struct Continuation {
+    keep: Vec<Vec<String>>,
+    tag: String,
+}
+
+/// A product's JSON documents (`json:`): a `{` line whose object has `key` as an object.
+struct JsonForm {
+    product: usize,
+    key: String,
+    op: JsonOp,
+    /// words that make a damaged JSON line worth a lenient read
+    mentions: Vec<String>,
+    recovered_tag: String,
+    damaged: Vec<Op>,
+}
+
+/// What one line becomes: the Event's fields, message and tags, and the rule that matched.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Parsed {
+    pub doc: Map,
+    pub message: Option<String>,
+    pub tags: Vec<String>,
+    pub rule: Option<String>,
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct Stats(pub Vec<(&'static str, u64)>);
+
+impl Stats {
+    pub fn add(&mut self, k: &'static str) {
+        match self.0.iter_mut().find(|(n, _)| *n == k) {
+            Some((_, v)) => *v += 1,
+            None => self.0.push((k, 1)),
+        }
+    }
+}
+
+pub struct Parser {
+    products: Vec<Product>,
+    by_program: HashMap<String, usize>,
+    by_name: HashMap<String, usize>,
+    fallback: Option<usize>,
+    forms: Vec<Form>,
+    json: Vec<JsonForm>,
+    pub times: TimeParser,
+    pub max_line: usize,
+    state: State,
+    resolved: HashMap<Option<String>, Option<usize>>,
+    /// (form, kept fields) of the last line when it was a form with continuations
+    context: Option<(usize, Map)>,
+    pub stats: Stats,
+}
+
+fn err<T>(origin: &str, msg: impl std::fmt::Display) -> Result<T, String> {
+    Err(format!("{origin}: {msg}"))
+}
+
+fn strings(v: Option<&Value>, what: &str, origin: &str) -> Result<Vec<String>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::List(l)) => l
+            .iter()
+            .map(|x| match x {
+                Value::Str(s) => Ok(s.clone()),
+                _ => err(
+                    origin,
+                    format!("an item of {what} must be a string, not {x:?}"),
+                ),
+            })
+            .collect(),
+        Some(x) => err(origin, format!("{what} must be a list, not {x:?}")),
+    }
+}
+
+fn sets(v: Option<&Value>, origin: &str) -> Result<Vec<(Vec<String>, Value)>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Map(m)) => {
+            m.0.iter()
+                .map(|(k, v)| Ok((path(k).or_else(|e| err(origin, e))?, v.clone())))
+                .collect()
+        }
+        Some(x) => err(origin, format!("set must be a mapping, not {x:?}")),
+    }
+}
+
+impl Parser {
+    /// `definitions`: the grok definitions; `parsers`: the rule files' parsers in load
+    /// order (later ones of the same name replace earlier ones), each a mapping as the
+    /// YAML has it, plus `origin`.
+    pub fn new(
+        definitions: HashMap<String, String>,
+        parsers: &[Value],
+        times: TimeParser,
+        max_line: usize,
+        limits: Limits,
+    ) -> Result<Parser, String> {
+        let lib = Library::new(definitions, limits);
+        let mut tables: Vec<TableDecl> = Vec::new();
+        // tables first: any parser's ops may name any table
+        let mut specs: Vec<(&Map, String)> = Vec::new();
+        for (i, p) in parsers.iter().enumerate() {
+            let Value::Map(m) = p else {
+                return err(&format!("parsers[{i}]"), "a parser must be a mapping");
+            };
+            let origin = m
+                .get("origin")
+                .and_then(Value::as_str)
+                .unwrap_or("<parser>")
+                .to_string();
+            let name = m.get("name").and_then(Value::as_str).unwrap_or("");
+            specs.retain(|(s, _)| s.get("name").and_then(Value::as_str) != Some(name));
+            specs.push((m, origin));
+        }
+        for (m, origin) in &specs {
+            if let Some(t) = m.get("tables") {
+                Compiler {
+                    tables: &mut tables,
+                    limits,
+                }
+                .declare_tables(t)
+                .or_else(|e| err(origin, e))?;
+            }
+        }
+        let mut products = Vec::new();
+        let mut forms_spec = Vec::new();
+        for (m, origin) in &specs {
+            let mut c = Compiler {
+                tables: &mut tables,
+                limits,
+            };
+            let name = match m.get("name") {
+                Some(Value::Str(s)) => s.clone(),
+                _ => return err(origin, "missing 'name'"),
+            };
+            let dataset = match m.get("dataset") {
+                Some(Value::Str(s)) => s.clone(),
+                _ => return err(origin, "missing 'dataset'"),
+            };
+            let psets = sets(m.get("set"), origin)?;
+            let mut items = Vec::new();
+            let mut rules = Vec::new();
+            let mut statics = Vec::new();
+            let Some(Value::List(rs)) = m.get("rules") else {
+                return err(origin, "missing 'rules'");
+            };
+            for (j, r) in rs.iter().enumerate() {
+                let rorigin = format!("{origin}.rules[{j}]");
+                let Value::Map(r) = r else {
+                    return err(&rorigin, "a rule must be a mapping");
+                };
+                let Some(Value::Str(pattern)) = r.get("pattern") else {
+                    return err(&rorigin, "a rule names a pattern");
+                };
+                let mut paths = Vec::new();
+                for (p, v) in psets.iter().chain(sets(r.get("set"), &rorigin)?.iter()) {
+                    paths.push(p.clone());
+                    statics.push(v.clone());
+                }
+                items.push(Item {
+                    name: pattern.clone(),
+                    expr: format!("%{{{pattern}}}"),
+                    statics: paths,
+                });
+                rules.push(Rule {
+                    name: pattern.clone(),
+                    ops: match r.get("ops") {
+                        Some(o) => c.ops(o).or_else(|e| err(&rorigin, e))?,
+                        None => Vec::new(),
+                    },
+                });
+            }
+            let matcher = lib.compile_alternation(items).or_else(|e| err(origin, e))?;
+            let ops = match m.get("ops") {
+                Some(o) => c.ops(o).or_else(|e| err(origin, e))?,
+                None => Vec::new(),
+            };
+            if let Some(f) = m.get("forms") {
+                forms_spec.push((products.len(), f.clone(), origin.clone()));
+            }
+            products.push(Product {
+                name,
+                dataset,
+                programs: strings(m.get("programs"), "programs", origin)?,
+                matcher,
+                rules,
+                ops,
+                statics,
+            });
+        }
+        let mut by_program = HashMap::new();
+        let mut by_name = HashMap::new();
+        for (i, p) in products.iter().enumerate() {
+            by_name.insert(p.name.clone(), i);
+            for prog in &p.programs {
+                by_program.insert(prog.clone(), i);
+            }
+        }
+        let mut forms = Vec::new();
+        let mut json = Vec::new();
+        for (product, spec, origin) in forms_spec {
+            let Value::List(list) = spec else {
+                return err(&origin, "forms must be a list");
+            };
+            for f in list {
+                let Value::Map(f) = f else {
+                    return err(&origin, "a form must be a mapping");
+                };
+                let mut c = Compiler {
+                    tables: &mut tables,
+                    limits,
+                };
+                if let Some(Value::Map(j)) = f.get("json") {
+                    let key = match j.get("key") {
+                        Some(Value::Str(k)) => k.clone(),
+                        _ => return err(&origin, "json form: missing 'key'"),
+                    };
+                    json.push(JsonForm {
+                        product,
+                        key,
+                        op: JsonOp {
+                            from: ops::Ref::Message,
+                            ops: match j.get("ops") {
+                                Some(o) => c.ops(o).or_else(|e| err(&origin, e))?,
+                                None => Vec::new(),
+                            },
+                        },
+                        mentions: strings(j.get("mentions"), "mentions", &origin)?,
+                        recovered_tag: j
+                            .get("recovered_tag")
+                            .and_then(Value::as_str)
+                            .unwrap_or("_json_recovered")
+                            .to_string(),
+                        damaged: match j.get("damaged") {
+                            Some(o) => c.ops(o).or_else(|e| err(&origin, e))?,
+                            None => Vec::new(),
+                        },
+                    });
+                    continue;
+                }
+                let Some(Value::Str(header)) = f.get("header") else {
+                    return err(&origin, "a form names a header pattern or json");
+                };
+                let matcher = lib
+                    .compile_alternation(vec![Item {
+                        name: header.clone(),
+                        expr: format!("%{{{header}}}"),
+                        statics: Vec::new(),
+                    }])
+                    .or_else(|e| err(&origin, e))?;
+                let continuation = match f.get("continuation") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Map(c)) => Some(Continuation {
+                        keep: strings(c.get("keep"), "keep", &origin)?
+                            .iter()
+                            .map(|k| path(k))
+                            .collect::<Result<_, _>>()
+                            .or_else(|e| err(&origin, e))?,
+                        tag: c
+                            .get("tag")
+                            .and_then(Value::as_str)
+                            .unwrap_or("multiline_continuation")
+                            .to_string(),
+                    }),
+                    Some(x) => return err(&origin, format!("continuation: a mapping, not {x:?}")),
+                };
+                forms.push(Form {
+                    product,
+                    matcher,
+                    conditional: matches!(f.get("only_if_rule_matches"), Some(Value::Bool(true))),
+                    continuation,
+                    set: sets(f.get("set"), &origin)?,
+                });
+            }
+        }
+        // a form taken for sure is tried before one that may hand the line on
+        forms.sort_by_key(|f| f.conditional);
+        let fallback = by_program.get("*").copied();
+        Ok(Parser {
+            products,
+            by_program,
+            by_name,
+            fallback,
+            forms,
+            json,
+            times,
+            max_line,
+            state: State::new(tables),
+            resolved: HashMap::new(),
+            context: None,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn products(&self) -> impl Iterator<Item = &Product> {
+        self.products.iter()
+    }
+
+    /// The next line starts another file or stream: a header-less line there does not
+    /// continue the last entry of the previous one.
+    pub fn new_input(&mut self) {
+        self.context = None;
+    }
+
+    /// Program name -> product; normalised names are cached (bounded).
+    fn resolve(&mut self, program: Option<&str>) -> Option<usize> {
+        let key = program.map(str::to_string);
+        if let Some(&p) = self.resolved.get(&key) {
+            return p;
+        }
+        let mut p = None;
+        if let Some(prog) = program.filter(|s| !s.is_empty()) {
+            p = self.by_program.get(prog).copied();
+            if p.is_none() {
+                if let Some((head, tail)) = prog.split_once('/') {
+                    // postfix multi-instance / service names: postfix-out/smtp
+                    let head = head.split('-').next().unwrap_or(head);
+                    let last = tail.rsplit('/').next().unwrap_or(tail);
+                    p = self.by_program.get(&format!("{head}/{last}")).copied();
+                }
+            }
+            if p.is_none() {
+                let base = prog.split(['.', '-', '(']).next().unwrap_or(prog);
+                p = self.by_program.get(&format!("{base}*")).copied();
+            }
+        }
+        if self.resolved.len() < 4096 {
+            self.resolved.insert(key, p);
+        }
+        p
+    }
+
+    /// One line -> one document, always.
+    pub fn parse(&mut self, line: &str) -> Parsed {
+        let mut line = line;
+        let cut = line.chars().count() > self.max_line;
+        if cut {
+            let end = line
+                .char_indices()
+                .nth(self.max_line)
+                .map_or(line.len(), |(i, _)| i);
+            line = &line[..end];
+            self.stats.add("truncated");
+        }
+        let mut out = Parsed::default();
+        out.doc.obj("event").insert("original", Value::str(line));
+        if cut {
+            out.tags.push(LINE_TRUNCATED.into());
+        }
+        if let Err(MatchError::Limit(_)) | Err(MatchError::Other(..)) = self.shapes(line, &mut out)
+        {
+            // a regex limit: the line is kept with what was found so far
+            self.stats.add("grok_limit");
+            out.tags.push(LIMIT_TAG.into());
+        }
+        out
+    }
+
+    fn shapes(&mut self, line: &str, out: &mut Parsed) -> Result<(), MatchError> {
+        if line.starts_with('{') {
+            self.context = None;
+            return self.json_line(line, out);
+        }
+        for f in 0..self.forms.len() {
+            if self.form(f, line, out)? {
+                return Ok(());
+            }
+        }
+        let Some(h) = parse_syslog(line, &self.times) else {
+            out.message = Some(line.to_string());
+            if let Some((f, kept)) = &self.context {
+                // a line of a multi-line entry (command output, a traceback)
+                let form = &self.forms[*f];
+                for (k, v) in &kept.0 {
+                    out.doc.insert(k, v.clone());
+                }
+                let ds = self.products[form.product].dataset.clone();
+                out.doc.obj("event").insert("dataset", Value::Str(ds));
+                if let Some(c) = &form.continuation {
+                    out.tags.push(c.tag.clone());
+                }
+                self.stats.add("continuation");
+                return Ok(());
+            }
+            out.tags.push("_grokparsefailure".into());
+            self.stats.add("unrecognised");
+            return Ok(());
+        };
+        self.context = None;
+        merge_header(&mut out.doc, h.fields);
+        out.message = Some(h.message.clone());
+        let msg = h.message;
+        if let Some(p) = self.resolve(h.program.as_deref()) {
+            return self.apply(p, &msg, out).map(|_| ());
+        }
+        if msg.chars().next().is_some_and(char::is_alphanumeric) && self.unwrap(&msg, out)? {
+            return Ok(());
+        }
+        if let Some(fb) = self.fallback {
+            if let Some((rule, fields)) = self.products[fb].matcher.matches(&msg)? {
+                let rule_ix = rule;
+                fill(&mut out.doc, &fields, &self.products[fb].statics);
+                self.matched(fb, rule_ix, out)?;
+                return Ok(());
+            }
+        }
+        out.doc.obj("event").insert("dataset", Value::str("syslog"));
+        out.tags.push("_grokparsefailure".into());
+        self.stats.add("no_parser");
+        Ok(())
+    }
+
+    /// A product's own line form; false: not this form (or, for a conditional one, no
+    /// rule matched), the line goes on.
+    fn form(&mut self, f: usize, line: &str, out: &mut Parsed) -> Result<bool, MatchError> {
+        let form = &self.forms[f];
+        let Some((_, fields)) = form.matcher.matches(line)? else {
+            return Ok(false);
+        };
+        let mut caps = Map::new();
+        fill(&mut caps, &fields, &[]);
+        let msg = caps
+            .remove("_message")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let product = form.product;
+        let stamp = match form_time(&mut caps) {
+            Ok(t) => t,
+            Err(()) => return Ok(false), // not a date (an unknown month name)
+        };
+        let rule = if form.conditional {
+            match self.products[product].matcher.matches(&msg)? {
+                None => return Ok(false),
+                some => some,
+            }
+        } else {
+            None
+        };
+        if let Some(t) = stamp {
+            if let Some((_, iso)) = self.times.iso(&t) {
+                out.doc.insert("@timestamp", Value::Str(iso));
+            }
+        }
+        for (k, v) in caps.0 {
+            out.doc.insert(&k, v);
+        }
+        for (p, v) in &form.set {
+            out.doc.put(p, v.clone());
+        }
+        self.context = form.continuation.as_ref().map(|c| {
+            let mut kept = Map::new();
+            for p in &c.keep {
+                if let Some(v) = out.doc.at(p) {
+                    kept.put(p, v.clone());
+                }
+            }
+            (f, kept)
+        });
+        out.message = Some(msg.clone());
+        match rule {
+            Some((r, fields)) => {
+                fill(&mut out.doc, &fields, &self.products[product].statics);
+                self.matched(product, r, out)?;
+            }
+            None => {
+                self.apply(product, &msg, out)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The product's rules on `msg`: the first that matches writes its fields, then its
+    /// ops run; none: `_grokparsefailure` with the product's dataset.
+    pub fn apply(&mut self, p: usize, msg: &str, out: &mut Parsed) -> Result<bool, MatchError> {
+        let product = &self.products[p];
+        match product.matcher.matches(msg)? {
+            None => {
+                let ds = product.dataset.clone();
+                out.doc.obj("event").insert("dataset", Value::Str(ds));
+                out.tags.push("_grokparsefailure".into());
+                self.stats.add("grok_failure");
+                Ok(false)
+            }
+            Some((r, fields)) => {
+                fill(&mut out.doc, &fields, &product.statics);
+                self.matched(p, r, out)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn matched(&mut self, p: usize, r: usize, out: &mut Parsed) -> Result<(), MatchError> {
+        let ds = self.products[p].dataset.clone();
+        out.doc.obj("event").setdefault("dataset", Value::Str(ds));
+        out.rule = Some(self.products[p].rules[r].name.clone());
+        // the ops borrow the parser (for reparse) while the tables change: take the state
+        let mut state = std::mem::replace(&mut self.state, State::new(Vec::new()));
+        let result = {
+            let env = ParserEnv { parser: self };
+            let mut cx = Cx {
+                doc: &mut out.doc,
+                message: &mut out.message,
+                tags: &mut out.tags,
+                times: &env.parser.times,
+                state: &mut state,
+                rows: Vec::new(),
+                vars: Vec::new(),
+            };
+            let product = &env.parser.products[p];
+            let r1 = ops::run(&product.rules[r].ops, &mut cx, &env);
+            let r2 = r1.and_then(|_| ops::run(&product.ops, &mut cx, &env));
+            cx.finish();
+            r2
+        };
+        self.state = state;
+        result
+    }
+
+    /// A relay's header around a whole syslog line: when the message is itself a syslog
+    /// line whose program has a parser, that inner line is the event (the relay's header
+    /// kept under `log.syslog`).
+    fn unwrap(&mut self, msg: &str, out: &mut Parsed) -> Result<bool, MatchError> {
+        let Some(inner) = parse_syslog(msg, &self.times) else {
+            return Ok(false);
+        };
+        let Some(p) = self.resolve(inner.program.as_deref()) else {
+            return Ok(false);
+        };
+        let doc = &mut out.doc;
+        let mut syslog = match doc.at(&["log".into(), "syslog".into()]) {
+            Some(Value::Map(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        if let Some(Value::Map(h)) = doc.get("host") {
+            if let Some(v) = h.get("hostname") {
+                syslog.insert("hostname", v.clone());
+            }
+        }
+        if let Some(Value::Map(pr)) = doc.get("process") {
+            if let Some(v) = pr.get("name") {
+                syslog.insert("appname", v.clone());
+            }
+        }
+        for k in ["@timestamp", "host", "process", "log"] {
+            doc.remove(k);
+        }
+        let mut inner_doc = Map::new();
+        merge_header(&mut inner_doc, inner.fields);
+        let inner_syslog = match inner_doc.at(&["log".into(), "syslog".into()]) {
+            Some(Value::Map(m)) => Some(m.clone()),
+            _ => None,
+        };
+        for (k, v) in inner_doc.0 {
+            doc.insert(&k, v);
+        }
+        if !syslog.is_empty() {
+            if let Some(m) = inner_syslog {
+                for (k, v) in m.0 {
+                    syslog.insert(&k, v);
+                }
+            }
+            doc.obj("log").insert("syslog", Value::Map(syslog));
+        }
+        out.message = Some(inner.message.clone());
+        self.apply(p, &inner.message, out)?;
+        Ok(true)
+    }
+
+    fn json_line(&mut self, line: &str, out: &mut Parsed) -> Result<(), MatchError> {
+        out.message = Some(line.to_string());
+        let mut parsed = crate::json::parse_strict(line).ok();
+        let mut recovered = None;
+        if parsed.is_none() {
+            if let Some(jf) = self
+                .json
+                .iter()
+                .position(|j| j.mentions.iter().any(|m| line.contains(m.as_str())))
+            {
+                match crate::json::parse_lenient(line) {
+                    Ok(Value::Map(m)) => {
+                        parsed = Some(Value::Map(m));
+                        recovered = Some(jf);
+                    }
+                    _ => {
+                        // a damaged document of this product: kept, tagged, salvaged
+                        out.tags.push("_jsonparsefailure".into());
+                        let ds = self.products[self.json[jf].product].dataset.clone();
+                        out.doc.obj("event").insert("dataset", Value::Str(ds));
+                        self.stats.add("json_failure");
+                        let mut state = std::mem::replace(&mut self.state, State::new(Vec::new()));
+                        let env = ParserEnv { parser: self };
+                        let mut cx = Cx {
+                            doc: &mut out.doc,
+                            message: &mut out.message,
+                            tags: &mut out.tags,
+                            times: &env.parser.times,
+                            state: &mut state,
+                            rows: Vec::new(),
+                            vars: vec![("line".into(), Value::str(line))],
+                        };
+                        let r = ops::run(&env.parser.json[jf].damaged, &mut cx, &env);
+                        cx.finish();
+                        self.state = state;
+                        return r;
+                    }
+                }
+            }
+        }
+        let Some(Value::Map(obj)) = parsed else {
+            out.tags.push("_jsonparsefailure".into());
+            self.stats.add("json_failure");
+            return Ok(());
+        };
+        let form = self
+            .json
+            .iter()
+            .position(|j| matches!(obj.get(&j.key), Some(Value::Map(_))));
+        let Some(jf) = form else {
+            out.doc.obj("event").insert("dataset", Value::str("json"));
+            out.doc.insert("json", Value::Map(obj));
+            return Ok(());
+        };
+        if let Some(r) = recovered {
+            let tag = self.json[r].recovered_tag.clone();
+            out.tags.push(tag);
+        }
+        let mut state = std::mem::replace(&mut self.state, State::new(Vec::new()));
+        let env = ParserEnv { parser: self };
+        let mut cx = Cx {
+            doc: &mut out.doc,
+            message: &mut out.message,
+            tags: &mut out.tags,
+            times: &env.parser.times,
+            state: &mut state,
+            rows: Vec::new(),
+            vars: Vec::new(),
+        };
+        let r = env.merge_json(&mut cx, &env.parser.json[jf].op, obj);
+        cx.finish();
+        self.state = state;
+        r
+    }
+}
+
+/// The Env the ops of a line run with.
+struct ParserEnv<'p> {
+    parser: &'p Parser,
+}
+
+impl ParserEnv<'_> {
+    /// A JSON object merged into the document (its values win), then the form's ops.
+    fn merge_json(&self, cx: &mut Cx, op: &JsonOp, obj: Map) -> Result<(), MatchError> {
+        cx.vars.push(("json".into(), Value::Map(obj.clone())));
+        merge(cx.doc, obj);
+        ops::run(&op.ops, cx, self)
+    }
+}
+
+impl Env for ParserEnv<'_> {
+    /// The text parsed by another product's rules, into the same document (a
+    /// syslog-wrapped body); no rule matches: that product's dataset, tagged.
+    fn reparse(&self, cx: &mut Cx, parser: &str, text: &str) -> Result<(), MatchError> {
+        let Some(&p) = self.parser.by_name.get(parser) else {
+            return Ok(());
+        };
+        let product = &self.parser.products[p];
+        let event = cx.doc.obj("event");
+        match product.matcher.matches(text)? {
+            None => {
+                event.insert("dataset", Value::Str(product.dataset.clone()));
+                cx.tags.push("_grokparsefailure".into());
+            }
+            Some((r, fields)) => {
+                fill(cx.doc, &fields, &product.statics);
+                cx.doc
+                    .obj("event")
+                    .setdefault("dataset", Value::Str(product.dataset.clone()));
+                ops::run(&product.rules[r].ops, cx, self)?;
+                ops::run(&product.ops, cx, self)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn json(&self, cx: &mut Cx, op: &JsonOp, text: &str) -> Result<(), MatchError> {
+        if let Ok(Value::Map(obj)) = crate::json::parse_strict(text) {
+            return self.merge_json(cx, op, obj);
+        }
+        Ok(())
+    }
+}
+
+/// Their values win; objects merge key by key.
+pub fn merge(dst: &mut Map, src: Map) {
+    for (k, v) in src.0 {
+        match (dst.get_mut(&k), v) {
+            (Some(Value::Map(cur)), Value::Map(v)) => merge(cur, v),
+            (_, v) => dst.insert(&k, v),
+        }
+    }
+}
+
+/// `@timestamp` text of a form's captures (removed from them): `_time` + `_zone`, or
+/// `_year`-`_month`-`_day` `_clock` + `_zone` (a month by its English name); Err: the
+/// month is no month.
+fn form_time(caps: &mut Map) -> Result<Option<String>, ()> {
+    let mut take = |k: &str| caps.remove(k).and_then(|v| v.as_str().map(str::to_string));
+    let zone = take("_zone").unwrap_or_default();
+    if let Some(t) = take("_time") {
+        return Ok(Some(format!("{t}{zone}")));
+    }
+    let (Some(y), Some(mo), Some(d), Some(c)) =
+        (take("_year"), take("_month"), take("_day"), take("_clock"))
+    else {
+        return Ok(None);
+    };
+    let month = match mo.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => MONTHS
+            .iter()
+            .position(|m| m.eq_ignore_ascii_case(&mo))
+            .map(|i| i as u32 + 1)
+            .ok_or(())?,
+    };
+    let day: u32 = d.parse().map_err(|_| ())?;
+    Ok(Some(format!("{y}-{month:02}-{day:02} {c}{zone}")))
+}
+
+/// The grok captures written into the document, as the Python fill does.
+pub fn fill(doc: &mut Map, fields: &Fields<'_, '_>, statics: &[Value]) {
+    for (key, node) in fields {
+        match node {
+            Node::Obj(sub) => fill(doc.obj(&key.name), sub, statics),
+            Node::Val(v) => {
+                let v = match v {
+                    GValue::Str(s) => Value::str(s),
+                    GValue::Int(n) => Value::Int(*n),
+                    GValue::BigInt(b) => Value::BigInt(b.clone()),
+                    GValue::Float(f) => Value::Float(*f),
+                    GValue::Static(i) => statics[*i].clone(),
+                };
+                doc.insert(&key.name, v);
+            }
+        }
+    }
+}
+
+/// The header's fields (its own small tree) into the document.
+fn merge_header(doc: &mut Map, h: HMap) {
+    for (k, v) in h.0 {
+        doc.insert(&k, header_value(v));
+    }
+}
+
+fn header_value(v: HValue) -> Value {
+    match v {
+        HValue::Str(s) => Value::Str(s),
+        HValue::Int(Int::Small(n)) => Value::Int(n),
+        HValue::Int(Int::Big(d)) => Value::BigInt(d),
+        HValue::List(l) => Value::List(l.into_iter().map(header_value).collect()),
+        HValue::Map(m) => Value::Map(Map(m
+            .0
+            .into_iter()
+            .map(|(k, v)| (k, header_value(v)))
+            .collect())),
+    }
+}

@@ -1,0 +1,268 @@
+//! The Python face of the parse core: `streams._native.Parser` (see `streams/_native.pyi`).
+//! Python reads the `.grok` and `.yaml` files and passes their data in.
+
+use std::collections::HashMap;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use crate::doc::{write_map, Map, Value};
+use crate::parser::{Parsed, Parser, LINE_TRUNCATED};
+use crate::pcre::Limits;
+use crate::timestamps::{TimeParser, Zone};
+
+pub fn from_py(v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if v.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if let Ok(i) = v.cast::<PyInt>() {
+        return Ok(match i.extract::<i64>() {
+            Ok(n) => Value::Int(n),
+            Err(_) => Value::BigInt(i.str()?.to_string()),
+        });
+    }
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return Ok(Value::Float(f.value()));
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        return Ok(Value::Str(s.to_str()?.to_string()));
+    }
+    if let Ok(d) = v.cast::<PyDict>() {
+        let mut m = Map::new();
+        for (k, v) in d.iter() {
+            let k = k
+                .cast::<PyString>()
+                .map_err(|_| PyValueError::new_err(format!("a key must be a string: {k}")))?;
+            m.insert(k.to_str()?, from_py(&v)?);
+        }
+        return Ok(Value::Map(m));
+    }
+    if let Ok(l) = v.cast::<PyList>() {
+        return Ok(Value::List(
+            l.iter().map(|x| from_py(&x)).collect::<PyResult<_>>()?,
+        ));
+    }
+    if let Ok(t) = v.cast::<PyTuple>() {
+        return Ok(Value::List(
+            t.iter().map(|x| from_py(&x)).collect::<PyResult<_>>()?,
+        ));
+    }
+    Err(PyValueError::new_err(format!("not a data value: {v}")))
+}
+
+pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Int(n) => n.into_pyobject(py)?.into_any(),
+        Value::BigInt(d) => py.get_type::<PyInt>().call1((d,))?,
+        Value::Float(f) => PyFloat::new(py, *f).into_any(),
+        Value::Str(s) => PyString::new(py, s).into_any(),
+        Value::List(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Map(m) => map_to_py(py, m)?.into_any(),
+    })
+}
+
+pub fn map_to_py<'py>(py: Python<'py>, m: &Map) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in &m.0 {
+        d.set_item(PyString::intern(py, k), to_py(py, v)?)?;
+    }
+    Ok(d)
+}
+
+/// One line of a batch as `streams.inputs.decode_line` reads it: CR dropped, invalid
+/// UTF-8 as backslash escapes (`_invalid_utf8`), NUL bytes flagged, cut at `max_line`.
+fn decode(raw: &[u8], max_line: usize) -> (String, Vec<&'static str>) {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let mut problems = Vec::new();
+    let mut text = match std::str::from_utf8(raw) {
+        Ok(s) => s.to_string(),
+        Err(_) => {
+            problems.push("_invalid_utf8");
+            let mut out = String::with_capacity(raw.len() + 8);
+            let mut rest = raw;
+            loop {
+                match std::str::from_utf8(rest) {
+                    Ok(s) => {
+                        out.push_str(s);
+                        break;
+                    }
+                    Err(e) => {
+                        let good = e.valid_up_to();
+                        out.push_str(std::str::from_utf8(&rest[..good]).expect("valid"));
+                        let bad = e.error_len().unwrap_or(rest.len() - good);
+                        for b in &rest[good..good + bad] {
+                            out.push_str(&format!("\\x{b:02x}"));
+                        }
+                        rest = &rest[good + bad..];
+                    }
+                }
+            }
+            out
+        }
+    };
+    if text.contains('\0') {
+        problems.push("_nul_bytes");
+    }
+    if let Some((at, _)) = text.char_indices().nth(max_line) {
+        text.truncate(at);
+        problems.push(LINE_TRUNCATED);
+    }
+    (text, problems)
+}
+
+/// The Event document `to_doc` makes of a parse (no host or service yet).
+fn event_doc(p: Parsed) -> Map {
+    let mut doc = p.doc;
+    if let Some(m) = p.message {
+        doc.insert("message", Value::Str(m));
+    }
+    if !p.tags.is_empty() {
+        doc.insert(
+            "tags",
+            Value::List(p.tags.into_iter().map(Value::Str).collect()),
+        );
+    }
+    doc
+}
+
+/// The lines of a batch that `streams parse` writes (blank ones are skipped), parsed.
+fn batch(parser: &mut Parser, data: &[u8], mut each: impl FnMut(Parsed)) {
+    let data = data.strip_suffix(b"\n").unwrap_or(data);
+    if data.is_empty() {
+        return;
+    }
+    for raw in data.split(|&b| b == b'\n') {
+        let (text, problems) = decode(raw, parser.max_line);
+        if text.chars().all(char::is_whitespace) {
+            continue;
+        }
+        let mut p = parser.parse(&text);
+        p.tags.extend(problems.iter().map(|s| s.to_string()));
+        for &k in &problems {
+            parser.stats.add(k);
+        }
+        each(p);
+    }
+}
+
+#[pyclass(name = "Parser", module = "streams._native")]
+pub struct PyParser {
+    inner: Parser,
+}
+
+#[pymethods]
+impl PyParser {
+    #[new]
+    #[pyo3(signature = (definitions, parsers, *, year = None, timezone = "local", now = 0.0, max_line = 65536, match_limit = 1_000_000, depth_limit = 10_000))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        definitions: HashMap<String, String>,
+        parsers: &Bound<'_, PyList>,
+        year: Option<i64>,
+        timezone: &str,
+        now: f64,
+        max_line: usize,
+        match_limit: u32,
+        depth_limit: u32,
+    ) -> PyResult<Self> {
+        let zone = Zone::parse(timezone).map_err(PyValueError::new_err)?;
+        let specs: Vec<Value> = parsers
+            .iter()
+            .map(|p| from_py(&p))
+            .collect::<PyResult<_>>()?;
+        let limits = Limits {
+            match_limit,
+            depth_limit,
+            ..Limits::default()
+        };
+        let inner = Parser::new(
+            definitions,
+            &specs,
+            TimeParser::new(year, zone, now),
+            max_line,
+            limits,
+        )
+        .map_err(PyValueError::new_err)?;
+        Ok(PyParser { inner })
+    }
+
+    /// `(fields, message, tags, rule)` of one line.
+    #[allow(clippy::type_complexity)]
+    fn parse<'py>(
+        &mut self,
+        py: Python<'py>,
+        line: &str,
+    ) -> PyResult<(
+        Bound<'py, PyDict>,
+        Option<String>,
+        Vec<String>,
+        Option<String>,
+    )> {
+        let p = self.inner.parse(line);
+        Ok((map_to_py(py, &p.doc)?, p.message, p.tags, p.rule))
+    }
+
+    /// NDJSON of the documents of the lines in `data` (what `streams parse` writes), the
+    /// GIL released while it runs.
+    fn parse_batch<'py>(&mut self, py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+        let inner = &mut self.inner;
+        let out = py.detach(|| {
+            let mut out = Vec::with_capacity(data.len() * 3);
+            batch(inner, data, |p| {
+                write_map(&mut out, &event_doc(p));
+                out.push(b'\n');
+            });
+            out
+        });
+        PyBytes::new(py, &out)
+    }
+
+    /// The documents of the lines in `data` as dicts.
+    fn parse_docs<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        let inner = &mut self.inner;
+        let docs = py.detach(|| {
+            let mut docs = Vec::new();
+            batch(inner, data, |p| docs.push(event_doc(p)));
+            docs
+        });
+        let list = PyList::empty(py);
+        for d in &docs {
+            list.append(map_to_py(py, d)?)?;
+        }
+        Ok(list)
+    }
+
+    fn new_input(&mut self) {
+        self.inner.new_input();
+    }
+
+    /// The clock for guessing the year of year-less stamps.
+    fn set_now(&mut self, now: f64) {
+        self.inner.times.now = now;
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.inner.stats.0 {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    #[getter]
+    fn max_line(&self) -> usize {
+        self.inner.max_line
+    }
+}
