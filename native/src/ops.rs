@@ -21,6 +21,8 @@ pub enum Ref {
     Doc(Path),
     Row(usize, String),
     Var(String),
+    /// a field inside a variable's object (`$json.rule.level`)
+    VarPath(String, Path),
     Message,
 }
 
@@ -261,7 +263,10 @@ impl Compiler<'_> {
         }
         if let Some(rest) = s.strip_prefix('$') {
             return Ok(match rest.split_once('.') {
-                Some((t, f)) => Ref::Row(self.table(t)?, f.to_string()),
+                Some((t, f)) if self.tables.iter().any(|x| x.name == t) => {
+                    Ref::Row(self.table(t)?, f.to_string())
+                }
+                Some((v, f)) => Ref::VarPath(v.to_string(), path(f)?),
                 None => Ref::Var(rest.to_string()),
             });
         }
@@ -813,15 +818,8 @@ pub trait Env {
 impl Cx<'_> {
     pub fn get(&self, r: &Ref) -> Option<Value> {
         match r {
-            Ref::Doc(p) => self.doc.at(p).cloned(),
-            Ref::Row(t, f) => self.rows.get(*t)?.as_ref()?.row.get(f).cloned(),
-            Ref::Var(v) => self
-                .vars
-                .iter()
-                .rev()
-                .find(|(k, _)| k == v)
-                .map(|(_, v)| v.clone()),
             Ref::Message => self.message.as_ref().map(|m| Value::Str(m.clone())),
+            _ => self.get_ref(r).cloned(),
         }
     }
 
@@ -830,6 +828,13 @@ impl Cx<'_> {
             Ref::Doc(p) => self.doc.at(p),
             Ref::Row(t, f) => self.rows.get(*t)?.as_ref()?.row.get(f),
             Ref::Var(v) => self.vars.iter().rev().find(|(k, _)| k == v).map(|(_, v)| v),
+            Ref::VarPath(v, p) => self
+                .vars
+                .iter()
+                .rev()
+                .find(|(k, _)| k == v)
+                .and_then(|(_, v)| v.as_map())
+                .and_then(|m| m.at(p)),
             Ref::Message => None,
         }
     }
@@ -866,6 +871,7 @@ impl Cx<'_> {
                 }
             }
             Ref::Var(name) => self.vars.push((name.clone(), v)),
+            Ref::VarPath(..) => {}
             Ref::Message => {
                 *self.message = match v {
                     Value::Str(s) => Some(s),
@@ -879,7 +885,7 @@ impl Cx<'_> {
         match r {
             Ref::Doc(p) => self.doc.take(p),
             Ref::Row(t, f) => self.rows.get_mut(*t)?.as_mut()?.row.remove(f),
-            Ref::Var(_) => None,
+            Ref::Var(_) | Ref::VarPath(..) => None,
             Ref::Message => self.message.take().map(Value::Str),
         }
     }
