@@ -398,13 +398,32 @@ impl Parser {
         if cut {
             out.tags.push(LINE_TRUNCATED.into());
         }
-        if let Err(MatchError::Limit(_)) | Err(MatchError::Other(..)) = self.shapes(line, &mut out)
-        {
-            // a regex limit: the line is kept with what was found so far
-            self.stats.add("grok_limit");
-            out.tags.push(LIMIT_TAG.into());
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let r = self.shapes(line, &mut out);
+            (r, out)
+        }));
+        match run {
+            Ok((Ok(()), out)) => out,
+            Ok((Err(_), mut out)) => {
+                // a regex limit: the line is kept with what was found so far
+                self.stats.add("grok_limit");
+                out.tags.push(LIMIT_TAG.into());
+                out
+            }
+            Err(_) => {
+                // a bug must not lose the line nor the batch: kept whole, tagged
+                self.stats.add("parser_error");
+                self.context = None;
+                let mut out = Parsed::default();
+                out.doc.obj("event").insert("original", Value::str(line));
+                out.message = Some(line.to_string());
+                out.tags.push("_parser_error".into());
+                if cut {
+                    out.tags.push(LINE_TRUNCATED.into());
+                }
+                out
+            }
         }
-        out
     }
 
     fn shapes(&mut self, line: &str, out: &mut Parsed) -> Result<(), MatchError> {
@@ -814,5 +833,124 @@ fn header_value(v: HValue) -> Value {
             .into_iter()
             .map(|(k, v)| (k, header_value(v)))
             .collect())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timestamps::Zone;
+
+    fn s(x: &str) -> Value {
+        Value::str(x)
+    }
+
+    fn m(entries: Vec<(&str, Value)>) -> Value {
+        Value::Map(Map(entries
+            .into_iter()
+            .map(|(k, v)| (k.into(), v))
+            .collect()))
+    }
+
+    fn parser(limits: Limits) -> Parser {
+        let defs: HashMap<String, String> = [
+            (
+                "FAIL",
+                r"Failed password for (?<user.name>\S+) from (?<source.address>\S+)",
+            ),
+            ("SLOW", r"(?:a+)+b"),
+            (
+                "OWN",
+                r"(?<_time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) own: (?<_message>.*)",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let specs = vec![
+            m(vec![
+                ("name", s("sshd")),
+                ("dataset", s("sshd.log")),
+                ("programs", Value::List(vec![s("sshd")])),
+                (
+                    "rules",
+                    Value::List(vec![
+                        m(vec![
+                            ("pattern", s("FAIL")),
+                            ("set", m(vec![("event.outcome", s("failure"))])),
+                        ]),
+                        m(vec![("pattern", s("SLOW"))]),
+                    ]),
+                ),
+                ("ops", Value::List(vec![m(vec![("address", s("source"))])])),
+            ]),
+            m(vec![
+                ("name", s("own")),
+                ("dataset", s("own.log")),
+                ("rules", Value::List(vec![m(vec![("pattern", s("FAIL"))])])),
+                (
+                    "forms",
+                    Value::List(vec![m(vec![
+                        ("header", s("OWN")),
+                        (
+                            "continuation",
+                            m(vec![("keep", Value::List(vec![s("@timestamp")]))]),
+                        ),
+                    ])]),
+                ),
+            ]),
+        ];
+        let times = TimeParser::new(Some(2024), Zone::parse("UTC").unwrap(), 0.0);
+        Parser::new(defs, &specs, times, 80, limits).unwrap()
+    }
+
+    fn at<'a>(p: &'a Parsed, f: &str) -> Option<&'a Value> {
+        p.doc.at(&path(f).unwrap())
+    }
+
+    #[test]
+    fn syslog_rule_set_and_ops() {
+        let mut p = parser(Limits::default());
+        let r = p.parse("Mar  1 10:00:00 h sshd[7]: Failed password for root from [192.0.2.1]");
+        assert_eq!(r.rule.as_deref(), Some("FAIL"));
+        assert_eq!(at(&r, "event.outcome"), Some(&s("failure")));
+        assert_eq!(at(&r, "event.dataset"), Some(&s("sshd.log")));
+        assert_eq!(at(&r, "source.ip"), Some(&s("192.0.2.1")));
+        assert_eq!(at(&r, "process.pid"), Some(&Value::Int(7)));
+        let r = p.parse("Mar  1 10:00:00 h sshd[7]: something else");
+        assert_eq!(r.tags, vec!["_grokparsefailure".to_string()]);
+        let r = p.parse("Mar  1 10:00:00 h nobody[7]: x");
+        assert_eq!(at(&r, "event.dataset"), Some(&s("syslog")));
+    }
+
+    #[test]
+    fn forms_and_continuations() {
+        let mut p = parser(Limits::default());
+        let r = p.parse("2024-05-01 10:00:00 own: Failed password for a from b");
+        assert_eq!(at(&r, "@timestamp"), Some(&s("2024-05-01T10:00:00.000Z")));
+        assert_eq!(at(&r, "event.dataset"), Some(&s("own.log")));
+        assert_eq!(r.message.as_deref(), Some("Failed password for a from b"));
+        let r = p.parse("  a traceback line");
+        assert_eq!(r.tags, vec!["multiline_continuation".to_string()]);
+        assert_eq!(at(&r, "@timestamp"), Some(&s("2024-05-01T10:00:00.000Z")));
+        p.new_input();
+        let r = p.parse("  a traceback line");
+        assert_eq!(r.tags, vec!["_grokparsefailure".to_string()]);
+    }
+
+    #[test]
+    fn limits_and_long_lines_keep_the_line() {
+        let mut p = parser(Limits {
+            match_limit: 1000,
+            ..Limits::default()
+        });
+        let line = format!("Mar  1 10:00:00 h sshd[7]: {}!b", "a".repeat(40));
+        let r = p.parse(&line);
+        assert!(r.tags.contains(&LIMIT_TAG.to_string()), "{:?}", r.tags);
+        assert_eq!(at(&r, "event.original"), Some(&s(&line)));
+        let long = "x".repeat(200);
+        let r = p.parse(&long);
+        assert_eq!(at(&r, "event.original"), Some(&s(&long[..80])));
+        assert!(r.tags.contains(&LINE_TRUNCATED.to_string()));
     }
 }
