@@ -138,6 +138,10 @@ pub enum Op {
         dash: Option<String>,
         convs: Vec<(String, Conv)>,
         handlers: Vec<(String, Vec<Op>)>,
+        /// the field name is `prefix + key + suffix` (handlers and `int:`.. name the key)
+        affix: Option<Box<(String, String)>>,
+        /// the conversion of the keys `int:`.. do not name
+        all: Option<Conv>,
     },
     Findall {
         from: Ref,
@@ -574,6 +578,17 @@ impl Compiler<'_> {
                     },
                     convs,
                     handlers,
+                    affix: match (a.get("prefix"), a.get("suffix")) {
+                        (None, None) => None,
+                        (p, x) => Some(Box::new((
+                            p.map_or(Ok(String::new()), |v| text(v, "prefix"))?,
+                            x.map_or(Ok(String::new()), |v| text(v, "suffix"))?,
+                        ))),
+                    },
+                    all: match a.get("type") {
+                        Some(t) => Some(conv(&text(t, "type")?)?),
+                        None => None,
+                    },
                 }
             }
             "hostport" => {
@@ -1239,6 +1254,8 @@ fn run_one(op: &Op, cx: &mut Cx, env: &dyn Env) -> Result<(), MatchError> {
             dash,
             convs,
             handlers,
+            affix,
+            all,
         } => {
             let Some(s) = cx.get_str(from) else {
                 return Ok(());
@@ -1277,13 +1294,16 @@ fn run_one(op: &Op, cx: &mut Cx, env: &dyn Env) -> Result<(), MatchError> {
                     continue;
                 }
                 let mut p = into.clone();
-                p.push(key.clone());
+                p.push(match affix.as_deref() {
+                    Some((pre, suf)) => format!("{pre}{key}{suf}"),
+                    None => key.clone(),
+                });
                 if *first_wins && cx.doc.at(&p).is_some() {
                     continue;
                 }
-                let v = match convs.iter().find(|(k, _)| *k == key) {
-                    Some((_, c)) => convert(Value::Str(value), *c),
-                    None => Some(Value::Str(value)),
+                let v = match (convs.iter().find(|(k, _)| *k == key), all) {
+                    (Some((_, c)), _) | (None, Some(c)) => convert(Value::Str(value), *c),
+                    (None, None) => Some(Value::Str(value)),
                 };
                 if let Some(v) = v {
                     cx.doc.put(&p, v);
@@ -1773,5 +1793,53 @@ mod tests {
         assert_eq!(d.str_at(&p("source.address")), Some("192.0.2.7"));
         assert_eq!(d.str_at(&p("source.ip")), Some("192.0.2.7"));
         assert!(iplike("192.0.2.1") && iplike("2001:db8::1") && !iplike("private/smtp"));
+    }
+
+    #[test]
+    fn kv_prefix_suffix_and_type() {
+        let mut tables = Vec::new();
+        let kv = |pattern: &str, suffix: &str| {
+            m(vec![(
+                "kv",
+                m(vec![
+                    ("from", s("counters")),
+                    ("into", s("out")),
+                    ("pattern", s(pattern)),
+                    ("prefix", s("cmd_")),
+                    ("suffix", s(suffix)),
+                    ("type", s("int")),
+                    ("float", Value::List(vec![s("rate")])),
+                    (
+                        "keys",
+                        m(vec![(
+                            "commands",
+                            Value::List(vec![m(vec![(
+                                "copy",
+                                m(vec![("from", s("$value")), ("to", s("out.total"))]),
+                            )])]),
+                        )]),
+                    ),
+                ]),
+            )])
+        };
+        let ops = yaml_ops(
+            Value::List(vec![
+                kv(r"([a-z]+)=(?:\d+/)?(\d+)", ""),
+                kv(r"([a-z]+)=(\d+)/\d+", "_accepted"),
+            ]),
+            &mut tables,
+        );
+        let mut doc = Map::new();
+        doc.put(&p("counters"), s("ehlo=2 rcpt=0/1 rate=3 commands=5/7"));
+        let mut st = State::new(tables);
+        run_on(&ops, &mut doc, &mut st);
+        assert_eq!(doc.at(&p("out.cmd_ehlo")), Some(&Value::Int(2)));
+        assert_eq!(doc.at(&p("out.cmd_rcpt")), Some(&Value::Int(1)));
+        assert_eq!(doc.at(&p("out.cmd_rcpt_accepted")), Some(&Value::Int(0)));
+        assert_eq!(doc.at(&p("out.cmd_rate")), Some(&Value::Float(3.0)));
+        // both passes ran the handler: the accepted count came last
+        assert_eq!(doc.at(&p("out.total")), Some(&s("5")));
+        assert_eq!(doc.at(&p("out.cmd_commands")), None);
+        assert_eq!(doc.at(&p("out.cmd_ehlo_accepted")), None);
     }
 }
