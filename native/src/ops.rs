@@ -39,6 +39,8 @@ pub enum Cond {
     All(Vec<Cond>),
     Any(Vec<Cond>),
     Not(Box<Cond>),
+    /// two fields hold equal values (both present)
+    Same(Ref, Ref),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,6 +71,8 @@ pub enum Conv {
     DigitsOnly,
     /// a float when Python's `float()` takes it, else nothing is written
     FloatOnly,
+    /// an integer as its decimal text (Python's `str(int)`), other values as they are
+    Str,
 }
 
 pub struct Target {
@@ -395,6 +399,10 @@ impl Compiler<'_> {
                 }
             }
             "not" => Cond::Not(Box::new(self.cond(arg)?)),
+            "same" => match arg {
+                Value::List(l) if l.len() == 2 => Cond::Same(self.refv(&l[0])?, self.refv(&l[1])?),
+                _ => return e("same: expects [field, field]"),
+            },
             other => return e(format!("unknown condition {other:?}")),
         })
     }
@@ -743,6 +751,7 @@ fn conv(name: &str) -> Result<Conv, String> {
         "digits" => Conv::Digits,
         "digits_only" => Conv::DigitsOnly,
         "float_only" => Conv::FloatOnly,
+        "str" => Conv::Str,
         other => return e(format!("unknown type {other:?}")),
     })
 }
@@ -953,6 +962,13 @@ fn is_digits(s: &str) -> bool {
 }
 
 fn convert(v: Value, c: Conv) -> Option<Value> {
+    if c == Conv::Str {
+        return Some(match v {
+            Value::Int(n) => Value::Str(n.to_string()),
+            Value::BigInt(d) => Value::Str(d),
+            other => other,
+        });
+    }
     let Value::Str(s) = &v else {
         return Some(v);
     };
@@ -968,6 +984,7 @@ fn convert(v: Value, c: Conv) -> Option<Value> {
         }
         Conv::DigitsOnly => is_digits(s).then(|| py_str_int(s)).flatten(),
         Conv::FloatOnly => py_float(s).map(Value::Float),
+        Conv::Str => Some(v),
     }
 }
 
@@ -1063,6 +1080,10 @@ fn matches_cond(cx: &Cx, c: &Cond) -> bool {
         Cond::All(cs) => cs.iter().all(|c| matches_cond(cx, c)),
         Cond::Any(cs) => cs.iter().any(|c| matches_cond(cx, c)),
         Cond::Not(c) => !matches_cond(cx, c),
+        Cond::Same(a, b) => match (cx.get(a), cx.get(b)) {
+            (Some(x), Some(y)) => !matches!(x, Value::Null) && x == y,
+            _ => false,
+        },
     }
 }
 
@@ -1841,5 +1862,58 @@ mod tests {
         assert_eq!(doc.at(&p("out.total")), Some(&s("5")));
         assert_eq!(doc.at(&p("out.cmd_commands")), None);
         assert_eq!(doc.at(&p("out.cmd_ehlo_accepted")), None);
+    }
+
+    #[test]
+    fn same_fields_and_str_type() {
+        let mut tables = Vec::new();
+        let ops = yaml_ops(
+            Value::List(vec![
+                m(vec![
+                    (
+                        "when",
+                        m(vec![(
+                            "not",
+                            m(vec![("same", Value::List(vec![s("a.host"), s("a.addr")]))]),
+                        )]),
+                    ),
+                    (
+                        "then",
+                        Value::List(vec![m(vec![(
+                            "copy",
+                            m(vec![("from", s("a.host")), ("to", s("source.domain"))]),
+                        )])]),
+                    ),
+                ]),
+                m(vec![(
+                    "copy",
+                    m(vec![
+                        ("from", s("a.uid")),
+                        ("to", m(vec![("to", s("user.id")), ("type", s("str"))])),
+                    ]),
+                )]),
+            ]),
+            &mut tables,
+        );
+        let mut st = State::new(tables);
+        let mut d = Map::new();
+        d.put(&p("a.host"), s("192.0.2.1"));
+        d.put(&p("a.addr"), s("192.0.2.1"));
+        d.put(&p("a.uid"), Value::Int(12));
+        run_on(&ops, &mut d, &mut st);
+        assert_eq!(d.at(&p("source.domain")), None);
+        assert_eq!(d.str_at(&p("user.id")), Some("12"));
+        let mut d = Map::new();
+        d.put(&p("a.host"), s("mx.example"));
+        d.put(&p("a.addr"), s("192.0.2.1"));
+        d.put(&p("a.uid"), s("0012"));
+        run_on(&ops, &mut d, &mut st);
+        assert_eq!(d.str_at(&p("source.domain")), Some("mx.example"));
+        assert_eq!(d.str_at(&p("user.id")), Some("0012"));
+        // a missing field is never the same as another
+        let mut d = Map::new();
+        d.put(&p("a.host"), s("mx.example"));
+        run_on(&ops, &mut d, &mut st);
+        assert_eq!(d.str_at(&p("source.domain")), Some("mx.example"));
     }
 }
