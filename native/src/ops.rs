@@ -41,6 +41,8 @@ pub enum Cond {
     Not(Box<Cond>),
     /// two fields hold equal values (both present)
     Same(Ref, Ref),
+    /// a text that is an IP address (`as_ip`)
+    Ip(Ref),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,8 +73,10 @@ pub enum Conv {
     DigitsOnly,
     /// a float when Python's `float()` takes it, else nothing is written
     FloatOnly,
-    /// an integer as its decimal text (Python's `str(int)`), other values as they are
+    /// Python's `str()` of any value (`None` -> "None")
     Str,
+    /// an int when the text is `-`? and digits, else Python's `float()` (the text kept)
+    Number,
 }
 
 pub struct Target {
@@ -134,6 +138,8 @@ pub enum Op {
         from: Ref,
         into: Path,
         rx: Regex,
+        /// (value group, type): a value found in that group is converted
+        group_types: Vec<(usize, Conv)>,
         key_group: usize,
         value_groups: Vec<usize>,
         first_wins: bool,
@@ -201,13 +207,28 @@ pub enum Op {
         from: Ref,
         parser: String,
     },
-    /// a JSON text merged into the document (see `crate::parser`)
+    /// a JSON text read (see `crate::parser`), its ops run with the object as `$json`
     Json(Box<JsonOp>),
+    /// a variable's object deep-merged into the document (its values win)
+    Merge(Ref),
+    /// ops run with a variable's object as the document (written back to the variable)
+    With {
+        var: String,
+        ops: Vec<Op>,
+    },
+    /// only these top-level fields are kept
+    Keep(Vec<String>),
+    /// a group of ops (a YAML anchor's list used as one op)
+    Do(Vec<Op>),
 }
 
 pub struct JsonOp {
     pub from: Ref,
     pub ops: Vec<Op>,
+    /// tagged when the text needed the lenient reader ("" = none)
+    pub recovered_tag: String,
+    /// ops run when the text is no JSON object (the text as `$line`)
+    pub damaged: Vec<Op>,
 }
 
 // -- compiling ----------------------------------------------------------------------------
@@ -403,6 +424,7 @@ impl Compiler<'_> {
                 Value::List(l) if l.len() == 2 => Cond::Same(self.refv(&l[0])?, self.refv(&l[1])?),
                 _ => return e("same: expects [field, field]"),
             },
+            "ip" => Cond::Ip(self.refv(arg)?),
             other => return e(format!("unknown condition {other:?}")),
         })
     }
@@ -558,6 +580,15 @@ impl Compiler<'_> {
                     return e("kv: the pattern needs a key group and value groups");
                 }
                 let mut convs = Vec::new();
+                let mut group_types = Vec::new();
+                if let Some(Value::Map(g)) = a.get("group_types") {
+                    for (n, c) in &g.0 {
+                        let n = n
+                            .parse::<usize>()
+                            .map_err(|_| format!("kv: group_types: bad group {n:?}"))?;
+                        group_types.push((n, conv(&text(c, "group_types")?)?));
+                    }
+                }
                 for c in ["int", "float", "digits", "digits_only", "float_only"] {
                     if let Some(keys) = a.get(c) {
                         for k in texts(keys, c)? {
@@ -573,8 +604,12 @@ impl Compiler<'_> {
                 }
                 Op::Kv {
                     from: self.refv(need(a, "from", name)?)?,
-                    into: self.doc_path(need(a, "into", name)?)?,
+                    into: match need(a, "into", name)? {
+                        Value::Str(s) if s.is_empty() => Vec::new(),
+                        v => self.doc_path(v)?,
+                    },
                     rx,
+                    group_types,
                     key_group: 1,
                     value_groups: (2..=n).collect(),
                     first_wins: flag(a, "first_wins"),
@@ -695,8 +730,26 @@ impl Compiler<'_> {
                         Some(v) => self.ops(v)?,
                         None => Vec::new(),
                     },
+                    recovered_tag: match a.get("recovered_tag") {
+                        Some(t) => text(t, "recovered_tag")?,
+                        None => String::new(),
+                    },
+                    damaged: match a.get("damaged") {
+                        Some(v) => self.ops(v)?,
+                        None => Vec::new(),
+                    },
                 }))
             }
+            "merge" => Op::Merge(self.refv(arg)?),
+            "with" => {
+                let a = args()?;
+                Op::With {
+                    var: text(need(a, "var", name)?, "var")?,
+                    ops: self.ops(need(a, "ops", name)?)?,
+                }
+            }
+            "keep" => Op::Keep(texts(arg, "keep")?),
+            "do" => Op::Do(self.ops(arg)?),
             other => return e(format!("unknown op {other:?}")),
         })
     }
@@ -752,6 +805,7 @@ fn conv(name: &str) -> Result<Conv, String> {
         "digits_only" => Conv::DigitsOnly,
         "float_only" => Conv::FloatOnly,
         "str" => Conv::Str,
+        "number" => Conv::Number,
         other => return e(format!("unknown type {other:?}")),
     })
 }
@@ -963,11 +1017,7 @@ fn is_digits(s: &str) -> bool {
 
 fn convert(v: Value, c: Conv) -> Option<Value> {
     if c == Conv::Str {
-        return Some(match v {
-            Value::Int(n) => Value::Str(n.to_string()),
-            Value::BigInt(d) => Value::Str(d),
-            other => other,
-        });
+        return Some(Value::Str(py_str(&v)));
     }
     let Value::Str(s) = &v else {
         return Some(v);
@@ -984,7 +1034,11 @@ fn convert(v: Value, c: Conv) -> Option<Value> {
         }
         Conv::DigitsOnly => is_digits(s).then(|| py_str_int(s)).flatten(),
         Conv::FloatOnly => py_float(s).map(Value::Float),
-        Conv::Str => Some(v),
+        Conv::Str => unreachable!("converted above"),
+        Conv::Number => match convert(v.clone(), Conv::Digits) {
+            Some(Value::Str(_)) => Some(py_float(s).map_or(v, Value::Float)),
+            other => other,
+        },
     }
 }
 
@@ -1084,6 +1138,7 @@ fn matches_cond(cx: &Cx, c: &Cond) -> bool {
             (Some(x), Some(y)) => !matches!(x, Value::Null) && x == y,
             _ => false,
         },
+        Cond::Ip(r) => cx.get_str(r).as_deref().and_then(as_ip).is_some(),
     }
 }
 
@@ -1267,6 +1322,7 @@ fn run_one(op: &Op, cx: &mut Cx, env: &dyn Env) -> Result<(), MatchError> {
             from,
             into,
             rx,
+            group_types,
             key_group,
             value_groups,
             first_wins,
@@ -1296,13 +1352,13 @@ fn run_one(op: &Op, cx: &mut Cx, env: &dyn Env) -> Result<(), MatchError> {
                 if let Some(d) = dash {
                     key = key.replace('-', d);
                 }
-                let mut value = value_groups
+                let found = value_groups
                     .iter()
-                    .filter_map(|&i| g.get(i))
-                    .map(|(x, y)| &s[x..y])
-                    .find(|v| !v.is_empty())
-                    .unwrap_or("")
-                    .to_string();
+                    .filter_map(|&i| g.get(i).map(|at| (i, at)))
+                    .map(|(i, (x, y))| (i, &s[x..y]))
+                    .find(|(_, v)| !v.is_empty());
+                let typed = found.and_then(|(i, _)| group_types.iter().find(|(n, _)| *n == i));
+                let mut value = found.map_or("", |(_, v)| v).to_string();
                 if *strip {
                     value = value.trim_matches(crate::pyunicode::is_space).to_string();
                 }
@@ -1322,9 +1378,15 @@ fn run_one(op: &Op, cx: &mut Cx, env: &dyn Env) -> Result<(), MatchError> {
                 if *first_wins && cx.doc.at(&p).is_some() {
                     continue;
                 }
-                let v = match (convs.iter().find(|(k, _)| *k == key), all) {
-                    (Some((_, c)), _) | (None, Some(c)) => convert(Value::Str(value), *c),
-                    (None, None) => Some(Value::Str(value)),
+                let conv = convs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, c)| *c)
+                    .or(typed.map(|(_, c)| *c))
+                    .or(*all);
+                let v = match conv {
+                    Some(c) => convert(Value::Str(value), c),
+                    None => Some(Value::Str(value)),
                 };
                 if let Some(v) = v {
                     cx.doc.put(&p, v);
@@ -1486,8 +1548,49 @@ fn run_one(op: &Op, cx: &mut Cx, env: &dyn Env) -> Result<(), MatchError> {
                 env.json(cx, j, &s)?;
             }
         }
+        Op::Merge(r) => {
+            if let Some(Value::Map(m)) = cx.get(r) {
+                crate::parser::merge(cx.doc, m);
+            }
+        }
+        Op::With { var, ops } => with_var(cx, env, var, ops)?,
+        Op::Keep(keys) => cx.doc.0.retain(|(k, _)| keys.contains(k)),
+        Op::Do(ops) => run(ops, cx, env)?,
     }
     Ok(())
+}
+
+/// `with`: the variable's object is the document while `ops` run.
+fn with_var(cx: &mut Cx, env: &dyn Env, var: &str, ops: &[Op]) -> Result<(), MatchError> {
+    let Some(i) = cx.vars.iter().rposition(|(k, _)| k == var) else {
+        return Ok(());
+    };
+    if !matches!(cx.vars[i].1, Value::Map(_)) {
+        return Ok(());
+    }
+    let Value::Map(mut obj) = std::mem::replace(&mut cx.vars[i].1, Value::Null) else {
+        unreachable!("a map")
+    };
+    std::mem::swap(cx.doc, &mut obj);
+    let r = run(ops, cx, env);
+    std::mem::swap(cx.doc, &mut obj);
+    cx.vars[i].1 = Value::Map(obj);
+    r
+}
+
+/// Python's `str()` of a value.
+fn py_str(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Str(s) => s.clone(),
+        other => {
+            let mut out = Vec::new();
+            crate::doc::write_json(&mut out, other);
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    }
 }
 
 fn next_char(s: &str, at: usize) -> usize {
@@ -1915,5 +2018,79 @@ mod tests {
         d.put(&p("a.host"), s("mx.example"));
         run_on(&ops, &mut d, &mut st);
         assert_eq!(d.str_at(&p("source.domain")), Some("mx.example"));
+    }
+
+    #[test]
+    fn with_merge_keep_ip_and_typed_kv_groups() {
+        let mut tables = Vec::new();
+        let ops = yaml_ops(
+            Value::List(vec![
+                m(vec![(
+                    "set",
+                    m(vec![(
+                        "$j",
+                        m(vec![
+                            ("a", m(vec![("b", Value::Int(1))])),
+                            ("n", Value::Int(5)),
+                        ]),
+                    )]),
+                )]),
+                m(vec![(
+                    "with",
+                    m(vec![
+                        ("var", s("j")),
+                        (
+                            "ops",
+                            Value::List(vec![
+                                m(vec![(
+                                    "copy",
+                                    m(vec![
+                                        ("from", s("n")),
+                                        ("to", m(vec![("to", s("id")), ("type", s("str"))])),
+                                    ]),
+                                )]),
+                                m(vec![("keep", Value::List(vec![s("id"), s("a")]))]),
+                            ]),
+                        ),
+                    ]),
+                )]),
+                m(vec![("merge", s("$j"))]),
+                m(vec![
+                    ("when", m(vec![("ip", s("x"))])),
+                    (
+                        "then",
+                        Value::List(vec![m(vec![(
+                            "do",
+                            Value::List(vec![m(vec![("set", m(vec![("ok", Value::Bool(true))]))])]),
+                        )])]),
+                    ),
+                ]),
+                m(vec![(
+                    "kv",
+                    m(vec![
+                        ("from", s("line")),
+                        ("into", s("")),
+                        ("first_wins", Value::Bool(true)),
+                        ("group_types", m(vec![("3", s("number"))])),
+                        ("pattern", s(r#""(\w+)":(?:"([^"]*)"|(-?\d+(?:\.\d+)?))"#)),
+                    ]),
+                )]),
+            ]),
+            &mut tables,
+        );
+        let mut d = Map::new();
+        d.put(&p("a.c"), Value::Int(2));
+        d.put(&p("x"), s("10.0.0.1"));
+        d.put(&p("line"), s(r#""k":"v","n":-3,"f":1.5,"k":"w""#));
+        run_on(&ops, &mut d, &mut State::new(Vec::new()));
+        assert_eq!(d.at(&p("a.b")), Some(&Value::Int(1)));
+        assert_eq!(d.at(&p("a.c")), Some(&Value::Int(2)));
+        assert_eq!(d.str_at(&p("id")), Some("5"));
+        assert_eq!(d.at(&p("ok")), Some(&Value::Bool(true)));
+        assert_eq!(d.str_at(&p("k")), Some("v"));
+        assert_eq!(d.at(&p("n")), Some(&Value::Int(-3)));
+        assert_eq!(d.at(&p("f")), Some(&Value::Float(1.5)));
+        assert_eq!(py_str(&Value::Null), "None");
+        assert_eq!(convert(Value::Bool(true), Conv::Str), Some(s("True")));
     }
 }

@@ -275,6 +275,8 @@ impl Parser {
                                 Some(o) => c.ops(o).or_else(|e| err(&origin, e))?,
                                 None => Vec::new(),
                             },
+                            recovered_tag: String::new(),
+                            damaged: Vec::new(),
                         },
                         mentions: strings(j.get("mentions"), "mentions", &origin)?,
                         recovered_tag: j
@@ -681,6 +683,10 @@ impl Parser {
             self.stats.add("json_failure");
             return Ok(());
         };
+        if let Some(r) = recovered {
+            let tag = self.json[r].recovered_tag.clone();
+            out.tags.push(tag);
+        }
         let form = self
             .json
             .iter()
@@ -690,10 +696,6 @@ impl Parser {
             out.doc.insert("json", Value::Map(obj));
             return Ok(());
         };
-        if let Some(r) = recovered {
-            let tag = self.json[r].recovered_tag.clone();
-            out.tags.push(tag);
-        }
         let mut state = std::mem::replace(&mut self.state, State::new(Vec::new()));
         let env = ParserEnv { parser: self };
         let mut cx = Cx {
@@ -705,7 +707,7 @@ impl Parser {
             rows: Vec::new(),
             vars: Vec::new(),
         };
-        let r = env.merge_json(&mut cx, &env.parser.json[jf].op, obj);
+        let r = env.run_json(&mut cx, &env.parser.json[jf].op.ops, obj);
         cx.finish();
         self.state = state;
         r
@@ -718,11 +720,14 @@ struct ParserEnv<'p> {
 }
 
 impl ParserEnv<'_> {
-    /// A JSON object merged into the document (its values win), then the form's ops.
-    fn merge_json(&self, cx: &mut Cx, op: &JsonOp, obj: Map) -> Result<(), MatchError> {
-        cx.vars.push(("json".into(), Value::Map(obj.clone())));
-        merge(cx.doc, obj);
-        ops::run(&op.ops, cx, self)
+    /// The ops of a JSON object, the object bound as `$json` (`merge: $json` puts it
+    /// into the document).
+    fn run_json(&self, cx: &mut Cx, ops: &[Op], obj: Map) -> Result<(), MatchError> {
+        let mark = cx.vars.len();
+        cx.vars.push(("json".into(), Value::Map(obj)));
+        let r = ops::run(ops, cx, self);
+        cx.vars.truncate(mark);
+        r
     }
 }
 
@@ -752,11 +757,32 @@ impl Env for ParserEnv<'_> {
         Ok(())
     }
 
+    /// A JSON text (strict, else lenient: `recovered_tag`); no object: the `damaged`
+    /// ops with the text as `$line`.
     fn json(&self, cx: &mut Cx, op: &JsonOp, text: &str) -> Result<(), MatchError> {
-        if let Ok(Value::Map(obj)) = crate::json::parse_strict(text) {
-            return self.merge_json(cx, op, obj);
+        let obj = match crate::json::parse_strict(text) {
+            Ok(Value::Map(obj)) => Some(obj),
+            Ok(_) => None,
+            Err(_) => match crate::json::parse_lenient(text) {
+                Ok(Value::Map(obj)) => {
+                    if !op.recovered_tag.is_empty() {
+                        cx.tags.push(op.recovered_tag.clone());
+                    }
+                    Some(obj)
+                }
+                _ => None,
+            },
+        };
+        match obj {
+            Some(obj) => self.run_json(cx, &op.ops, obj),
+            None => {
+                let mark = cx.vars.len();
+                cx.vars.push(("line".into(), Value::str(text)));
+                let r = ops::run(&op.damaged, cx, self);
+                cx.vars.truncate(mark);
+                r
+            }
         }
-        Ok(())
     }
 }
 
