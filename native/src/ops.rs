@@ -43,6 +43,8 @@ pub enum Cond {
     Same(Ref, Ref),
     /// a text that is an IP address (`as_ip`)
     Ip(Ref),
+    /// the value of a field (null when missing) is an item of the list in another field
+    Member(Ref, Ref),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -425,6 +427,12 @@ impl Compiler<'_> {
                 _ => return e("same: expects [field, field]"),
             },
             "ip" => Cond::Ip(self.refv(arg)?),
+            "member" => match arg {
+                Value::List(l) if l.len() == 2 => {
+                    Cond::Member(self.refv(&l[0])?, self.refv(&l[1])?)
+                }
+                _ => return e("member: expects [field, list field]"),
+            },
             other => return e(format!("unknown condition {other:?}")),
         })
     }
@@ -1139,6 +1147,10 @@ fn matches_cond(cx: &Cx, c: &Cond) -> bool {
             _ => false,
         },
         Cond::Ip(r) => cx.get_str(r).as_deref().and_then(as_ip).is_some(),
+        Cond::Member(v, l) => match cx.get_ref(l) {
+            Some(Value::List(items)) => items.contains(&cx.get(v).unwrap_or(Value::Null)),
+            _ => false,
+        },
     }
 }
 
@@ -2092,5 +2104,56 @@ mod tests {
         assert_eq!(d.at(&p("f")), Some(&Value::Float(1.5)));
         assert_eq!(py_str(&Value::Null), "None");
         assert_eq!(convert(Value::Bool(true), Conv::Str), Some(s("True")));
+    }
+
+    #[test]
+    fn member_tests_a_field_against_a_list_field() {
+        let mut tables = Vec::new();
+        let ops = yaml_ops(
+            Value::List(vec![m(vec![
+                (
+                    "when",
+                    m(vec![(
+                        "member",
+                        Value::List(vec![s("user.name"), s("seen")]),
+                    )]),
+                ),
+                (
+                    "then",
+                    Value::List(vec![m(vec![("set", m(vec![("hit", Value::Bool(true))]))])]),
+                ),
+                (
+                    "else",
+                    Value::List(vec![m(vec![("set", m(vec![("hit", Value::Bool(false))]))])]),
+                ),
+            ])]),
+            &mut tables,
+        );
+        let mut st = State::new(tables);
+        let run_with = |user: Option<&str>, seen: Value, st: &mut State| {
+            let mut d = Map::new();
+            if let Some(u) = user {
+                d.put(&p("user.name"), s(u));
+            }
+            d.put(&p("seen"), seen);
+            run_on(&ops, &mut d, st);
+            d.get("hit").cloned()
+        };
+        let seen = Value::List(vec![s("root"), Value::Null]);
+        assert_eq!(
+            run_with(Some("root"), seen.clone(), &mut st),
+            Some(Value::Bool(true))
+        );
+        assert_eq!(
+            run_with(Some("bob"), seen.clone(), &mut st),
+            Some(Value::Bool(false))
+        );
+        // a missing value is null, an item of the list
+        assert_eq!(run_with(None, seen, &mut st), Some(Value::Bool(true)));
+        // not a list: no member
+        assert_eq!(
+            run_with(Some("root"), s("root"), &mut st),
+            Some(Value::Bool(false))
+        );
     }
 }
