@@ -9,6 +9,7 @@ pub mod doc;
 pub mod grok;
 mod grok_py;
 pub mod header;
+pub mod json;
 pub mod pcre;
 pub mod pyunicode;
 pub mod syslog;
