@@ -47,12 +47,23 @@
 //!
 //! The nesting limit of `json.loads` is not a constant: CPython's C scanner counts each
 //! `[`/`{` against `sys.getrecursionlimit()` (1000) minus the Python frames already on the
-//! stack. Measured on this code (the frames above `json.loads` + `decode` + `raw_decode`):
+//! stack. Measured (the frames above `json.loads` + `decode` + `raw_decode`):
 //! 986 nested containers parse in `streams replay` on a bare JSON line, 984 for an
 //! `ossec: {...}` body (the Wazuh hook is two frames deeper), 980 / 978 in `streams run`
 //! (asyncio). [`PYTHON_MAX_DEPTH`] is the replay figure; [`parse_lenient_depth`] and
-//! [`loads_depth`] take another. Only a line that orjson refuses *and* that nests that
-//! deep tells them apart.
+//! [`loads_depth`] take another. Near that limit Python also needs headroom for what it
+//! calls while parsing (see [`ERRMSG_LEVELS`], [`CONSTANT_LEVELS`]): a syntax error in a
+//! string or a missing delimiter/key within 3 levels of it, or a NaN/Infinity within 1,
+//! is a RecursionError too; that is reproduced. Only a line that orjson refuses *and*
+//! that nests that deep tells any of this apart. (Figures from CPython 3.11.7, the
+//! project's interpreter, with `json.loads` instrumented in the two commands.)
+//!
+//! `_json` in dispatch.py asks `loads_lenient` only for lines holding `"rule"` or
+//! `"manager"`; that test, and what a document that is not an object becomes, stay with
+//! the caller.
+//!
+//! `parse_strict`'s error variant is ours, not orjson's message: any `Err` is "orjson
+//! raised" (orjson even reports some deep truncated texts as "failed to allocate memory").
 
 use std::collections::HashMap;
 
@@ -69,6 +80,18 @@ pub const PYTHON_MAX_DEPTH: usize = 986;
 /// raises `ValueError` (the sign is not counted).
 pub const PY_INT_MAX_STR_DIGITS: usize = 4300;
 
+/// The recursion levels CPython 3.11's scanner needs beyond the open containers to raise a
+/// syntax error through its `raise_errmsg` (calling the `JSONDecodeError` class and its
+/// Python `__init__`): a string, delimiter or property-name error met within 3 levels of
+/// the limit is a RecursionError instead. (Measured: with 993 arrays allowed, `[`*990 +
+/// `1 x` is a ValueError, `[`*991 + `1 x` a RecursionError.) "Expecting value" (no value
+/// where one must be, a bad number) is raised without a call, at any depth.
+pub const ERRMSG_LEVELS: usize = 3;
+
+/// `NaN`, `Infinity` and `-Infinity` are looked up through a call (`parse_constant`):
+/// one level more than the open containers (`[`*992 + `NaN` parses, 993 levels do not).
+pub const CONSTANT_LEVELS: usize = 1;
+
 /// Maps longer than this get a key index while parsed (duplicate keys are looked up).
 const INDEX_FROM: usize = 16;
 
@@ -78,7 +101,8 @@ pub enum JsonError {
     /// `json.loads` (which `loads_lenient` catches).
     Invalid,
     /// Nested deeper than the limit: orjson's `JSONDecodeError` ("depth limit exceeded"),
-    /// or Python's `RecursionError`, which `loads_lenient` does not catch.
+    /// or Python's `RecursionError`, which `loads_lenient` does not catch (lenient: also
+    /// a syntax error or NaN/Infinity too near the limit, see [`ERRMSG_LEVELS`]).
     TooDeep,
     /// Lenient only: the text parsed, but a string holds a lone surrogate escape, which
     /// Python keeps and a Rust string cannot.
@@ -168,6 +192,8 @@ struct Parser<'a> {
     /// orjson's grammar (else Python's `strict=False` one).
     strict: bool,
     max_depth: usize,
+    /// Arrays and objects open at `self.i`.
+    depth: usize,
     /// A lone surrogate escape was read (lenient; the text may still fail later).
     lone: bool,
 }
@@ -181,6 +207,7 @@ impl<'a> Parser<'a> {
             i: 0,
             strict,
             max_depth,
+            depth: 0,
             lone: false,
         }
     }
@@ -195,12 +222,13 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn eat(&mut self, c: u8) -> Res<()> {
-        if self.peek() == Some(c) {
-            self.i += 1;
-            Ok(())
+    /// A syntax error in a string or between the members of an array or object: what
+    /// Python raises through `raise_errmsg` (see [`ERRMSG_LEVELS`]).
+    fn syntax(&self) -> JsonError {
+        if !self.strict && self.depth + ERRMSG_LEVELS > self.max_depth {
+            JsonError::TooDeep
         } else {
-            Err(JsonError::Invalid)
+            JsonError::Invalid
         }
     }
 
@@ -213,13 +241,21 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `NaN`, `Infinity`, `-Infinity` (lenient only; the caller matched the word).
+    fn constant(&self, f: f64) -> Res<Value> {
+        if self.depth + CONSTANT_LEVELS > self.max_depth {
+            return Err(JsonError::TooDeep);
+        }
+        Ok(Value::Float(f))
+    }
+
     /// The whole text: one value between optional whitespace.
     fn document(mut self) -> Res<Value> {
         self.ws();
         let v = self.value()?;
         self.ws();
         if self.i != self.b.len() {
-            return Err(JsonError::Invalid);
+            return Err(JsonError::Invalid); // Python: "Extra data", raised at the top
         }
         if self.lone {
             return Err(JsonError::LoneSurrogate);
@@ -227,23 +263,30 @@ impl<'a> Parser<'a> {
         Ok(v)
     }
 
-    /// Opens an array or object: one level deeper (checked before anything inside it is
-    /// read, as both orjson and Python's scanner do).
-    fn open(&mut self, stack: &[Frame]) -> Res<()> {
-        if stack.len() >= self.max_depth {
+    /// Opens an array or object: one level deeper, checked before anything inside it is
+    /// read (as Python's scanner does; orjson refuses the text in any case).
+    fn open(&mut self) -> Res<()> {
+        if self.depth >= self.max_depth {
             return Err(JsonError::TooDeep);
         }
+        self.depth += 1;
         self.i += 1;
         self.ws();
         Ok(())
     }
 
-    /// `"key" :` with the whitespace after it; `self.i` is at the key's quote.
+    /// `"key" :` with the whitespace after it, at what should be the key's quote.
     fn key(&mut self) -> Res<String> {
-        self.eat(b'"')?;
+        if self.peek() != Some(b'"') {
+            return Err(self.syntax()); // "Expecting property name enclosed in double quotes"
+        }
+        self.i += 1;
         let k = self.string()?;
         self.ws();
-        self.eat(b':')?;
+        if self.peek() != Some(b':') {
+            return Err(self.syntax()); // "Expecting ':' delimiter"
+        }
+        self.i += 1;
         self.ws();
         Ok(k)
     }
@@ -252,11 +295,13 @@ impl<'a> Parser<'a> {
     fn value(&mut self) -> Res<Value> {
         let mut stack: Vec<Frame> = Vec::new();
         'value: loop {
+            // no value here is Python's "Expecting value" (a StopIteration inside)
             let mut v = match self.peek().ok_or(JsonError::Invalid)? {
                 b'[' => {
-                    self.open(&stack)?;
+                    self.open()?;
                     if self.peek() == Some(b']') {
                         self.i += 1;
+                        self.depth -= 1;
                         Value::List(Vec::new())
                     } else {
                         stack.push(Frame::List(Vec::new()));
@@ -264,9 +309,10 @@ impl<'a> Parser<'a> {
                     }
                 }
                 b'{' => {
-                    self.open(&stack)?;
+                    self.open()?;
                     if self.peek() == Some(b'}') {
                         self.i += 1;
+                        self.depth -= 1;
                         Value::Map(Map::new())
                     } else {
                         let key = self.key()?;
@@ -281,9 +327,11 @@ impl<'a> Parser<'a> {
                 b't' if self.lit(b"true") => Value::Bool(true),
                 b'f' if self.lit(b"false") => Value::Bool(false),
                 b'n' if self.lit(b"null") => Value::Null,
-                b'N' if !self.strict && self.lit(b"NaN") => Value::Float(f64::NAN),
-                b'I' if !self.strict && self.lit(b"Infinity") => Value::Float(f64::INFINITY),
-                b'-' if !self.strict && self.lit(b"-Infinity") => Value::Float(f64::NEG_INFINITY),
+                b'N' if !self.strict && self.lit(b"NaN") => self.constant(f64::NAN)?,
+                b'I' if !self.strict && self.lit(b"Infinity") => self.constant(f64::INFINITY)?,
+                b'-' if !self.strict && self.lit(b"-Infinity") => {
+                    self.constant(f64::NEG_INFINITY)?
+                }
                 b'-' | b'0'..=b'9' => self.number()?,
                 _ => return Err(JsonError::Invalid),
             };
@@ -303,9 +351,8 @@ impl<'a> Parser<'a> {
                             Some(b']') => {
                                 self.i += 1;
                                 v = Value::List(std::mem::take(items));
-                                stack.pop();
                             }
-                            _ => return Err(JsonError::Invalid),
+                            _ => return Err(self.syntax()), // "Expecting ',' delimiter"
                         }
                     }
                     Some(Frame::Map { map, key, index }) => {
@@ -321,12 +368,13 @@ impl<'a> Parser<'a> {
                             Some(b'}') => {
                                 self.i += 1;
                                 v = Value::Map(std::mem::take(map));
-                                stack.pop();
                             }
-                            _ => return Err(JsonError::Invalid),
+                            _ => return Err(self.syntax()), // "Expecting ',' delimiter"
                         }
                     }
                 }
+                stack.pop();
+                self.depth -= 1;
             }
         }
     }
@@ -336,7 +384,9 @@ impl<'a> Parser<'a> {
         let mut out = String::new();
         let mut start = self.i;
         loop {
-            let c = *self.b.get(self.i).ok_or(JsonError::Invalid)?;
+            let Some(&c) = self.b.get(self.i) else {
+                return Err(self.syntax()); // "Unterminated string starting at"
+            };
             match c {
                 b'"' => {
                     out.push_str(self.slice(start, self.i));
@@ -362,7 +412,9 @@ impl<'a> Parser<'a> {
 
     /// After a backslash.
     fn escape(&mut self, out: &mut String) -> Res<()> {
-        let c = self.peek().ok_or(JsonError::Invalid)?;
+        let Some(c) = self.peek() else {
+            return Err(self.syntax()); // unterminated
+        };
         self.i += 1;
         let ch = match c {
             b'"' => '"',
@@ -397,7 +449,7 @@ impl<'a> Parser<'a> {
                     _ => char::from_u32(u).expect("not a surrogate"),
                 }
             }
-            _ => return Err(JsonError::Invalid),
+            _ => return Err(self.syntax()), // "Invalid \\escape"
         };
         out.push(ch);
         Ok(())
@@ -413,15 +465,29 @@ impl<'a> Parser<'a> {
     }
 
     fn hex4(&mut self) -> Res<u32> {
-        let h = self.b.get(self.i..self.i + 4).ok_or(JsonError::Invalid)?;
-        let u = hex(h).ok_or(JsonError::Invalid)?;
-        self.i += 4;
-        Ok(u)
+        match self.b.get(self.i..self.i + 4).and_then(hex) {
+            Some(u) => {
+                self.i += 4;
+                Ok(u)
+            }
+            None => Err(self.syntax()), // "Invalid \\uXXXX escape"
+        }
     }
 
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` at `self.i`. Anything else
-    /// right after it (`01`, `1.`, `1e`) is left for the caller to refuse, as the two
-    /// parsers both do (with different messages).
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn at_digit(&self, at: usize) -> bool {
+        matches!(self.b.get(at), Some(b'0'..=b'9'))
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` at `self.i`, the longest
+    /// such prefix, as Python's scanner reads it: in `01`, `1.`, `1.e5`, `1e` or `1e+`
+    /// the number ends before the `1`, the `.` or the `e`, and what follows is refused
+    /// by the caller (as a missing delimiter; orjson refuses the same texts).
     fn number(&mut self) -> Res<Value> {
         let start = self.i;
         let neg = self.peek() == Some(b'-');
@@ -431,27 +497,21 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Some(b'0') => self.i += 1,
             Some(b'1'..=b'9') => self.digits(),
-            _ => return Err(JsonError::Invalid),
+            _ => return Err(JsonError::Invalid), // "Expecting value"
         }
         let mut float = false;
-        if self.peek() == Some(b'.') {
+        if self.peek() == Some(b'.') && self.at_digit(self.i + 1) {
             self.i += 1;
-            if !matches!(self.peek(), Some(b'0'..=b'9')) {
-                return Err(JsonError::Invalid);
-            }
             self.digits();
             float = true;
         }
         if let Some(b'e' | b'E') = self.peek() {
-            self.i += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.i += 1;
+            let sign = usize::from(matches!(self.b.get(self.i + 1), Some(b'+' | b'-')));
+            if self.at_digit(self.i + 1 + sign) {
+                self.i += 1 + sign;
+                self.digits();
+                float = true;
             }
-            if !matches!(self.peek(), Some(b'0'..=b'9')) {
-                return Err(JsonError::Invalid);
-            }
-            self.digits();
-            float = true;
         }
         let text = self.slice(start, self.i);
         if !float {
@@ -466,7 +526,7 @@ impl<'a> Parser<'a> {
             } else {
                 let digits = text.len() - usize::from(neg);
                 if digits > PY_INT_MAX_STR_DIGITS {
-                    return Err(JsonError::Invalid);
+                    return Err(JsonError::Invalid); // int()'s ValueError, raised at any depth
                 }
                 return Ok(Value::BigInt(text.to_string()));
             }
@@ -477,12 +537,6 @@ impl<'a> Parser<'a> {
             return Err(JsonError::Invalid);
         }
         Ok(Value::Float(f))
-    }
-
-    fn digits(&mut self) {
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.i += 1;
-        }
     }
 }
 
@@ -836,6 +890,50 @@ mod tests {
         assert_eq!(
             parse_lenient(&format!(r#"["\ud800",{}"#, "[".repeat(2000))),
             Err(TooDeep)
+        );
+        // near the limit Python needs headroom to raise a JSONDecodeError (3 levels) or
+        // to look NaN/Infinity up (1): measured with 993 arrays allowed (CPython 3.11.7)
+        let at =
+            |d: usize, tail: &str| parse_lenient_depth(&format!("{}{tail}", "[".repeat(d)), 993);
+        for tail in [
+            "1 x",
+            "1",
+            r#""abc"#,
+            r#""\x""#,
+            r#""\u12g4""#,
+            "{x",
+            r#"{"a" x"#,
+            r#"{"a":1 x"#,
+            r#"{"a":1,}"#,
+            "NaN x",
+            "01",
+            "1.",
+            "1e",
+        ] {
+            // an object in the tail is one of the d levels
+            let d = if tail.starts_with('{') { 989 } else { 990 };
+            assert_eq!(at(d, tail), Err(Invalid), "{tail} at {d}");
+            assert_eq!(at(d + 1, tail), Err(TooDeep), "{tail} at {}", d + 1);
+        }
+        // "Expecting value" and int()'s digit limit need no call: Invalid up to the limit
+        // (`01`, `1.`, `1e` above are a number and then a missing delimiter)
+        for tail in ["x", "1,]", "-", "-x", "tru"] {
+            assert_eq!(at(993, tail), Err(Invalid), "{tail}");
+        }
+        assert_eq!(at(993, &"1".repeat(4301)), Err(Invalid));
+        let closed = |d: usize, inner: &str| {
+            parse_lenient_depth(&format!("{}{inner}{}", "[".repeat(d), "]".repeat(d)), 993)
+        };
+        for word in ["NaN", "Infinity", "-Infinity"] {
+            assert!(closed(992, word).is_ok(), "{word}");
+            assert_eq!(closed(993, word), Err(TooDeep), "{word}");
+        }
+        assert!(closed(993, &"1".repeat(4300)).is_ok());
+        assert!(closed(993, "1.5e400").is_ok());
+        assert!(closed(993, r#""a\u00e9""#).is_ok());
+        assert_eq!(
+            parse_lenient_depth(&format!("{}{}x", "[".repeat(993), "]".repeat(993)), 993),
+            Err(Invalid)
         );
         // orjson refuses past 1024, so loads falls to the lenient parser, whose error it is
         let deep = format!("{{\"rule\":{}}}", nest(1100));
