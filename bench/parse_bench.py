@@ -5,7 +5,7 @@
    variant of VARIANTS that this build has (the batch API `parser.parse_batch(bytes) ->
    NDJSON bytes` when `LineParser` has it: measured, else skipped with a note);
 2. pygrok 1.0.0 (the same grok patterns, compiled once, dispatched on the program the same
-   way), a bare `re` + orjson loop and the "floor" (only our regex calls per line);
+   way) and a bare `re` + orjson loop;
 3. syslog-ng 3.38's regexp-parser -> JSON on the same lines (the private build of
    deploy/dev/install-syslog-ng-private): file() source -> syslog-parser() -> regexp-parser()
    with the PCRE patterns of SYSLOG_NG_PATTERNS (sshd, Postfix, Fail2ban) -> file() with
@@ -161,31 +161,6 @@ def bare_re_loop():
     return run
 
 
-def regex_floor_loop(parser: LineParser):
-    """Only the two regex calls every syslog line needs with our patterns (header, then
-    the product's alternation, narrowed by the message's opening as the parser does) and a
-    minimal dict to orjson: no field filling, no hooks,
-    no timestamps. A ceiling for any Python code built on these regexes."""
-    from streams.parse.syslog import _BSD
-    resolve, dumps = parser.resolve, orjson.dumps
-
-    def run(lines):
-        for line in lines:
-            m = _BSD.match(line)
-            if m is None:
-                dumps({"m": line})
-                continue
-            g = m.groups()
-            p = resolve(g[8])
-            d = {"event": {"original": line}, "h": g[7], "t": g[1]}
-            if p is not None and (alt := p.matcher.narrow(g[10])) is not None:
-                mm = alt.regex.fullmatch(g[10])
-                if mm is not None:
-                    d["x"] = mm.groups()
-            dumps(d)
-    return run
-
-
 # -- pygrok, given the equivalent grok patterns -----------------------------------------
 _FIELD = re.compile(r"%\{(\w+):([\w@.\[\]-]+)((?::\w+)?)\}")
 _ONIG = re.compile(r"\(\?<(?![=!])([\w@.\[\]-]+)>")
@@ -197,9 +172,12 @@ def _py_name(path: str) -> str:
 
 def pygrok_loop(parser: LineParser):
     from pygrok import Grok
+
+    from streams.parse.native import pattern_data
+    regexes, specs = pattern_data()
     defs = {}
-    for name, d in parser.library.definitions.items():
-        text = _FIELD.sub(lambda m: f"%{{{m.group(1)}:{_py_name(m.group(2))}{m.group(3)}}}", d.regex)
+    for name, regex in regexes.items():
+        text = _FIELD.sub(lambda m: f"%{{{m.group(1)}:{_py_name(m.group(2))}{m.group(3)}}}", regex)
         defs[name] = _ONIG.sub(lambda m: f"(?P<{_py_name(m.group(1))}>", text)
     header = Grok(r"^(?:<%{NONNEGINT:pri}>)?(?:%{SYSLOGTIMESTAMP:ts}|%{TIMESTAMP_ISO8601:ts}) "
                   r"(?:%{SYSLOGHOST:hostname} )?%{PROG:program}(?:\[%{POSINT:pid:int}\])?:? %{GREEDYDATA:message}$",
@@ -207,9 +185,9 @@ def pygrok_loop(parser: LineParser):
     own = Grok(r"^%{TIMESTAMP_ISO8601:ts} %{NOTSPACE:logger} *(?:\[%{POSINT:pid:int}\])? *: %{GREEDYDATA:message}$",
                custom_patterns=defs)
     by_program: dict[str, list] = {}
-    for p in parser.parsers:
-        groks = [Grok(f"^%{{{r.name}}}$", custom_patterns=defs) for r in p.rules]
-        for prog in p.programs:
+    for p in specs:
+        groks = [Grok(f"^%{{{r['pattern']}}}$", custom_patterns=defs) for r in p["rules"]]
+        for prog in p.get("programs") or ():
             by_program[prog] = groks
     f2b = by_program.get("fail2ban*", [])
     dumps, loads = orjson.dumps, orjson.loads
@@ -717,7 +695,6 @@ def main() -> None:
         res[f"{v.key}_lines_per_s"], res[f"{v.key}_lines_per_cpu_s"] = best_of_both(run, data, len(lines))
         res[f"{v.key}_near_miss_lines_per_s"] = best_of(v.make(LineParser(year=2026)), v.prepare(near), len(near))
     res["bare_re_orjson_lines_per_s"] = best_of(bare_re_loop(), lines, len(lines))
-    res["regex_floor_lines_per_s"] = best_of(regex_floor_loop(parser), lines, len(lines))
     if not args.no_pygrok:
         res["pygrok_lines_per_s"] = best_of(pygrok_loop(parser), lines, len(lines))  # best of 3 as ours
         res["ratio_streams_to_pygrok"] = res["streams_lines_per_s"] / res["pygrok_lines_per_s"]

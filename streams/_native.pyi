@@ -15,14 +15,14 @@ def priority(pri: int) -> tuple[int, str, int, str] | None:
 def parse_syslog(
     line: str, year: int | None, tz: str, now: float
 ) -> tuple[dict, str | None, str] | None:
-    """The syslog header of `line`: `(fields, program, message)` as
-    `streams.parse.syslog.parse_syslog(line, {}, TimeParser(year, tz, ManualClock(now)))`
-    writes and returns them, or None where it returns None. An unknown time zone raises
-    ValueError."""
+    """The syslog header of `line`: `(fields, program, message)` (what the header puts in
+    the document, the program name, the message), or None when the line has no syslog
+    header. `year`: of year-less stamps (None: guessed from `now`); naive times are in `tz`.
+    An unknown time zone raises ValueError."""
 
 # -- grok (native/src/grok.rs, native/src/grok_py.rs) -----------------------------------
 
-# A constant field of a rule, as `ProductParser.sets + Rule.sets` hold it: (parents, leaf, value).
+# A constant field of a rule (`set:`): (parents, leaf, value).
 Static = tuple[Sequence[str], str, Any]
 
 class GrokLimitError(RuntimeError):
@@ -57,7 +57,41 @@ class GrokMatcher:
     def chunks(self) -> int:
         """How many regexes the rules were split into (PCRE2's compiled-size limit)."""
     def match(self, text: str) -> tuple[str, dict[str, Any]] | None:
-        """(rule name, fields) of the first rule that matches all of `text` (the fields as
-        Python's `Alternation.match(text, {})` writes them: nested, typed captures, the
-        rule's constants, nothing for an unmatched optional capture), or None.
+        """(rule name, fields) of the first rule that matches all of `text` (nested, typed
+        captures, the rule's constants, nothing for an unmatched optional capture), or None.
         GrokLimitError when a regex limit was hit before a rule matched."""
+
+# -- the parse core (native/src/parser.rs, ops.rs, parser_py.rs) -------------------------
+
+class Parser:
+    """Line -> document: the line's shape (JSON, the forms products declare, syslog), the
+    header, program -> product, the product's rules and declarative ops (`ops:`). Built by
+    `streams.parse.native.native_parser` from the pattern directories; ValueError naming
+    the file and the problem for a rule file, pattern or op it refuses."""
+
+    def __init__(self, definitions: dict[str, str], parsers: list[dict], *, year: int | None = None,
+                 timezone: str = "local", now: float = 0.0, max_line: int = 65536,
+                 match_limit: int = 1_000_000, depth_limit: int = 10_000) -> None: ...
+    def parse(self, line: str) -> tuple[dict[str, Any], str | None, list[str], str | None, list[str] | None]:
+        """(fields, message, tags, rule, Python hooks still to run or None) of one line."""
+    def parse_batch(self, data: bytes) -> bytes:
+        """NDJSON of the documents of the non-blank lines of `data` (whole lines; decoded,
+        cut and flagged as `streams.inputs.iter_lines` does), the GIL released."""
+    def parse_docs(self, data: bytes) -> list[dict[str, Any]]:
+        """The same documents as dicts."""
+    def new_input(self) -> None:
+        """The next line starts another input: no continuation across."""
+    def set_now(self, now: float) -> None:
+        """The clock time year-less stamps take their year from."""
+    def stats(self) -> dict[str, int]:
+        """Counters: lines, truncated, grok_failure, no_parser, unrecognised, json_failure,
+        continuation, grok_limit, parser_error, python_hook, input problems."""
+    def table_sizes(self) -> dict[str, int]:
+        """Rows held by each correlation table."""
+    def rules(self) -> list[tuple[str, str]]:
+        """(parser, rule) of every rule, in priority order."""
+    def hook_names(self) -> list[str]: ...
+    @property
+    def has_hooks(self) -> bool: ...
+    @property
+    def max_line(self) -> int: ...

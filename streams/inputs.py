@@ -104,6 +104,64 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
         yield _decoded(tail, max_line)
 
 
+def iter_blocks(stream: BinaryIO, progress: Callable[[int], None] | None = None,
+                max_line: int = DEFAULT_MAX_LINE) -> Iterator[bytes]:
+    """The input as blocks of whole lines (up to about CHUNK bytes, each ending in LF), for
+    the native core's batch API, which decodes and cuts lines as `iter_lines` does. A line
+    with no LF for `4 * max_line + 4` bytes is cut there (at a character boundary: it is
+    longer than `max_line` characters whatever its text) and the rest of it skipped, so
+    memory stays bounded. A failed read raises `InputError` after the blocks before it."""
+    hold = 4 * max_line + 4
+    read = stream.read1 if hasattr(stream, "read1") else stream.read
+    tail = b""
+    first = True
+    overlong = False
+    while True:
+        try:
+            chunk = read(CHUNK)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            raise InputError(str(e)) from e
+        if not chunk:
+            break
+        if progress is not None:
+            progress(len(chunk))
+        if first:
+            first = False
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM):]
+                if not chunk:
+                    continue
+        if overlong:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                continue
+            yield _whole_chars(tail) + b"\n"
+            tail, overlong, chunk = b"", False, chunk[nl + 1:]
+        data = tail + chunk if tail else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            tail = data
+            if len(tail) > hold:
+                tail, overlong = tail[:hold], True
+            continue
+        yield data[:cut + 1]
+        tail = data[cut + 1:]
+    if overlong:
+        yield _whole_chars(tail) + b"\n"
+    elif tail:
+        yield tail + b"\n"
+
+
+def _whole_chars(head: bytes) -> bytes:
+    """`head` without a UTF-8 character the cut split in two."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.end == len(head) and e.reason == "unexpected end of data":
+            return head[:e.start]
+    return head
+
+
 def _decoded(raw: bytes, max_line: int) -> tuple[str, tuple[str, ...]]:
     line, problems = decode_line(raw)
     if len(line) > max_line:

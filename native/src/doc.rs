@@ -210,11 +210,7 @@ pub fn write_json(out: &mut Vec<u8>, v: &Value) {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Int(n) => {
-            let mut s = String::new();
-            let _ = write!(s, "{n}");
-            out.extend_from_slice(s.as_bytes());
-        }
+        Value::Int(n) => write_int(out, *n),
         Value::BigInt(d) => out.extend_from_slice(d.as_bytes()),
         Value::Float(f) => write_float(out, *f),
         Value::Str(s) => write_str(out, s),
@@ -245,6 +241,25 @@ pub fn write_map(out: &mut Vec<u8>, m: &Map) {
     out.push(b'}');
 }
 
+/// An integer's decimal digits, without a formatter or an allocation.
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
 /// Shortest round-trip text, as orjson writes it (`1.0`, `1e16`, `null` for NaN and
 /// the infinities, which JSON cannot hold).
 fn write_float(out: &mut Vec<u8>, f: f64) {
@@ -269,33 +284,47 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// Whether any byte of `x` is a control, `"` or `\\` (eight bytes at a time: most text
+/// has none, and is then copied in one piece).
+fn any_special(x: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |y: u64| y.wrapping_sub(LO) & !y & HI != 0;
+    x.wrapping_sub(LO * 0x20) & !x & HI != 0 || zero(x ^ (LO * 0x22)) || zero(x ^ (LO * 0x5C))
+}
+
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 8 <= bytes.len() {
+            let word = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+            if !any_special(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        i += 1;
         if !NEEDS_ESCAPE[b as usize] {
             continue;
         }
-        let esc: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0x08 => Some(b"\\b"),
-            0x0c => Some(b"\\f"),
-            0..=0x1f => None,
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        match esc {
-            Some(e) => out.extend_from_slice(e),
-            None => {
+        out.extend_from_slice(&bytes[start..i - 1]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
                 let _ = write!(StrOut(out), "\\u{b:04x}");
             }
         }
-        start = i + 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
@@ -348,6 +377,36 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"s":"a\"b\\c\n\u0001é/","f":1.0,"g":1e16,"n":null,"l":[-3,null,true],"b":123456789012345678901234567890}"#
+        );
+    }
+}
+
+#[cfg(test)]
+mod string_tests {
+    use super::*;
+
+    #[test]
+    fn escapes_at_every_offset_of_a_word() {
+        for (c, esc) in [
+            ('"', "\\\""),
+            ('\\', "\\\\"),
+            ('\n', "\\n"),
+            ('\u{1f}', "\\u001f"),
+        ] {
+            for at in 0..20 {
+                let mut text: String = "abcdefghijklmnopqrst".into();
+                text.insert(at, c);
+                let mut out = Vec::new();
+                write_str(&mut out, &text);
+                let want = format!("\"{}{esc}{}\"", &text[..at], &text[at + 1..]);
+                assert_eq!(String::from_utf8(out).unwrap(), want);
+            }
+        }
+        let mut out = Vec::new();
+        write_str(&mut out, "héllo wörld ~\u{7f} ok");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"héllo wörld ~\u{7f} ok\""
         );
     }
 }

@@ -925,6 +925,14 @@ impl Cx<'_> {
         }
     }
 
+    /// The text at a reference, borrowed (conditions only read it).
+    fn str_ref(&self, r: &Ref) -> Option<&str> {
+        match r {
+            Ref::Message => self.message.as_deref(),
+            _ => self.get_ref(r).and_then(|v| v.as_str()),
+        }
+    }
+
     fn get_str(&self, r: &Ref) -> Option<String> {
         match r {
             Ref::Message => self.message.clone(),
@@ -1121,15 +1129,21 @@ fn matches_cond(cx: &Cx, c: &Cond) -> bool {
             Ref::Message => cx.message.as_deref().is_some_and(|m| !m.is_empty()),
             _ => cx.get_ref(r).is_some_and(Value::truthy),
         },
-        Cond::Equals(r, v) => cx.get(r).as_ref() == Some(v),
-        Cond::In(r, vs) => cx.get(r).is_some_and(|x| vs.contains(&x)),
+        Cond::Equals(r, v) => match r {
+            Ref::Message => cx.get(r).as_ref() == Some(v),
+            _ => cx.get_ref(r) == Some(v),
+        },
+        Cond::In(r, vs) => match r {
+            Ref::Message => cx.get(r).is_some_and(|x| vs.contains(&x)),
+            _ => cx.get_ref(r).is_some_and(|x| vs.contains(x)),
+        },
         Cond::StartsWith(r, ps) => cx
-            .get_str(r)
+            .str_ref(r)
             .is_some_and(|s| ps.iter().any(|p| s.starts_with(p.as_str()))),
         Cond::EndsWith(r, ps) => cx
-            .get_str(r)
+            .str_ref(r)
             .is_some_and(|s| ps.iter().any(|p| s.ends_with(p.as_str()))),
-        Cond::Contains(r, t) => cx.get_str(r).is_some_and(|s| s.contains(t.as_str())),
+        Cond::Contains(r, t) => cx.str_ref(r).is_some_and(|s| s.contains(t.as_str())),
         Cond::Is(r, k) => match (cx.get_ref(r), k) {
             (Some(Value::Str(_)), Kind::Str) => true,
             (Some(Value::Int(_) | Value::BigInt(_)), Kind::Int) => true,
@@ -1146,7 +1160,7 @@ fn matches_cond(cx: &Cx, c: &Cond) -> bool {
             (Some(x), Some(y)) => !matches!(x, Value::Null) && x == y,
             _ => false,
         },
-        Cond::Ip(r) => cx.get_str(r).as_deref().and_then(as_ip).is_some(),
+        Cond::Ip(r) => cx.str_ref(r).and_then(as_ip).is_some(),
         Cond::Member(v, l) => match cx.get_ref(l) {
             Some(Value::List(items)) => items.contains(&cx.get(v).unwrap_or(Value::Null)),
             _ => false,

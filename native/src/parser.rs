@@ -23,6 +23,9 @@ pub const LIMIT_TAG: &str = "_grok_limit";
 pub struct Rule {
     pub name: String,
     pub ops: Vec<Op>,
+    /// Python hooks (`module:function`) of the rule then of its parser: the escape hatch
+    /// for what ops cannot say; the caller runs them on the document (a counted slow path)
+    pub hooks: Vec<String>,
 }
 
 pub struct Product {
@@ -34,6 +37,12 @@ pub struct Product {
     ops: Vec<Op>,
     /// the `set:` constants of every rule, numbered as the matcher numbers them
     statics: Vec<Value>,
+}
+
+impl Product {
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.name.as_str())
+    }
 }
 
 /// A line form a product declares (`forms:`): a grok pattern for the whole line whose
@@ -72,6 +81,8 @@ pub struct Parsed {
     pub message: Option<String>,
     pub tags: Vec<String>,
     pub rule: Option<String>,
+    /// Python hooks the caller must still run (see [`Rule::hooks`])
+    pub hooks: Vec<String>,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -213,12 +224,15 @@ impl Parser {
                     expr: format!("%{{{pattern}}}"),
                     statics: paths,
                 });
+                let mut hooks = strings(r.get("hooks"), "hooks", &rorigin)?;
+                hooks.extend(strings(m.get("hooks"), "hooks", origin)?);
                 rules.push(Rule {
                     name: pattern.clone(),
                     ops: match r.get("ops") {
                         Some(o) => c.ops(o).or_else(|e| err(&rorigin, e))?,
                         None => Vec::new(),
                     },
+                    hooks,
                 });
             }
             let matcher = lib.compile_alternation(items).or_else(|e| err(origin, e))?;
@@ -349,6 +363,35 @@ impl Parser {
         self.products.iter()
     }
 
+    /// (name, rows) of each correlation table.
+    pub fn table_sizes(&self) -> Vec<(String, usize)> {
+        self.state
+            .decls
+            .iter()
+            .zip(&self.state.tables)
+            .map(|(d, t)| (d.name.clone(), t.len()))
+            .collect()
+    }
+
+    pub fn hook_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .products
+            .iter()
+            .flat_map(|p| p.rules.iter().flat_map(|r| r.hooks.iter().cloned()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Whether a rule names a Python hook (then lines must be parsed one by one, with
+    /// the GIL, for the caller to run them).
+    pub fn has_hooks(&self) -> bool {
+        self.products
+            .iter()
+            .any(|p| p.rules.iter().any(|r| !r.hooks.is_empty()))
+    }
+
     /// The next line starts another file or stream: a header-less line there does not
     /// continue the last entry of the previous one.
     pub fn new_input(&mut self) {
@@ -386,7 +429,8 @@ impl Parser {
     /// One line -> one document, always.
     pub fn parse(&mut self, line: &str) -> Parsed {
         let mut line = line;
-        let cut = line.chars().count() > self.max_line;
+        // bytes >= chars: only a long line needs counting
+        let cut = line.len() > self.max_line && line.chars().count() > self.max_line;
         if cut {
             let end = line
                 .char_indices()
@@ -565,6 +609,11 @@ impl Parser {
         let ds = self.products[p].dataset.clone();
         out.doc.obj("event").setdefault("dataset", Value::Str(ds));
         out.rule = Some(self.products[p].rules[r].name.clone());
+        if !self.products[p].rules[r].hooks.is_empty() {
+            out.hooks
+                .extend(self.products[p].rules[r].hooks.iter().cloned());
+            self.stats.add("python_hook");
+        }
         // the ops borrow the parser (for reparse) while the tables change: take the state
         let mut state = std::mem::replace(&mut self.state, State::new(Vec::new()));
         let result = {

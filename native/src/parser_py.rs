@@ -1,6 +1,7 @@
 //! The Python face of the parse core: `streams._native.Parser` (see `streams/_native.pyi`).
 //! Python reads the `.grok` and `.yaml` files and passes their data in.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use pyo3::exceptions::PyValueError;
@@ -83,11 +84,11 @@ pub fn map_to_py<'py>(py: Python<'py>, m: &Map) -> PyResult<Bound<'py, PyDict>> 
 
 /// One line of a batch as `streams.inputs.decode_line` reads it: CR dropped, invalid
 /// UTF-8 as backslash escapes (`_invalid_utf8`), NUL bytes flagged, cut at `max_line`.
-fn decode(raw: &[u8], max_line: usize) -> (String, Vec<&'static str>) {
+fn decode(raw: &[u8], max_line: usize) -> (Cow<'_, str>, Vec<&'static str>) {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
     let mut problems = Vec::new();
     let mut text = match std::str::from_utf8(raw) {
-        Ok(s) => s.to_string(),
+        Ok(s) => Cow::Borrowed(s),
         Err(_) => {
             problems.push("_invalid_utf8");
             let mut out = String::with_capacity(raw.len() + 8);
@@ -109,14 +110,22 @@ fn decode(raw: &[u8], max_line: usize) -> (String, Vec<&'static str>) {
                     }
                 }
             }
-            out
+            Cow::Owned(out)
         }
     };
     if text.contains('\0') {
         problems.push("_nul_bytes");
     }
-    if let Some((at, _)) = text.char_indices().nth(max_line) {
-        text.truncate(at);
+    if text.len() <= max_line {
+        // bytes >= chars: not cut
+    } else if let Some((at, _)) = text.char_indices().nth(max_line) {
+        text = match text {
+            Cow::Borrowed(s) => Cow::Borrowed(&s[..at]),
+            Cow::Owned(mut s) => {
+                s.truncate(at);
+                Cow::Owned(s)
+            }
+        };
         problems.push(LINE_TRUNCATED);
     }
     (text, problems)
@@ -148,6 +157,7 @@ fn batch(parser: &mut Parser, data: &[u8], mut each: impl FnMut(Parsed)) {
         if text.chars().all(char::is_whitespace) {
             continue;
         }
+        parser.stats.add("lines");
         let mut p = parser.parse(&text);
         p.tags.extend(problems.iter().map(|s| s.to_string()));
         for &k in &problems {
@@ -198,7 +208,8 @@ impl PyParser {
         Ok(PyParser { inner })
     }
 
-    /// `(fields, message, tags, rule)` of one line.
+    /// `(fields, message, tags, rule, hooks)` of one line; `hooks`: the Python hooks
+    /// (`module:function`) the caller must run on it, else None.
     #[allow(clippy::type_complexity)]
     fn parse<'py>(
         &mut self,
@@ -209,9 +220,35 @@ impl PyParser {
         Option<String>,
         Vec<String>,
         Option<String>,
+        Option<Vec<String>>,
     )> {
         let p = self.inner.parse(line);
-        Ok((map_to_py(py, &p.doc)?, p.message, p.tags, p.rule))
+        let hooks = (!p.hooks.is_empty()).then_some(p.hooks);
+        Ok((map_to_py(py, &p.doc)?, p.message, p.tags, p.rule, hooks))
+    }
+
+    /// Rows held by each correlation table (each is bounded).
+    fn table_sizes(&self) -> HashMap<String, usize> {
+        self.inner.table_sizes().into_iter().collect()
+    }
+
+    /// (parser, rule) of every rule, in priority order.
+    fn rules(&self) -> Vec<(String, String)> {
+        self.inner
+            .products()
+            .flat_map(|p| p.rule_names().map(move |r| (p.name.clone(), r.to_string())))
+            .collect()
+    }
+
+    /// The Python hooks the rules name.
+    fn hook_names(&self) -> Vec<String> {
+        self.inner.hook_names()
+    }
+
+    /// Whether a rule names a Python hook: such a parser's lines go through `parse`.
+    #[getter]
+    fn has_hooks(&self) -> bool {
+        self.inner.has_hooks()
     }
 
     /// NDJSON of the documents of the lines in `data` (what `streams parse` writes), the

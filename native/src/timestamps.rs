@@ -5,11 +5,14 @@
 //! (a correctly rounded division of microseconds) and `streams.event.format_timestamp`
 //! (`fromtimestamp` rounds half to even to the microsecond, then milliseconds truncated).
 //!
-//! No cache: the Python caches change nothing for one parser with a fixed clock.
+//! Stamps are cached by their text (logs repeat their seconds), year guesses for an hour of
+//! the clock.
 
 use jiff::civil::DateTime;
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::Timestamp;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::pyunicode::digit;
 
@@ -497,16 +500,63 @@ pub fn fromisoformat(text: &str) -> Option<IsoTime> {
 
 /// `TimeParser`, without its caches: the year of year-less dates is `year` or guessed
 /// from `now`, naive times are in `zone`.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct TimeParser {
     pub year: Option<i64>,
     pub zone: Zone,
     pub now: f64,
+    /// stamp text -> result: logs repeat their seconds (bounded; year guesses are
+    /// redone an hour of `now` later, as a long-running process needs)
+    cache: Mutex<Cache>,
 }
+
+#[derive(Debug, Default)]
+struct Cache {
+    until: f64,
+    stamps: HashMap<String, Option<(f64, String)>>,
+}
+
+impl Clone for TimeParser {
+    fn clone(&self) -> TimeParser {
+        TimeParser::new(self.year, self.zone.clone(), self.now)
+    }
+}
+
+const CACHE_MAX: usize = 65536;
+const GUESS_TTL: f64 = 3600.0;
 
 impl TimeParser {
     pub fn new(year: Option<i64>, zone: Zone, now: f64) -> TimeParser {
-        TimeParser { year, zone, now }
+        TimeParser {
+            year,
+            zone,
+            now,
+            cache: Mutex::new(Cache {
+                until: f64::NEG_INFINITY,
+                stamps: HashMap::new(),
+            }),
+        }
+    }
+
+    fn cached(
+        &self,
+        key: String,
+        compute: impl FnOnce() -> Option<(f64, String)>,
+    ) -> Option<(f64, String)> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if self.now > cache.until {
+            cache.stamps.clear();
+            cache.until = self.now + GUESS_TTL;
+        }
+        if let Some(hit) = cache.stamps.get(&key) {
+            return hit.clone();
+        }
+        let value = compute();
+        if cache.stamps.len() >= CACHE_MAX {
+            cache.stamps.clear();
+        }
+        cache.stamps.insert(key, value.clone());
+        value
     }
 
     /// `_finish`: a wall time (in `offset_us`, else in the zone) -> (epoch, text).
@@ -583,6 +633,17 @@ impl TimeParser {
         clock: &str,
         year: Option<&str>,
     ) -> Option<(f64, String)> {
+        let key = format!("{month}\0{day}\0{clock}\0{}", year.unwrap_or("-"));
+        self.cached(key, || self.syslog_uncached(month, day, clock, year))
+    }
+
+    fn syslog_uncached(
+        &self,
+        month: &str,
+        day: &str,
+        clock: &str,
+        year: Option<&str>,
+    ) -> Option<(f64, String)> {
         let lower = month.get(..3)?.to_ascii_lowercase();
         let mon = MONTHS.iter().position(|m| *m == lower)? as i64 + 1;
         let d = py_int(day)?;
@@ -610,6 +671,10 @@ impl TimeParser {
 
     /// `iso`: ISO 8601 / RFC 3339 (`T` or space, `,` or `.` fraction, `Z`, `+hh:mm`, `+hhmm`).
     pub fn iso(&self, text: &str) -> Option<(f64, String)> {
+        self.cached(text.to_string(), || self.iso_uncached(text))
+    }
+
+    fn iso_uncached(&self, text: &str) -> Option<(f64, String)> {
         let chars: Vec<(usize, char)> = text.char_indices().collect();
         let ch = |i: usize| chars.get(i).map(|&(_, c)| c);
         if matches!(ch(19), Some('.' | ',')) && ch(4) == Some('-') && ch(16) == Some(':') {

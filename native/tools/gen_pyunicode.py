@@ -1,6 +1,6 @@
 """Writes native/src/pyunicode.rs: the character classes of Python's `re` (str patterns)
 and of `int()` / `str.isdecimal()`, taken from the running Python's own Unicode database,
-so the native header reads `\\d`, `\\s` and `\\w` exactly as `streams/parse/syslog.py`
+so the native header reads `\\d`, `\\s` and `\\w` exactly as Python's `re` (the header it ports)
 does. Run with the project's Python (3.11: Unicode 14.0) and commit the output."""
 
 import re

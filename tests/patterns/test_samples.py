@@ -60,7 +60,7 @@ def test_case(path):
 def test_every_rule_has_a_case():
     covered = {load(c).get("rule") for c in CASES}
     parser = LineParser()
-    rules = {r.name for p in parser.parsers for r in p.rules}
+    rules = {rule for _, rule in parser.native.rules()}
     missing = sorted(rules - covered)
     assert not missing, f"top-level patterns without a sample case in samples/cases: {missing}"
     assert PATTERNS_DIR.is_dir()

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from streams.parse.dispatch import LineParser
-from streams.parse.products.fail2ban import bantime_seconds
 
 from ..corpus import failjson_cases, get
 
@@ -98,8 +97,12 @@ def test_increase_ban_and_found_time(parser):
 
 @pytest.mark.parametrize("text,seconds", [("1y 3w 4d", 365 * 86400 + 25 * 86400), ("59m 50s", 3590),
                                           ("permanent", -1), ("600", 600)])
-def test_bantime_seconds(text, seconds):
-    assert bantime_seconds(text) == seconds
+def test_bantime_seconds(parser, text, seconds):
+    # fail2ban's own `seconds2str` text in an `Increase Ban` line -> fail2ban.bantime
+    doc = parser.parse("2024-03-01 09:12:44,901 fail2ban.observer       [812]: NOTICE  [sshd] "
+                       f"Increase Ban 198.51.100.23 (3 # {text} -> 2024-03-10 09:12:44)").to_doc()
+    assert get(doc, "event.action") == "increase_ban", doc
+    assert get(doc, "fail2ban.bantime") == seconds
 
 
 def test_every_line_matches_some_rule(parser):

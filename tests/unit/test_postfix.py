@@ -1,5 +1,6 @@
-"""Postfix parser: the hook (kv tails, delays, relay, conversions), the
-postfix-grok-patterns corpus contract and fail2ban's postfix sample contract."""
+"""Postfix parser: the post-processing of the rules (kv tails, delays, relay, tls, command
+counters, conversions, ECS aliases: the `ops:` of patterns/postfix.yaml) through whole
+lines, the postfix-grok-patterns corpus contract and fail2ban's postfix sample contract."""
 
 from __future__ import annotations
 
@@ -12,14 +13,6 @@ import pytest
 import yaml
 
 from streams.parse.dispatch import LineParser
-from streams.parse.products.postfix import (
-    parse_command_counters,
-    parse_kv,
-    postfix_hook,
-    split_delays,
-    split_hostport,
-    split_tls,
-)
 
 from ..corpus import MISSING, failjson_cases
 from ..corpus import get as _get
@@ -52,11 +45,24 @@ def parse(msg: str, program: str = "postfix/smtpd") -> dict:
     return parser().parse(f"Oct 26 18:13:50 mail {program}[1234]: {msg}").to_doc()
 
 
-# -- hook ------------------------------------------------------------------------------------
+def kv_tail(tail: str) -> dict:
+    """`postfix` of an smtpd `QID: key=value, ...` line (POSTFIX_KEYVALUE) with that tail."""
+    doc = parse(f"0F5383D: {tail}")
+    assert "tags" not in doc, doc
+    return doc["postfix"]
+
+
+def command_counters(data: str) -> dict:
+    """The `cmd_*` fields of an smtpd `disconnect from ...` line with those counters."""
+    doc = parse(f"disconnect from unknown[192.0.2.1] {data}")
+    assert "tags" not in doc and doc["postfix"]["command_counter_data"] == data, doc
+    return {k: v for k, v in doc["postfix"].items() if k.startswith("cmd_")}
+
+
+# -- post-processing (the rules' ops) through whole lines ----------------------------------
 def test_kv_tail_delivery():
-    pf: dict = {}
-    parse_kv("to=<a@example.com>, orig_to=<b@example.com>, relay=mx.example.net[192.0.2.1]:25, "
-             "delay=3.6, delays=0.2/0.02/0.04/3.3, tls=dane/requiretls?, dsn=2.0.0,", pf)
+    pf = kv_tail("to=<a@example.com>, orig_to=<b@example.com>, relay=mx.example.net[192.0.2.1]:25, "
+                 "delay=3.6, delays=0.2/0.02/0.04/3.3, tls=dane/requiretls?, dsn=2.0.0,")
     assert pf["to"] == "a@example.com" and pf["orig_to"] == "b@example.com"
     assert (pf["relay_hostname"], pf["relay_ip"], pf["relay_port"]) == ("mx.example.net", "192.0.2.1", 25)
     assert pf["relay"] == "mx.example.net[192.0.2.1]:25"
@@ -68,43 +74,38 @@ def test_kv_tail_delivery():
 
 
 def test_kv_relay_service_and_client():
-    pf: dict = {}
-    parse_kv("relay=1.example.com.si[private/dovecot-lmtp], client=unknown[2001:db8::1]:4242", pf)
+    pf = kv_tail("relay=1.example.com.si[private/dovecot-lmtp], client=unknown[2001:db8::1]:4242")
     assert pf["relay_hostname"] == "1.example.com.si" and pf["relay_service"] == "private/dovecot-lmtp"
     assert pf["client_ip"] == "2001:db8::1" and pf["client_port"] == 4242 and pf["client_hostname"] == "unknown"
-    pf = {}
-    parse_kv("to=local@localhost, relay=local", pf)
+    pf = kv_tail("to=local@localhost, relay=local")
     assert pf["relay_service"] == "local" and pf["to"] == "local@localhost"
 
 
 def test_kv_empty_sender_and_commas():
-    pf: dict = {}
-    parse_kv("from=<>, to=<x@example.com>, proto=ESMTP, helo=<[192.0.2.3]>", pf)
+    pf = kv_tail("from=<>, to=<x@example.com>, proto=ESMTP, helo=<[192.0.2.3]>")
     assert pf["from"] == "" and pf["to"] == "x@example.com" and pf["proto"] == "ESMTP"
     assert pf["helo"] == "[192.0.2.3]"
 
 
 def test_tls_features_with_downgrade_and_violation():
-    pf: dict = {}
-    parse_kv("tls=may:encrypt?/!requiretls:nocertmatch", pf)
+    pf = kv_tail("tls=may:encrypt?/!requiretls:nocertmatch")
     assert pf["tls_security_level"] == "may" and pf["tls_downgrade_level"] == "encrypt"
     assert pf["tls_policy_undecided"] == "?" and pf["requiretls_policy_violation"] == "!"
     assert pf["requiretls_downgrade_level"] == "nocertmatch"
 
 
 def test_command_counters():
-    pf: dict = {}
-    parse_command_counters("helo=1 ehlo=1/2 auth=0/1 quit=1 commands=3/4", pf)
-    assert pf == {"cmd_helo": 1, "cmd_ehlo_accepted": 1, "cmd_ehlo": 2, "cmd_auth_accepted": 0,
-                  "cmd_auth": 1, "cmd_quit": 1, "cmd_count_accepted": 3, "cmd_count": 4}
+    assert command_counters("helo=1 ehlo=1/2 auth=0/1 quit=1 commands=3/4") == {
+        "cmd_helo": 1, "cmd_ehlo_accepted": 1, "cmd_ehlo": 2, "cmd_auth_accepted": 0,
+        "cmd_auth": 1, "cmd_quit": 1, "cmd_count_accepted": 3, "cmd_count": 4}
 
 
 def test_hook_conversions_and_ecs():
-    fields = {"event": {}, "postfix": {
-        "queueid": "0F5383D", "client_ip": "::ffff:192.0.2.9", "client_port": 25,
-        "keyvalue_data": "from=<a@b.example>, size=5360, nrcpt=1, delay=11"}}
-    postfix_hook(fields, None, None)
+    # the client as smtpd logs it (`client=unknown[addr]:port`: no host name for ECS), and
+    # a tail with typed keys
+    fields = parse("0F5383D: client=unknown[::ffff:192.0.2.9]:25, from=<a@b.example>, size=5360, nrcpt=1, delay=11")
     pf = fields["postfix"]
+    assert pf["queueid"] == "0F5383D" and pf["client_ip"] == "::ffff:192.0.2.9" and pf["client_port"] == 25
     assert pf["size"] == 5360 and pf["nrcpt"] == 1
     assert isinstance(pf["delay"], float) and pf["delay"] == 11.0
     assert "keyvalue_data" not in pf
@@ -180,13 +181,14 @@ SUB_CASES = [p for p in PGP_CASES if _pgp_case(p)[0] in SUBPATTERNS]
 @pytest.mark.parametrize("path", SUB_CASES, ids=[p.stem for p in SUB_CASES])
 def test_postfix_grok_patterns_subpattern_case(path):
     """Upstream's sub-pattern cases (a value inside a line, split by a later step there)
-    go to the function of the hook that splits that value here."""
+    go in a line that carries that value, split here by the rules' ops."""
     name, case = _pgp_case(path)
-    split = {"POSTFIX_COMMAND_COUNTER_DATA": parse_command_counters, "POSTFIX_DELAYS": split_delays,
-             "POSTFIX_TLS_FEATURES": split_tls,
-             "POSTFIX_RELAY": lambda text, pf: split_hostport(text, "relay", pf)}[name]
-    pf: dict = {}
-    split(str(case["data"]), pf)
+    data = str(case["data"])
+    if name == "POSTFIX_COMMAND_COUNTER_DATA":
+        pf = command_counters(data)
+    else:
+        key = {"POSTFIX_DELAYS": "delays", "POSTFIX_TLS_FEATURES": "tls", "POSTFIX_RELAY": "relay"}[name]
+        pf = kv_tail(f"{key}={data}")
     for key, want in case["results"].items():
         got = pf.get(key[len("postfix_"):], MISSING)
         assert got is not MISSING, f"{key} missing in {pf}"

@@ -1,15 +1,31 @@
+"""The syslog header (RFC 3164, RFC 5424, rsyslog's file format, TAI64N labels) as the
+native core reads it: `streams._native.parse_syslog(line, year, tz, now)` ->
+`(fields, program, message)` or None; the year guesses of a running parser (its clock
+moving between lines) through `LineParser`."""
+
+import time
+
 import pytest
 
+from streams._native import parse_syslog
 from streams.clock import ManualClock
 from streams.event import parse_timestamp
-from streams.parse.syslog import parse_syslog, structured_data
-from streams.parse.timestamps import TimeParser
+from streams.parse.dispatch import LineParser
 
 
-def parse(line, **kw):
-    fields = {}
-    res = parse_syslog(line, fields, TimeParser(**kw))
-    return res, fields
+def parse(line, year=None, tz=None, now=None):
+    """(program, message) or None, and the fields the header wrote (as the Python
+    `parse_syslog(line, fields, TimeParser(year, tz, clock))` did: no clock = the system's)."""
+    res = parse_syslog(line, year, tz or "UTC", time.time() if now is None else now)
+    if res is None:
+        return None, {}
+    fields, prog, msg = res
+    return (prog, msg), fields
+
+
+def stamp(line, now):
+    """The @timestamp the header gives a year-less line read at `now` (ISO text)."""
+    return parse(line, now=parse_timestamp(now))[1].get("@timestamp")
 
 
 def test_rfc3164_with_pri():
@@ -64,13 +80,11 @@ def test_rfc3164_year_and_timezone():
 
 
 def test_year_rollover_from_clock():
-    jan_2nd_2025 = parse_timestamp("2025-01-02T10:00:00Z")
-    tp = TimeParser(clock=ManualClock(jan_2nd_2025))
-    assert tp.syslog("Dec", "31", "23:59:59")[1] == "2024-12-31T23:59:59.000Z"  # last year's December
-    assert tp.syslog("Jan", "2", "09:00:00")[1] == "2025-01-02T09:00:00.000Z"
-    dec_31 = parse_timestamp("2024-12-31T23:00:00Z")
-    tp = TimeParser(clock=ManualClock(dec_31))
-    assert tp.syslog("Jan", "1", "00:00:01")[1] == "2025-01-01T00:00:01.000Z"  # sender's clock ahead
+    jan_2nd_2025 = "2025-01-02T10:00:00Z"
+    assert stamp("Dec 31 23:59:59 h p: x", jan_2nd_2025) == "2024-12-31T23:59:59.000Z"  # last year's December
+    assert stamp("Jan  2 09:00:00 h p: x", jan_2nd_2025) == "2025-01-02T09:00:00.000Z"
+    dec_31 = "2024-12-31T23:00:00Z"
+    assert stamp("Jan  1 00:00:01 h p: x", dec_31) == "2025-01-01T00:00:01.000Z"  # sender's clock ahead
 
 
 def test_rfc5424_full():
@@ -95,7 +109,9 @@ def test_rfc5424_nil_and_offset():
 
 
 def test_sd_escapes():
-    assert structured_data(r'[a@1 k="x\"y\]z\\"]') == {"a@1": {"k": 'x"y]z\\'}}
+    (_, msg), f = parse(r'<165>1 2003-10-11T22:14:15.003Z host app - - [a@1 k="x\"y\]z\\"] m')
+    assert f["log"]["syslog"]["structured_data"] == {"a@1": {"k": 'x"y]z\\'}}
+    assert msg == "m"
 
 
 def test_bad_priority_tagged():
@@ -109,11 +125,21 @@ def test_not_syslog():
 
 
 def test_rfc3339_fraction_stamps_share_their_second():
-    tp = TimeParser()
-    assert tp.iso("2024-08-26T01:33:38.572449+02:00")[1] == "2024-08-25T23:33:38.572Z"
-    assert tp.iso("2024-08-26T01:33:38.9+02:00")[1] == "2024-08-25T23:33:38.900Z"  # same second, cached
-    assert tp.iso("2024-08-26 01:33:38,061")[1] == "2024-08-26T01:33:38.061Z"
-    assert tp.iso("2024-02-30T01:33:38.5Z") is None
+    def iso(text):
+        return parse(f"{text} mx prog: x")[1].get("@timestamp")
+
+    assert iso("2024-08-26T01:33:38.572449+02:00") == "2024-08-25T23:33:38.572Z"
+    assert iso("2024-08-26T01:33:38.9+02:00") == "2024-08-25T23:33:38.900Z"
+    assert iso("2024-08-26 01:33:38,061") == "2024-08-26T01:33:38.061Z"
+    assert iso("2024-02-30T01:33:38.5Z") is None
+    # one parser, one after the other: the second stamp of the same second is not the
+    # first one's (the core's cache of parsed stamps)
+    p = LineParser(year=2024)
+    for text, want in [("2024-08-26T01:33:38.572449+02:00", "2024-08-25T23:33:38.572Z"),
+                       ("2024-08-26T01:33:38.9+02:00", "2024-08-25T23:33:38.900Z"),
+                       ("2024-08-26 01:33:38,061", "2024-08-26T01:33:38.061Z"),
+                       ("2024-02-30T01:33:38.5Z", None)]:
+        assert p.parse(f"{text} mx prog: x").to_doc().get("@timestamp") == want, text
 
 
 def test_rfc3339_common_shape_matches_general_parse():
@@ -131,15 +157,11 @@ def test_rfc3339_common_shape_matches_general_parse():
     ("2025-03-01T12:00:00Z", "2024-02-29T10:00:00.000Z"),
 ])
 def test_leap_day_without_year_takes_the_latest_leap_year(now, want):
-    tp = TimeParser(clock=ManualClock(parse_timestamp(now)))
-    assert tp.syslog("Feb", "29", "10:00:00")[1] == want
-    (prog, _), f = parse_syslog_with(tp, "Feb 29 10:00:00 host sshd[1]: x")
+    (prog, _), f = parse("Feb 29 10:00:00 host sshd[1]: x", now=parse_timestamp(now))
     assert prog == "sshd" and f["@timestamp"] == want and f["host"]["hostname"] == "host"
-
-
-def parse_syslog_with(tp, line):
-    fields = {}
-    return parse_syslog(line, fields, tp), fields
+    # the same through a parser whose clock says `now`
+    doc = LineParser(clock=ManualClock(parse_timestamp(now))).parse("Feb 29 10:00:00 host sshd[1]: x").to_doc()
+    assert doc["@timestamp"] == want and doc["host"]["hostname"] == "host"
 
 
 def test_rfc5424_message_right_after_structured_data_is_kept():
@@ -163,12 +185,12 @@ def test_year_guess_is_not_reused_a_year_later():
     # a long-running process (`streams run`) on a quiet host: its daily cron line has the
     # same text every year, and the cache kept the first year's guess for it
     clock = ManualClock(parse_timestamp("2025-03-05T10:00:00Z"))
-    tp = TimeParser(clock=clock)
+    p = LineParser(clock=clock)
     line = "Mar  5 06:25:01 host CRON[1]: (root) CMD (x)"
-    assert parse_syslog_with(tp, line)[1]["@timestamp"] == "2025-03-05T06:25:01.000Z"
+    assert p.parse(line).to_doc()["@timestamp"] == "2025-03-05T06:25:01.000Z"
     clock.set(parse_timestamp("2026-03-05T10:00:00Z"))
-    parse_syslog_with(tp, "Mar  5 06:25:00 host CRON[1]: earlier line, new text")
-    assert parse_syslog_with(tp, line)[1]["@timestamp"] == "2026-03-05T06:25:01.000Z"
+    p.parse("Mar  5 06:25:00 host CRON[1]: earlier line, new text")
+    assert p.parse(line).to_doc()["@timestamp"] == "2026-03-05T06:25:01.000Z"
 
 
 def test_tai64n_label_out_of_range_keeps_the_line_parsed():
@@ -185,7 +207,6 @@ def test_tai64n_label_out_of_range_keeps_the_line_parsed():
 def test_a_date_that_is_none_keeps_the_header_tagged(line):
     """A leap second or an impossible date used to lose the whole header (no host, no
     program: the line fell to `syslog`, unparsed); the header stays, without its time."""
-    from streams.parse.dispatch import LineParser
     doc = LineParser(year=2016).parse(line).to_doc()
     assert "@timestamp" not in doc and "_syslog_bad_timestamp" in doc["tags"]
     assert doc["host"]["name"] == "mx1" and doc["process"] == {"name": "sshd", "pid": 7}
