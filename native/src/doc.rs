@@ -299,12 +299,18 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if i + 8 <= bytes.len() {
-            let word = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
-            if !any_special(word) {
-                i += 8;
-                continue;
-            }
+        let rest = bytes.len() - i;
+        // eight bytes at a time; the last few padded with a plain byte
+        let word = if rest >= 8 {
+            u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"))
+        } else {
+            let mut pad = [b'a'; 8];
+            pad[..rest].copy_from_slice(&bytes[i..]);
+            u64::from_le_bytes(pad)
+        };
+        if !any_special(word) {
+            i += rest.min(8);
+            continue;
         }
         let b = bytes[i];
         i += 1;

@@ -256,7 +256,7 @@ impl PyParser {
     fn parse_batch<'py>(&mut self, py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
         let inner = &mut self.inner;
         let out = py.detach(|| {
-            let mut out = Vec::with_capacity(data.len() * 3);
+            let mut out = Vec::with_capacity(data.len() * 6);
             batch(inner, data, |p| {
                 write_map(&mut out, &event_doc(p));
                 out.push(b'\n');
