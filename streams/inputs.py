@@ -44,11 +44,13 @@ def decode_line(raw: bytes) -> tuple[str, tuple[str, ...]]:
     return text, problems
 
 
-def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
-               max_line: int = DEFAULT_MAX_LINE) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """(line without its LF, problems) for every line, empty ones included; a line longer
-    than `max_line` characters comes cut there, tagged `_line_truncated`. A failed read
-    raises `InputError` after the lines before it."""
+def iter_blocks(stream: BinaryIO, progress: Callable[[int], None] | None = None,
+                max_line: int = DEFAULT_MAX_LINE) -> Iterator[bytes]:
+    """The input as blocks of whole lines (up to about CHUNK bytes, each ending in LF), for
+    the native core's batch API, which decodes and cuts lines as `iter_lines` does. A line
+    with no LF for `4 * max_line + 4` bytes is cut there (at a character boundary: it is
+    longer than `max_line` characters whatever its text) and the rest of it skipped, so
+    memory stays bounded. A failed read raises `InputError` after the blocks before it."""
     hold = 4 * max_line + 4   # bytes enough for max_line characters of any UTF-8 text
     # read1: what is there, up to CHUNK (a file: CHUNK; a pipe or stdin: what its writer
     # wrote), where read() would wait for a whole CHUNK before a line is handled
@@ -75,7 +77,7 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
             nl = chunk.find(b"\n")
             if nl < 0:
                 continue
-            yield _cut_line(tail, max_line)
+            yield _whole_chars(tail) + b"\n"
             tail, overlong, chunk = b"", False, chunk[nl + 1:]
         data = tail + chunk if tail else chunk
         cut = data.rfind(b"\n")
@@ -84,7 +86,21 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
             if len(tail) > hold:  # no LF for this long: memory stays bounded
                 tail, overlong = tail[:hold], True
             continue
-        block, tail = data[:cut], data[cut + 1:]
+        yield data[:cut + 1]
+        tail = data[cut + 1:]
+    if overlong:
+        yield _whole_chars(tail) + b"\n"
+    elif tail:
+        yield tail + b"\n"
+
+
+def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
+               max_line: int = DEFAULT_MAX_LINE) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(line without its LF, problems) for every line, empty ones included; a line longer
+    than `max_line` characters comes cut there, tagged `_line_truncated`. A failed read
+    raises `InputError` after the lines before it."""
+    for block in iter_blocks(stream, progress, max_line):
+        block = block[:-1]  # its last LF
         try:
             text = block.decode("utf-8")
         except UnicodeDecodeError:
@@ -98,58 +114,6 @@ def iter_lines(stream: BinaryIO, progress: Callable[[int], None] | None = None,
                 yield line[:max_line], (LINE_TRUNCATED,)
             else:
                 yield line, NO_PROBLEMS
-    if overlong:
-        yield _cut_line(tail, max_line)
-    elif tail:
-        yield _decoded(tail, max_line)
-
-
-def iter_blocks(stream: BinaryIO, progress: Callable[[int], None] | None = None,
-                max_line: int = DEFAULT_MAX_LINE) -> Iterator[bytes]:
-    """The input as blocks of whole lines (up to about CHUNK bytes, each ending in LF), for
-    the native core's batch API, which decodes and cuts lines as `iter_lines` does. A line
-    with no LF for `4 * max_line + 4` bytes is cut there (at a character boundary: it is
-    longer than `max_line` characters whatever its text) and the rest of it skipped, so
-    memory stays bounded. A failed read raises `InputError` after the blocks before it."""
-    hold = 4 * max_line + 4
-    read = stream.read1 if hasattr(stream, "read1") else stream.read
-    tail = b""
-    first = True
-    overlong = False
-    while True:
-        try:
-            chunk = read(CHUNK)
-        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
-            raise InputError(str(e)) from e
-        if not chunk:
-            break
-        if progress is not None:
-            progress(len(chunk))
-        if first:
-            first = False
-            if chunk.startswith(_BOM):
-                chunk = chunk[len(_BOM):]
-                if not chunk:
-                    continue
-        if overlong:
-            nl = chunk.find(b"\n")
-            if nl < 0:
-                continue
-            yield _whole_chars(tail) + b"\n"
-            tail, overlong, chunk = b"", False, chunk[nl + 1:]
-        data = tail + chunk if tail else chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            tail = data
-            if len(tail) > hold:
-                tail, overlong = tail[:hold], True
-            continue
-        yield data[:cut + 1]
-        tail = data[cut + 1:]
-    if overlong:
-        yield _whole_chars(tail) + b"\n"
-    elif tail:
-        yield tail + b"\n"
 
 
 def _whole_chars(head: bytes) -> bytes:
@@ -167,18 +131,6 @@ def _decoded(raw: bytes, max_line: int) -> tuple[str, tuple[str, ...]]:
     if len(line) > max_line:
         return line[:max_line], problems + (LINE_TRUNCATED,)
     return line, problems
-
-
-def _cut_line(head: bytes, max_line: int) -> tuple[str, tuple[str, ...]]:
-    """The first `max_line` characters of a line whose first bytes are `head`, tagged as cut.
-    A character the cut split in two is left out, not read as invalid UTF-8."""
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        if e.end == len(head) and e.reason == "unexpected end of data":
-            head = head[:e.start]
-    text, problems = decode_line(head)
-    return text[:max_line], problems + (LINE_TRUNCATED,)
 
 
 class InputError(Exception):

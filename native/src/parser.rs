@@ -614,25 +614,35 @@ impl Parser {
                 .extend(self.products[p].rules[r].hooks.iter().cloned());
             self.stats.add("python_hook");
         }
-        // the ops borrow the parser (for reparse) while the tables change: take the state
-        let mut state = std::mem::replace(&mut self.state, State::new(Vec::new()));
-        let result = {
-            let env = ParserEnv { parser: self };
-            let mut cx = Cx {
-                doc: &mut out.doc,
-                message: &mut out.message,
-                tags: &mut out.tags,
-                times: &env.parser.times,
-                state: &mut state,
-                rows: Vec::new(),
-                vars: Vec::new(),
-            };
+        self.with_ops(out, Vec::new(), |env, cx| {
             let product = &env.parser.products[p];
-            let r1 = ops::run(&product.rules[r].ops, &mut cx, &env);
-            let r2 = r1.and_then(|_| ops::run(&product.ops, &mut cx, &env));
-            cx.finish();
-            r2
+            ops::run(&product.rules[r].ops, cx, env)?;
+            ops::run(&product.ops, cx, env)
+        })
+    }
+
+    /// Runs `f` with the ops' context of a line: the ops borrow the parser (`reparse`
+    /// reads other products) while the correlation tables change, so the state is taken
+    /// out meanwhile; rows taken by `row` go back into their tables at the end.
+    fn with_ops(
+        &mut self,
+        out: &mut Parsed,
+        vars: Vec<(String, Value)>,
+        f: impl FnOnce(&ParserEnv, &mut Cx) -> Result<(), MatchError>,
+    ) -> Result<(), MatchError> {
+        let mut state = std::mem::replace(&mut self.state, State::new(Vec::new()));
+        let env = ParserEnv { parser: self };
+        let mut cx = Cx {
+            doc: &mut out.doc,
+            message: &mut out.message,
+            tags: &mut out.tags,
+            times: &env.parser.times,
+            state: &mut state,
+            rows: Vec::new(),
+            vars,
         };
+        let result = f(&env, &mut cx);
+        cx.finish();
         self.state = state;
         result
     }
@@ -708,21 +718,10 @@ impl Parser {
                         let ds = self.products[self.json[jf].product].dataset.clone();
                         out.doc.obj("event").insert("dataset", Value::Str(ds));
                         self.stats.add("json_failure");
-                        let mut state = std::mem::replace(&mut self.state, State::new(Vec::new()));
-                        let env = ParserEnv { parser: self };
-                        let mut cx = Cx {
-                            doc: &mut out.doc,
-                            message: &mut out.message,
-                            tags: &mut out.tags,
-                            times: &env.parser.times,
-                            state: &mut state,
-                            rows: Vec::new(),
-                            vars: vec![("line".into(), Value::str(line))],
-                        };
-                        let r = ops::run(&env.parser.json[jf].damaged, &mut cx, &env);
-                        cx.finish();
-                        self.state = state;
-                        return r;
+                        let vars = vec![("line".into(), Value::str(line))];
+                        return self.with_ops(out, vars, |env, cx| {
+                            ops::run(&env.parser.json[jf].damaged, cx, env)
+                        });
                     }
                 }
             }
@@ -745,21 +744,9 @@ impl Parser {
             out.doc.insert("json", Value::Map(obj));
             return Ok(());
         };
-        let mut state = std::mem::replace(&mut self.state, State::new(Vec::new()));
-        let env = ParserEnv { parser: self };
-        let mut cx = Cx {
-            doc: &mut out.doc,
-            message: &mut out.message,
-            tags: &mut out.tags,
-            times: &env.parser.times,
-            state: &mut state,
-            rows: Vec::new(),
-            vars: Vec::new(),
-        };
-        let r = env.run_json(&mut cx, &env.parser.json[jf].op.ops, obj);
-        cx.finish();
-        self.state = state;
-        r
+        self.with_ops(out, Vec::new(), |env, cx| {
+            env.run_json(cx, &env.parser.json[jf].op.ops, obj)
+        })
     }
 }
 
