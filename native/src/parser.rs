@@ -444,8 +444,20 @@ impl Parser {
         if cut {
             out.tags.push(LINE_TRUNCATED.into());
         }
+        self.guarded(line, cut, out, Parser::shapes)
+    }
+
+    /// Runs `shapes` on the line: a regex limit keeps what was found, tagged; a panic (a
+    /// bug) keeps the line whole, tagged `_parser_error`; the parser goes on either way.
+    fn guarded(
+        &mut self,
+        line: &str,
+        cut: bool,
+        mut out: Parsed,
+        shapes: impl FnOnce(&mut Parser, &str, &mut Parsed) -> Result<(), MatchError>,
+    ) -> Parsed {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let r = self.shapes(line, &mut out);
+            let r = shapes(self, line, &mut out);
             (r, out)
         }));
         match run {
@@ -998,6 +1010,25 @@ mod tests {
         p.new_input();
         let r = p.parse("  a traceback line");
         assert_eq!(r.tags, vec!["_grokparsefailure".to_string()]);
+    }
+
+    #[test]
+    fn a_panic_keeps_the_line_and_the_parser() {
+        let mut p = parser(Limits::default());
+        let line = "Mar  1 10:00:00 h sshd[7]: Failed password for root from 192.0.2.1";
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {})); // the expected panic is not printed
+        let r = p.guarded(line, false, Parsed::default(), |_, _, out| {
+            out.doc.insert("half", Value::str("written"));
+            panic!("a bug");
+        });
+        std::panic::set_hook(hook);
+        assert_eq!(r.tags, vec!["_parser_error".to_string()]);
+        assert_eq!(at(&r, "event.original"), Some(&s(line)));
+        assert_eq!(at(&r, "half"), None);
+        assert_eq!(r.message.as_deref(), Some(line));
+        assert_eq!(p.stats.0, vec![("parser_error", 1)]);
+        assert_eq!(p.parse(line).rule.as_deref(), Some("FAIL"));
     }
 
     #[test]
