@@ -125,7 +125,9 @@ impl Map {
                 at
             }
             None => {
-                self.0.push((key.to_string(), Value::Map(Map::new())));
+                // sized for a typical sub-object: no growth for most
+                self.0
+                    .push((key.to_string(), Value::Map(Map(Vec::with_capacity(4)))));
                 self.0.len() - 1
             }
         };
@@ -193,6 +195,32 @@ impl Map {
         }
     }
 }
+
+/// FNV-1a: the hasher of the core's small caches (program names, time stamps), whose keys
+/// come from the lines themselves but are bounded, so SipHash's flooding resistance buys
+/// nothing there.
+#[derive(Default, Clone, Copy)]
+pub struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
 
 /// A dotted field name as a path (`a.b.c`); empty parts are refused.
 pub fn path(name: &str) -> Result<Vec<String>, String> {
@@ -293,24 +321,46 @@ fn any_special(x: u64) -> bool {
     x.wrapping_sub(LO * 0x20) & !x & HI != 0 || zero(x ^ (LO * 0x22)) || zero(x ^ (LO * 0x5C))
 }
 
+/// Whether the string has nothing to escape (the common case, tested a word at a time:
+/// the last word overlaps the one before it, a short string is padded).
+fn plain(bytes: &[u8]) -> bool {
+    let n = bytes.len();
+    if n < 8 {
+        let mut word = 0x6161_6161_6161_6161u64; // "aaaaaaaa"
+        for (k, &b) in bytes.iter().enumerate() {
+            word = (word & !(0xff << (8 * k))) | (u64::from(b) << (8 * k));
+        }
+        return !any_special(word);
+    }
+    let word_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+    let mut i = 0;
+    while i + 8 <= n {
+        if any_special(word_at(i)) {
+            return false;
+        }
+        i += 8;
+    }
+    i == n || !any_special(word_at(n - 8))
+}
+
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    if plain(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let rest = bytes.len() - i;
-        // eight bytes at a time; the last few padded with a plain byte
-        let word = if rest >= 8 {
-            u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"))
-        } else {
-            let mut pad = [b'a'; 8];
-            pad[..rest].copy_from_slice(&bytes[i..]);
-            u64::from_le_bytes(pad)
-        };
-        if !any_special(word) {
-            i += rest.min(8);
-            continue;
+        // eight bytes at a time (the last few one by one)
+        if i + 8 <= bytes.len() {
+            let word = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+            if !any_special(word) {
+                i += 8;
+                continue;
+            }
         }
         let b = bytes[i];
         i += 1;

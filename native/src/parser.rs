@@ -107,7 +107,7 @@ pub struct Parser {
     pub times: TimeParser,
     pub max_line: usize,
     state: State,
-    resolved: HashMap<Option<String>, Option<usize>>,
+    resolved: HashMap<String, Option<usize>, crate::doc::Fnv>,
     /// (form, kept fields) of the last line when it was a form with continuations
     context: Option<(usize, Map)>,
     pub stats: Stats,
@@ -353,7 +353,7 @@ impl Parser {
             times,
             max_line,
             state: State::new(tables),
-            resolved: HashMap::new(),
+            resolved: HashMap::default(),
             context: None,
             stats: Stats::default(),
         })
@@ -400,12 +400,12 @@ impl Parser {
 
     /// Program name -> product; normalised names are cached (bounded).
     fn resolve(&mut self, program: Option<&str>) -> Option<usize> {
-        let key = program.map(str::to_string);
-        if let Some(&p) = self.resolved.get(&key) {
+        let prog = program?;
+        if let Some(&p) = self.resolved.get(prog) {
             return p;
         }
         let mut p = None;
-        if let Some(prog) = program.filter(|s| !s.is_empty()) {
+        if !prog.is_empty() {
             p = self.by_program.get(prog).copied();
             if p.is_none() {
                 if let Some((head, tail)) = prog.split_once('/') {
@@ -421,7 +421,7 @@ impl Parser {
             }
         }
         if self.resolved.len() < 4096 {
-            self.resolved.insert(key, p);
+            self.resolved.insert(prog.to_string(), p);
         }
         p
     }
@@ -439,7 +439,10 @@ impl Parser {
             line = &line[..end];
             self.stats.add("truncated");
         }
-        let mut out = Parsed::default();
+        let mut out = Parsed {
+            doc: Map(Vec::with_capacity(12)),
+            ..Parsed::default()
+        };
         out.doc.obj("event").insert("original", Value::str(line));
         if cut {
             out.tags.push(LINE_TRUNCATED.into());
@@ -787,9 +790,9 @@ impl Env for ParserEnv<'_> {
             return Ok(());
         };
         let product = &self.parser.products[p];
-        let event = cx.doc.obj("event");
         match product.matcher.matches(text)? {
             None => {
+                let event = cx.doc.obj("event");
                 event.insert("dataset", Value::Str(product.dataset.clone()));
                 cx.tags.push("_grokparsefailure".into());
             }

@@ -513,7 +513,7 @@ pub struct TimeParser {
 #[derive(Debug, Default)]
 struct Cache {
     until: f64,
-    stamps: HashMap<String, Option<(f64, String)>>,
+    stamps: HashMap<String, Option<(f64, String)>, crate::doc::Fnv>,
 }
 
 impl Clone for TimeParser {
@@ -533,7 +533,7 @@ impl TimeParser {
             now,
             cache: Mutex::new(Cache {
                 until: f64::NEG_INFINITY,
-                stamps: HashMap::new(),
+                stamps: HashMap::default(),
             }),
         }
     }
@@ -633,7 +633,12 @@ impl TimeParser {
         clock: &str,
         year: Option<&str>,
     ) -> Option<(f64, String)> {
-        let key = format!("{month}\0{day}\0{clock}\0{}", year.unwrap_or("-"));
+        // month, day, clock, year (\u{1} for none): no formatter on the hot path
+        let y = year.unwrap_or("\u{1}");
+        let mut key = String::with_capacity(month.len() + day.len() + clock.len() + y.len() + 3);
+        for part in [month, "\0", day, "\0", clock, "\0", y] {
+            key.push_str(part);
+        }
         self.cached(key, || self.syslog_uncached(month, day, clock, year))
     }
 
