@@ -137,6 +137,15 @@ impl Map {
         }
     }
 
+    /// The object at a path (this map for an empty one), made like [`Map::put`]'s parents.
+    pub fn obj_at(&mut self, path: &[String]) -> &mut Map {
+        let mut m = self;
+        for p in path {
+            m = m.obj(p);
+        }
+        m
+    }
+
     /// `setdefault(key, {})` that leaves a non-object alone: None then.
     pub fn obj_if_any(&mut self, key: &str) -> Option<&mut Map> {
         self.setdefault(key, Value::Map(Map::new())).as_map_mut()

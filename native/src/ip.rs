@@ -1,7 +1,7 @@
 //! IP addresses as the Python parser wrote them (`as_ip`: `str(ipaddress.ip_address(…))`
 //! of Python 3.11, whose IPv6 text is always hexadecimal, RFC 5952 compressed).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The canonical text of an IP address, or None for a host name: `[1.2.3.4]` brackets
 /// and an IPv4-mapped `::ffff:1.2.3.4` prefix are taken off, a `%scope` is dropped.
@@ -17,9 +17,8 @@ pub fn as_ip(text: &str) -> Option<String> {
         // Python 3.9.5+ does
         t.parse::<Ipv6Addr>().ok().map(|a| v6_text(&a))
     } else {
-        t.parse::<Ipv4Addr>()
-            .ok()
-            .map(|a| IpAddr::V4(a).to_string())
+        // a dotted quad Rust takes (no leading zeros, as Python) is its own canonical text
+        t.parse::<Ipv4Addr>().ok().map(|_| t.to_string())
     }
 }
 

@@ -1396,12 +1396,12 @@ fn run_one(op: &Op, cx: &mut Cx, env: &dyn Env) -> Result<(), MatchError> {
                     cx.vars.truncate(mark);
                     continue;
                 }
-                let mut p = into.clone();
-                p.push(match affix.as_deref() {
+                let name = match affix.as_deref() {
                     Some((pre, suf)) => format!("{pre}{key}{suf}"),
                     None => key.clone(),
-                });
-                if *first_wins && cx.doc.at(&p).is_some() {
+                };
+                let target = cx.doc.obj_at(into);
+                if *first_wins && target.contains(&name) {
                     continue;
                 }
                 let conv = convs
@@ -1415,7 +1415,7 @@ fn run_one(op: &Op, cx: &mut Cx, env: &dyn Env) -> Result<(), MatchError> {
                     None => Some(Value::Str(value)),
                 };
                 if let Some(v) = v {
-                    cx.doc.put(&p, v);
+                    cx.doc.obj_at(into).insert(&name, v);
                 }
             }
         }
@@ -1627,9 +1627,7 @@ fn next_char(s: &str, at: usize) -> usize {
 /// a bare word (`none`, `local`) is the transport -> _service.
 fn hostport(doc: &mut Map, into: &Path, prefix: &str, value: &str) {
     let mut put = |suffix: &str, v: Value| {
-        let mut p = into.clone();
-        p.push(format!("{prefix}_{suffix}"));
-        doc.put(&p, v);
+        doc.obj_at(into).insert(&format!("{prefix}_{suffix}"), v);
     };
     // (?P<host>[^\s\[\]]+)?\[(?P<inner>[^\]]*)\](?::(?P<port>\d+))?$
     let parsed = (|| {
