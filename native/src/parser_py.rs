@@ -154,7 +154,8 @@ fn batch(parser: &mut Parser, data: &[u8], mut each: impl FnMut(Parsed)) {
     }
     for raw in data.split(|&b| b == b'\n') {
         let (text, problems) = decode(raw, parser.max_line);
-        if text.chars().all(char::is_whitespace) {
+        // `not text or text.isspace()`: Python's whitespace (the 0x1c..0x1f separators too)
+        if text.chars().all(crate::pyunicode::is_space) {
             continue;
         }
         parser.stats.add("lines");
