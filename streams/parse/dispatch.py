@@ -44,7 +44,7 @@ class LineParser:
         self._hooks: dict[str, object] = {}
         self.has_hooks = self.native.has_hooks
         if self.has_hooks:  # a hook that cannot be loaded fails at start, not per line
-            for spec in native_hook_names(self.native):
+            for spec in self.native.hook_names():
                 self._hook(spec)
 
     @property
@@ -118,13 +118,10 @@ class LineParser:
         for text, problems in iter_lines(io.BytesIO(data), max_line=self.max_line):
             if not text or text.isspace():
                 continue
+            self._problems["lines"] += 1
             ev = self.parse(text)
             if problems:
                 ev.tags.extend(problems)
                 self.count(problems)
             yield ev.to_doc()
 
-
-def native_hook_names(native) -> set[str]:
-    """The Python hooks the rules name."""
-    return set(native.hook_names())

@@ -58,3 +58,42 @@ def test_fail2ban_continuation_does_not_cross_files(tmp_path, capsysbinary):
     # was: dataset fail2ban.log, the ban's time and pid, tagged multiline_continuation
     assert "multiline_continuation" not in last["tags"] and "@timestamp" not in last
     assert last["tags"] == ["_grokparsefailure"]
+
+
+def test_a_python_hook_is_the_escape_hatch(tmp_path, capsysbinary):
+    """A rule may name a Python hook (`module:function`) for what ops cannot say: it runs
+    on the matched line's document, counted as the slow path, in `streams parse` too."""
+    import json
+
+    from streams.cli import main
+    (tmp_path / "tag.grok").write_text("TAG_LINE tag %{GREEDYDATA:tag.text}\n")
+    (tmp_path / "tag.yaml").write_text(
+        "parsers:\n  - name: tag\n    dataset: tag.log\n    programs: [tag]\n"
+        "    rules:\n      - pattern: TAG_LINE\n        hooks: ['tests.unit.test_dispatch:_upper']\n")
+    p = LineParser([tmp_path], year=2026)
+    doc = p.parse("Nov 24 00:00:00 h tag[1]: tag hello").to_doc()
+    assert doc["tag"] == {"text": "hello", "upper": "HELLO"} and "tags" not in doc
+    assert p.stats["python_hook"] == 1
+    ok = p.parse("Nov 24 00:00:01 h sshd[2]: Accepted publickey for bob from 192.0.2.1 port 2 ssh2").to_doc()
+    assert ok["event"]["dataset"] == "sshd.log" and p.stats["python_hook"] == 1  # other rules: no hook
+    log = tmp_path / "a.log"
+    log.write_text("Nov 24 00:00:00 h tag[1]: tag hi\n\nNov 24 00:00:01 h other[2]: x\n")
+    assert main(["parse", "--patterns-dir", str(tmp_path), str(log)]) == 0
+    out = [json.loads(x) for x in capsysbinary.readouterr()[0].splitlines()]
+    assert [d.get("tag") for d in out] == [{"text": "hi", "upper": "HI"}, None]
+
+
+def test_a_hook_that_cannot_be_loaded_fails_at_start(tmp_path):
+    import pytest
+
+    from streams.parse.grok import PatternError
+    (tmp_path / "tag.grok").write_text("TAG_LINE tag %{GREEDYDATA:tag.text}\n")
+    (tmp_path / "tag.yaml").write_text(
+        "parsers:\n  - name: tag\n    dataset: tag.log\n    programs: [tag]\n"
+        "    rules:\n      - pattern: TAG_LINE\n        hooks: ['tests.unit.test_dispatch:_nope']\n")
+    with pytest.raises(PatternError, match="_nope"):
+        LineParser([tmp_path], year=2026)
+
+
+def _upper(fields, ev, parser):
+    fields["tag"]["upper"] = fields["tag"]["text"].upper()
