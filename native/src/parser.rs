@@ -529,9 +529,8 @@ impl Parser {
         }
         if let Some(fb) = self.fallback {
             if let Some((rule, fields)) = self.products[fb].matcher.matches(&msg)? {
-                let rule_ix = rule;
                 fill(&mut out.doc, &fields, &self.products[fb].statics);
-                self.matched(fb, rule_ix, out)?;
+                self.matched(fb, rule, out)?;
                 return Ok(());
             }
         }
