@@ -205,6 +205,22 @@ impl Map {
     }
 }
 
+/// How deep containers nest in `v` (a scalar: 0).
+pub fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::List(l) => Box::new(l.iter()),
+            Value::Map(m) => Box::new(m.0.iter().map(|(_, x)| x)),
+            _ => continue,
+        };
+        deepest = deepest.max(d + 1);
+        stack.extend(children.map(|c| (c, d + 1)));
+    }
+    deepest
+}
+
 /// FNV-1a: the hasher of the core's small caches (program names, time stamps), whose keys
 /// come from the lines themselves but are bounded, so SipHash's flooding resistance buys
 /// nothing there.
@@ -423,6 +439,18 @@ mod tests {
         assert_eq!(m.at(&p("source.address.x")), Some(&Value::Int(1)));
         assert_eq!(m.take(&p("source.port")), Some(Value::Int(22)));
         assert!(path("a..b").is_err());
+    }
+
+    #[test]
+    fn depth_of_nesting() {
+        assert_eq!(depth(&Value::Int(1)), 0);
+        let mut v = Value::List(vec![]);
+        for _ in 0..5 {
+            let mut m = Map::new();
+            m.insert("k", v);
+            v = Value::Map(m);
+        }
+        assert_eq!(depth(&v), 6);
     }
 
     #[test]

@@ -713,7 +713,7 @@ impl Parser {
 
     fn json_line(&mut self, line: &str, out: &mut Parsed) -> Result<(), MatchError> {
         out.message = Some(line.to_string());
-        let mut parsed = crate::json::parse_strict(line).ok();
+        let mut parsed = read_json(line, crate::json::parse_strict, &mut out.tags);
         let mut recovered = None;
         if parsed.is_none() {
             if let Some(jf) = self
@@ -721,8 +721,8 @@ impl Parser {
                 .iter()
                 .position(|j| j.mentions.iter().any(|m| line.contains(m.as_str())))
             {
-                match crate::json::parse_lenient(line) {
-                    Ok(Value::Map(m)) => {
+                match read_json(line, crate::json::parse_lenient, &mut out.tags) {
+                    Some(Value::Map(m)) => {
                         parsed = Some(Value::Map(m));
                         recovered = Some(jf);
                     }
@@ -810,11 +810,11 @@ impl Env for ParserEnv<'_> {
     /// A JSON text (strict, else lenient: `recovered_tag`); no object: the `damaged`
     /// ops with the text as `$line`.
     fn json(&self, cx: &mut Cx, op: &JsonOp, text: &str) -> Result<(), MatchError> {
-        let obj = match crate::json::parse_strict(text) {
-            Ok(Value::Map(obj)) => Some(obj),
-            Ok(_) => None,
-            Err(_) => match crate::json::parse_lenient(text) {
-                Ok(Value::Map(obj)) => {
+        let obj = match read_json(text, crate::json::parse_strict, cx.tags) {
+            Some(Value::Map(obj)) => Some(obj),
+            Some(_) => None,
+            None => match read_json(text, crate::json::parse_lenient, cx.tags) {
+                Some(Value::Map(obj)) => {
                     if !op.recovered_tag.is_empty() {
                         cx.tags.push(op.recovered_tag.clone());
                     }
@@ -834,6 +834,28 @@ impl Env for ParserEnv<'_> {
             }
         }
     }
+}
+
+/// Nesting past this is not adopted from a JSON text (the line is kept as text, tagged
+/// `_json_too_deep`): the outputs' JSON writers stop at 254 levels (orjson) and
+/// Elasticsearch's mapping depth far sooner; the readers take 1,024.
+pub const MAX_JSON_DEPTH: usize = 200;
+
+/// A JSON text read by `read`, or None: unreadable, or nested deeper than
+/// [`MAX_JSON_DEPTH`] (then tagged once).
+fn read_json(
+    text: &str,
+    read: fn(&str) -> Result<Value, crate::json::JsonError>,
+    tags: &mut Vec<String>,
+) -> Option<Value> {
+    let v = read(text).ok()?;
+    if crate::doc::depth(&v) > MAX_JSON_DEPTH {
+        if !tags.iter().any(|t| t == "_json_too_deep") {
+            tags.push("_json_too_deep".into());
+        }
+        return None;
+    }
+    Some(v)
 }
 
 /// Their values win; objects merge key by key.

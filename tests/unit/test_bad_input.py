@@ -55,6 +55,25 @@ def test_replay_counts_problems(tmp_path):
     assert written == summary["events"]
 
 
+def test_json_nested_past_what_outputs_write_is_kept_as_text(tmp_path):
+    # was: `streams replay` died with a traceback (orjson writes 254 levels, reads 1,024)
+    deep = ['{"x":' + "[" * 300 + "]" * 300 + "}", '{"a":' * 300 + "1" + "}" * 300,
+            '{"rule":' * 250 + '{"level": 3}' + "}" * 250]
+    ok = '{"rule": {"level": 3, "id": "5710"}, "agent": {"name": "web1"}, "full_log": "x"}'
+    p = tmp_path / "deep.log"
+    p.write_text("\n".join([*deep, ok]) + "\n")
+    out = tmp_path / "out"
+    assert main(["replay", "--no-geoip", "-q", "-o", str(out), str(p)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["events"] == 4 and summary["problems"]["_json_too_deep"] == 3
+    docs = [json.loads(x) for f in sorted((out / "elasticsearch").iterdir())
+            for x in f.read_bytes().splitlines()[1::2]]
+    deep_docs = [d for d in docs if "_json_too_deep" in d.get("tags", ())]
+    assert sorted(d["message"] for d in deep_docs) == sorted(deep)
+    assert all("_jsonparsefailure" in d["tags"] and "json" not in d for d in deep_docs)
+    assert [d["rule"]["id"] for d in docs if "rule" in d] == ["5710"]
+
+
 def test_missing_file_exit_code(tmp_path, capsysbinary):
     good = write(tmp_path, [b"Jan  1 00:00:00 h p: x"])
     assert main(["parse", str(tmp_path / "nope.log"), str(good)]) == 1
