@@ -6,10 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// The canonical text of an IP address, or None for a host name: `[1.2.3.4]` brackets
 /// and an IPv4-mapped `::ffff:1.2.3.4` prefix are taken off, a `%scope` is dropped.
 pub fn as_ip(text: &str) -> Option<String> {
-    let mut t = text.trim_matches(|c| c == '[' || c == ']');
-    if t.len() >= 7 && t[..7].eq_ignore_ascii_case("::ffff:") && t.contains('.') {
-        t = &t[7..];
-    }
+    let t = unmapped(text.trim_matches(|c| c == '[' || c == ']'));
     let t = t.split('%').next().unwrap_or("");
     if t.contains(':') {
         // Rust's parser takes what Python's does for the forms logs hold (hex groups,
@@ -19,6 +16,15 @@ pub fn as_ip(text: &str) -> Option<String> {
     } else {
         // a dotted quad Rust takes (no leading zeros, as Python) is its own canonical text
         t.parse::<Ipv4Addr>().ok().map(|_| t.to_string())
+    }
+}
+
+/// An IPv4-mapped `::ffff:1.2.3.4` as the IPv4 address it stands for (any case; a
+/// text with multi-byte characters is compared by bytes, never cut inside one).
+pub fn unmapped(t: &str) -> &str {
+    match t.get(..7) {
+        Some(head) if head.eq_ignore_ascii_case("::ffff:") && t.contains('.') => &t[7..],
+        _ => t,
     }
 }
 
@@ -79,6 +85,9 @@ mod tests {
             (" 1.2.3.4", None),
             ("mail.example.org", None),
             ("unknown", None),
+            // a multi-byte character across the 7th byte: no panic, no address
+            ("abcdefé.org", None),
+            ("::ffé:1.2.3.4", None),
         ] {
             assert_eq!(as_ip(t).as_deref(), want, "{t}");
         }

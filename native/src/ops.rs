@@ -893,6 +893,10 @@ pub struct Cx<'a> {
     pub state: &'a mut State,
     pub rows: Vec<Option<RowAt>>,
     pub vars: Vec<(String, Value)>,
+    /// the Python hooks named by the rule a `reparse` matched
+    pub hooks: Vec<String>,
+    /// how many `reparse` are running (bounded: a rule file may make a cycle)
+    pub depth: u8,
 }
 
 /// What ops cannot do alone: parse a text with another parser's rules, read JSON.
@@ -1710,8 +1714,9 @@ fn address(doc: &mut Map, p: &Path) {
     if a.len() >= 2 && a.starts_with('[') && a.ends_with(']') {
         a = &a[1..a.len() - 1];
     }
-    if a.len() >= 7 && a[..7].eq_ignore_ascii_case("::ffff:") && a.contains('.') {
-        a = &a[7..];
+    let plain = crate::ip::unmapped(a);
+    if plain.len() != a.len() {
+        a = plain;
     } else if let Some(r) = a.strip_prefix("IPv6:") {
         a = r;
     }
@@ -1773,6 +1778,8 @@ mod tests {
             state,
             rows: Vec::new(),
             vars: Vec::new(),
+            hooks: Vec::new(),
+            depth: 0,
         };
         run(ops, &mut cx, &NoEnv).unwrap();
         cx.finish();
@@ -1935,6 +1942,10 @@ mod tests {
         assert_eq!(duration("600"), Some(Value::Int(600)));
         assert_eq!(duration("0.5"), Some(Value::Float(0.5)));
         assert_eq!(duration("soon"), None);
+        let mut d = Map::new();
+        d.put(&p("source.address"), s("abcdefé.org")); // é across the 7th byte
+        address(&mut d, &p("source"));
+        assert_eq!(d.at(&p("source.ip")), None);
         let mut d = Map::new();
         d.put(&p("source.address"), s("[::ffff:192.0.2.7]"));
         address(&mut d, &p("source"));

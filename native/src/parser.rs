@@ -170,9 +170,15 @@ impl Parser {
                 .and_then(Value::as_str)
                 .unwrap_or("<parser>")
                 .to_string();
+            // a later parser of the same name (a user's --patterns-dir) takes its place
             let name = m.get("name").and_then(Value::as_str).unwrap_or("");
-            specs.retain(|(s, _)| s.get("name").and_then(Value::as_str) != Some(name));
-            specs.push((m, origin));
+            match specs
+                .iter()
+                .position(|(s, _)| s.get("name").and_then(Value::as_str) == Some(name))
+            {
+                Some(at) => specs[at] = (m, origin),
+                None => specs.push((m, origin)),
+            }
         }
         for (m, origin) in &specs {
             if let Some(t) = m.get("tables") {
@@ -259,6 +265,14 @@ impl Parser {
             by_name.insert(p.name.clone(), i);
             for prog in &p.programs {
                 by_program.insert(prog.clone(), i);
+            }
+        }
+        for (m, origin) in &specs {
+            if let Some(target) = reparse_targets(&Value::Map((*m).clone()))
+                .into_iter()
+                .find(|t| !by_name.contains_key(t))
+            {
+                return err(origin, format!("reparse: no parser named {target:?}"));
             }
         }
         let mut forms = Vec::new();
@@ -420,7 +434,8 @@ impl Parser {
                 p = self.by_program.get(&format!("{base}*")).copied();
             }
         }
-        if self.resolved.len() < 4096 {
+        // bounded: 4,096 names of at most 64 bytes
+        if self.resolved.len() < 4096 && prog.len() <= 64 {
             self.resolved.insert(prog.to_string(), p);
         }
         p
@@ -645,19 +660,32 @@ impl Parser {
         f: impl FnOnce(&ParserEnv, &mut Cx) -> Result<(), MatchError>,
     ) -> Result<(), MatchError> {
         let mut state = std::mem::replace(&mut self.state, State::new(Vec::new()));
-        let env = ParserEnv { parser: self };
-        let mut cx = Cx {
-            doc: &mut out.doc,
-            message: &mut out.message,
-            tags: &mut out.tags,
-            times: &env.parser.times,
-            state: &mut state,
-            rows: Vec::new(),
-            vars,
-        };
-        let result = f(&env, &mut cx);
-        cx.finish();
+        let mut reparsed = Vec::new();
+        // the state goes back even when `f` panics (the panic is the line's, see guarded())
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let env = ParserEnv { parser: &*self };
+            let mut cx = Cx {
+                doc: &mut out.doc,
+                message: &mut out.message,
+                tags: &mut out.tags,
+                times: &env.parser.times,
+                state: &mut state,
+                rows: Vec::new(),
+                vars,
+                hooks: Vec::new(),
+                depth: 0,
+            };
+            let result = f(&env, &mut cx);
+            cx.finish();
+            reparsed = std::mem::take(&mut cx.hooks);
+            result
+        }));
         self.state = state;
+        let result = run.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if !reparsed.is_empty() {
+            out.hooks.extend(reparsed);
+            self.stats.add("python_hook");
+        }
         result
     }
 
@@ -785,9 +813,14 @@ impl Env for ParserEnv<'_> {
     /// The text parsed by another product's rules, into the same document (a
     /// syslog-wrapped body); no rule matches: that product's dataset, tagged.
     fn reparse(&self, cx: &mut Cx, parser: &str, text: &str) -> Result<(), MatchError> {
+        // the target exists (checked at start); a cycle of reparses stops here, tagged
         let Some(&p) = self.parser.by_name.get(parser) else {
             return Ok(());
         };
+        if cx.depth >= MAX_REPARSE {
+            cx.tags.push("_reparse_depth".into());
+            return Ok(());
+        }
         let product = &self.parser.products[p];
         match product.matcher.matches(text)? {
             None => {
@@ -800,8 +833,13 @@ impl Env for ParserEnv<'_> {
                 cx.doc
                     .obj("event")
                     .setdefault("dataset", Value::Str(product.dataset.clone()));
-                ops::run(&product.rules[r].ops, cx, self)?;
-                ops::run(&product.ops, cx, self)?;
+                // the Python hooks of the rule that matched the text run too
+                cx.hooks.extend(product.rules[r].hooks.iter().cloned());
+                cx.depth += 1;
+                let result = ops::run(&product.rules[r].ops, cx, self)
+                    .and_then(|_| ops::run(&product.ops, cx, self));
+                cx.depth -= 1;
+                result?;
             }
         }
         Ok(())
@@ -835,6 +873,30 @@ impl Env for ParserEnv<'_> {
         }
     }
 }
+
+/// The parsers the `reparse` ops of a spec name.
+fn reparse_targets(spec: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![spec];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Map(m) => {
+                if let Some(Value::Map(r)) = m.get("reparse") {
+                    if let Some(Value::Str(t)) = r.get("parser") {
+                        out.push(t.clone());
+                    }
+                }
+                stack.extend(m.0.iter().map(|(_, x)| x));
+            }
+            Value::List(l) => stack.extend(l.iter()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Reparses within reparses (a rule file may name its own parser).
+const MAX_REPARSE: u8 = 4;
 
 /// Nesting past this is not adopted from a JSON text (the line is kept as text, tagged
 /// `_json_too_deep`): the outputs' JSON writers stop at 254 levels (orjson) and
@@ -1053,6 +1115,68 @@ mod tests {
         assert_eq!(r.message.as_deref(), Some(line));
         assert_eq!(p.stats.0, vec![("parser_error", 1)]);
         assert_eq!(p.parse(line).rule.as_deref(), Some("FAIL"));
+    }
+
+    fn with_table_and_reparse(target: &str) -> Result<Parser, String> {
+        let defs: HashMap<String, String> = [("ANY", r"(?<x>.*)")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let specs = vec![m(vec![
+            ("name", s("loop")),
+            ("dataset", s("loop.log")),
+            ("programs", Value::List(vec![s("loop")])),
+            (
+                "tables",
+                m(vec![(
+                    "conn",
+                    m(vec![("key", Value::List(vec![s("process.pid")]))]),
+                )]),
+            ),
+            ("rules", Value::List(vec![m(vec![("pattern", s("ANY"))])])),
+            (
+                "ops",
+                Value::List(vec![
+                    m(vec![("row", m(vec![("table", s("conn"))]))]),
+                    m(vec![(
+                        "reparse",
+                        m(vec![("from", s("@message")), ("parser", s(target))]),
+                    )]),
+                ]),
+            ),
+        ])];
+        let times = TimeParser::new(Some(2024), Zone::parse("UTC").unwrap(), 0.0);
+        Parser::new(defs, &specs, times, 1000, Limits::default())
+    }
+
+    #[test]
+    fn a_reparse_cycle_stops_and_an_unknown_target_is_refused() {
+        let mut p = with_table_and_reparse("loop").unwrap();
+        let r = p.parse("Mar  1 10:00:00 h loop[7]: again");
+        assert!(
+            r.tags.contains(&"_reparse_depth".to_string()),
+            "{:?}",
+            r.tags
+        );
+        assert_eq!(p.table_sizes(), vec![("conn".to_string(), 1)]);
+        let e = with_table_and_reparse("nope").err().unwrap();
+        assert!(e.contains("no parser named \"nope\""), "{e}");
+    }
+
+    #[test]
+    fn a_panic_in_the_ops_keeps_the_tables() {
+        let mut p = with_table_and_reparse("loop").unwrap();
+        p.parse("Mar  1 10:00:00 h loop[7]: a");
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let r = p.guarded("x", false, Parsed::default(), |p, _, out| {
+            p.with_ops(out, Vec::new(), |_, _| panic!("a bug in an op"))
+        });
+        std::panic::set_hook(hook);
+        assert_eq!(r.tags, vec!["_parser_error".to_string()]);
+        assert_eq!(p.table_sizes(), vec![("conn".to_string(), 1)]);
+        p.parse("Mar  1 10:00:00 h loop[8]: b");
+        assert_eq!(p.table_sizes(), vec![("conn".to_string(), 2)]);
     }
 
     #[test]

@@ -524,6 +524,8 @@ impl Clone for TimeParser {
 
 const CACHE_MAX: usize = 65536;
 const GUESS_TTL: f64 = 3600.0;
+/// the longest text cached (with its kind byte): the cache stays under 65,536 × 80 bytes
+const MAX_KEY: usize = 80;
 
 impl TimeParser {
     pub fn new(year: Option<i64>, zone: Zone, now: f64) -> TimeParser {
@@ -547,6 +549,9 @@ impl TimeParser {
         if self.now > cache.until {
             cache.stamps.clear();
             cache.until = self.now + GUESS_TTL;
+        }
+        if key.len() > MAX_KEY {
+            return compute(); // a stamp is short: a long text is not worth keeping
         }
         if let Some(hit) = cache.stamps.get(&key) {
             return hit.clone();
@@ -635,8 +640,9 @@ impl TimeParser {
     ) -> Option<(f64, String)> {
         // month, day, clock, year (\u{1} for none): no formatter on the hot path
         let y = year.unwrap_or("\u{1}");
-        let mut key = String::with_capacity(month.len() + day.len() + clock.len() + y.len() + 3);
-        for part in [month, "\0", day, "\0", clock, "\0", y] {
+        let mut key = String::with_capacity(month.len() + day.len() + clock.len() + y.len() + 4);
+        // `s`: a syslog stamp's parts, never the same key as an ISO text (`i`)
+        for part in ["s", month, "\0", day, "\0", clock, "\0", y] {
             key.push_str(part);
         }
         self.cached(key, || self.syslog_uncached(month, day, clock, year))
@@ -676,7 +682,10 @@ impl TimeParser {
 
     /// `iso`: ISO 8601 / RFC 3339 (`T` or space, `,` or `.` fraction, `Z`, `+hh:mm`, `+hhmm`).
     pub fn iso(&self, text: &str) -> Option<(f64, String)> {
-        self.cached(text.to_string(), || self.iso_uncached(text))
+        let mut key = String::with_capacity(text.len() + 1);
+        key.push('i');
+        key.push_str(text);
+        self.cached(key, || self.iso_uncached(text))
     }
 
     fn iso_uncached(&self, text: &str) -> Option<(f64, String)> {

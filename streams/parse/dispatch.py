@@ -100,9 +100,12 @@ class LineParser:
             if self._problems["parser_error"] <= 10:
                 log.exception("a parse hook failed on a line (kept, tagged _parser_error): %s", e,
                               extra={"line": line[:500]})
-            ev = Event.from_parse({"event": {"original": line}})
-            ev.message = line
+            cut = line[: self.max_line]  # as the core keeps a line
+            ev = Event.from_parse({"event": {"original": cut}})
+            ev.message = cut
             ev.tags.append("_parser_error")
+            if len(line) > self.max_line:
+                ev.tags.append("_line_truncated")
         return ev
 
     def parse_batch(self, data: bytes) -> bytes:

@@ -47,6 +47,7 @@ def _pattern_data(pattern_dirs: Iterable[Path] | None) -> tuple[dict[str, str], 
             for i, spec in enumerate(specs):
                 if not isinstance(spec, dict):
                     raise PatternError("a parser must be a mapping", f"{path}: parsers[{i}]")
+                _no_builtin_hooks(spec, f"{path}: parsers[{i}]")
                 parsers.append({**spec, "origin": f"{path}: parsers[{i}]"})
     defs = {n: d.regex for n, d in lib.definitions.items()}
     try:  # every definition compiles, used or not: a bad one fails at start with its origin
@@ -57,6 +58,19 @@ def _pattern_data(pattern_dirs: Iterable[Path] | None) -> tuple[dict[str, str], 
         d = lib.definitions.get(name)
         raise PatternError(f"{name}: {why}", d.origin if d else None) from None
     return defs, parsers, {n: d.origin for n, d in lib.definitions.items()}
+
+
+def _no_builtin_hooks(spec: dict, origin: str) -> None:
+    """The built-in hooks of old rule files (`hooks: [postfix]`) became ops: say so where."""
+    rules = spec.get("rules")
+    for where, hooks in [(origin, spec.get("hooks")),
+                         *((f"{origin}.rules[{j}]", r.get("hooks")) for j, r in enumerate(rules)
+                           if isinstance(rules, list) and isinstance(r, dict))]:
+        for h in hooks if isinstance(hooks, list) else ():
+            if isinstance(h, str) and ":" not in h:
+                raise PatternError(f"hook {h!r}: the built-in hooks are declarative `ops:` now (see "
+                                   "native/OPS.md and the shipped patterns); a Python hook is named "
+                                   "`module:function`", where)
 
 
 def native_parser(pattern_dirs: Iterable[Path] | None = None, *, year: int | None = None,

@@ -201,3 +201,12 @@ def test_rule_set_clashing_with_a_capture_names_the_rule(tmp_path):
     assert msg.startswith(f"{tmp_path / 'mine.yaml'}: parsers[0]"), msg
     assert "PAIR" in msg and "x.y" in msg
     assert "pairs.grok:7" in msg, msg  # the pattern's own origin
+
+
+def test_an_old_built_in_hook_name_says_it_became_ops(tmp_path):
+    from streams.parse.native import native_parser
+    (tmp_path / "mine.yaml").write_text(
+        "parsers:\n  - name: postfix-smtpd\n    dataset: postfix.log\n    programs: [postfix/smtpd]\n"
+        "    hooks: [postfix]\n    rules: []\n")
+    with pytest.raises(PatternError, match=r"mine\.yaml: parsers\[0\]: hook 'postfix': the built-in hooks are declarative"):
+        native_parser([tmp_path])

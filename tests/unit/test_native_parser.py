@@ -117,3 +117,21 @@ def test_batch_and_dict_faces_agree():
     a = LineParser(clock=ManualClock(NOW)).parse_batch(data)
     b = LineParser(clock=ManualClock(NOW)).native.parse_docs(data)
     assert [orjson.loads(x) for x in a.splitlines()] == b
+
+
+@pytest.mark.parametrize("line", [
+    # a multi-byte character across an address's 7th byte (reverse DNS names, log content)
+    "Mar  1 10:00:00 h sshd[10]: pam_unix(sshd:auth): authentication failure; logname= uid=0 "
+    "euid=0 tty=ssh ruser= rhost=abcdefé.org  user=root",
+    '{"rule":{"level":5},"data":{"srcip":"abcdefé"}}',
+    "2024-03-01 10:00:00,000 fail2ban.filter  [812]: INFO    [sshd] Found abcdefé.org - 2024-03-01 10:00:00",
+])
+def test_odd_addresses_are_no_bug_and_leave_the_correlation_intact(line):
+    p = LineParser(clock=ManualClock(NOW))
+    p.parse("Mar  1 09:59:00 h sshd[11]: Connection from 192.0.2.9 port 5 on 192.0.2.2 port 22")
+    doc = p.parse(line).to_doc()
+    assert "_parser_error" not in doc.get("tags", ()) and "ip" not in doc.get("source", {})
+    # was: a panic, then every later correlated line `_parser_error` (the tables lost)
+    later = p.parse("Mar  1 10:00:01 h sshd[11]: Connection closed by 192.0.2.9 port 5 [preauth]").to_doc()
+    assert later["event"]["outcome"] == "failure" and p.stats["parser_error"] == 0
+    assert "sshd" in p.native.table_sizes()  # the tables are still there
