@@ -96,6 +96,11 @@ impl Map {
         }
     }
 
+    /// Appends an entry whose key is not there yet (no lookup).
+    pub fn push(&mut self, key: &str, v: Value) {
+        self.0.push((key.to_string(), v));
+    }
+
     /// `d.pop(key, None)`.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let at = self.0.iter().position(|(k, _)| k == key)?;

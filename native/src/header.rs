@@ -1,5 +1,7 @@
-//! The syslog header (sans-IO): a port of `streams/parse/syslog.py` (`parse_syslog`,
-//! `parse_rfc5424`, `structured_data`, the PRI handling with `_syslog_bad_priority`).
+//! The syslog header (sans-IO), written into the core's document (`crate::doc`): the port
+//! of the Python parser's `streams/parse/syslog.py` (`parse_syslog`, `parse_rfc5424`,
+//! `structured_data`, the PRI handling with `_syslog_bad_priority`), its oracle until it was
+//! deleted.
 //!
 //! Each pattern of the Python module is matched by hand. They were read for where Python's
 //! `re` could backtrack: none of them can choose between two ways of matching (every
@@ -9,42 +11,17 @@
 
 use std::collections::HashMap;
 
+use crate::doc::{Map, Value};
 use crate::pyunicode::{digit, int_of_digits, is_decimal, is_digit, is_space, is_word, Int};
 use crate::syslog::priority;
 use crate::timestamps::{TimeParser, MONTHS};
 
-/// A value of the fields dict: what the Python parser writes.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    Str(String),
-    Int(Int),
-    List(Vec<Value>),
-    Map(Map),
-}
-
-/// An insertion-ordered dict (Python's order, so the documents come out the same).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Map(pub Vec<(String, Value)>);
-
-impl Map {
-    fn push(&mut self, k: &str, v: Value) {
-        self.0.push((k.to_string(), v));
-    }
-
-    /// Python's `fields.setdefault("tags", []).append(tag)`.
-    fn tag(&mut self, tag: &str) {
-        match self.0.iter_mut().find(|(k, _)| k == "tags") {
-            Some((_, Value::List(tags))) => tags.push(s(tag)),
-            _ => self.push("tags", Value::List(vec![s(tag)])),
-        }
-    }
-
-    fn map(entries: Vec<(&str, Value)>) -> Value {
-        Value::Map(Map(entries
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()))
-    }
+/// An object of the document made of its entries in order.
+fn obj(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(Map(entries
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()))
 }
 
 fn s(v: &str) -> Value {
@@ -52,7 +29,7 @@ fn s(v: &str) -> Value {
 }
 
 fn small(n: i64) -> Value {
-    Value::Int(Int::Small(n))
+    Value::Int(n)
 }
 
 /// What `parse_syslog` gives: the fields it wrote, the program, the message.
@@ -161,17 +138,20 @@ fn tag_char(c: char) -> bool {
 
 fn process(tag: &str, pid: Option<Value>) -> Value {
     match pid {
-        Some(p) => Map::map(vec![("name", s(tag)), ("pid", p)]),
-        None => Map::map(vec![("name", s(tag))]),
+        Some(p) => obj(vec![("name", s(tag)), ("pid", p)]),
+        None => obj(vec![("name", s(tag))]),
     }
 }
 
 fn host(h: &str) -> Value {
-    Map::map(vec![("hostname", s(h)), ("name", s(h))])
+    obj(vec![("hostname", s(h)), ("name", s(h))])
 }
 
 fn int_value(digits: &str) -> Value {
-    Value::Int(int_of_digits(digits))
+    match int_of_digits(digits) {
+        Int::Small(n) => Value::Int(n),
+        Int::Big(d) => Value::BigInt(d),
+    }
 }
 
 /// `int(v) if v.isdecimal() else v`
@@ -191,11 +171,11 @@ fn set_pri(fields: &mut Map, syslog: &mut Map, pri: &str) {
             syslog.push("priority", small(n as i64));
             syslog.push(
                 "facility",
-                Map::map(vec![("code", small(f as i64)), ("name", s(fname))]),
+                obj(vec![("code", small(f as i64)), ("name", s(fname))]),
             );
             syslog.push(
                 "severity",
-                Map::map(vec![("code", small(sev as i64)), ("name", s(sname))]),
+                obj(vec![("code", small(sev as i64)), ("name", s(sname))]),
             );
         }
         None => {
@@ -413,7 +393,7 @@ fn rfc5424(line: &str, times: &TimeParser) -> Option<Header> {
     if !proc.0.is_empty() {
         fields.push("process", Value::Map(proc));
     }
-    fields.push("log", Map::map(vec![("syslog", Value::Map(syslog))]));
+    fields.push("log", obj(vec![("syslog", Value::Map(syslog))]));
     let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
     Some(Header {
         fields,
@@ -850,7 +830,7 @@ pub fn parse_syslog(line: &str, times: &TimeParser) -> Option<Header> {
     if let Some(p) = pri {
         let mut syslog = Map::default();
         set_pri(&mut fields, &mut syslog, p);
-        fields.push("log", Map::map(vec![("syslog", Value::Map(syslog))]));
+        fields.push("log", obj(vec![("syslog", Value::Map(syslog))]));
     }
     Some(Header {
         fields,
@@ -868,8 +848,8 @@ mod tests {
     fn render(v: &Value) -> String {
         match v {
             Value::Str(s) => json(s),
-            Value::Int(Int::Small(n)) => n.to_string(),
-            Value::Int(Int::Big(d)) => d.clone(),
+            Value::Int(n) => n.to_string(),
+            Value::BigInt(d) => d.clone(),
             Value::List(items) => {
                 let parts: Vec<String> = items.iter().map(render).collect();
                 format!("[{}]", parts.join(", "))
@@ -881,6 +861,7 @@ mod tests {
                         .collect();
                 format!("{{{}}}", parts.join(", "))
             }
+            other => unreachable!("the header writes no {other:?}"),
         }
     }
 

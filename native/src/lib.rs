@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 pub mod doc;
 pub mod grok;
@@ -25,8 +25,7 @@ pub mod pyunicode;
 pub mod syslog;
 pub mod timestamps;
 
-use header::{Map, Value};
-use pyunicode::Int;
+use doc::{Map, Value};
 
 /// `(fields, program, message)` as Python gets them.
 type PyHeader<'py> = (
@@ -101,9 +100,6 @@ fn line_text(line: &Bound<'_, PyString>) -> PyResult<(String, Surrogates)> {
 fn to_py<'py>(py: Python<'py>, sur: Surrogates, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Str(s) => sur.text(py, s)?,
-        Value::Int(Int::Small(n)) => n.into_pyobject(py)?.into_any(),
-        // Python's own int(): the same value, and the same ValueError past its digit limit
-        Value::Int(Int::Big(digits)) => py.get_type::<PyInt>().call1((digits,))?,
         Value::List(items) => {
             let list = PyList::empty(py);
             for item in items {
@@ -112,6 +108,9 @@ fn to_py<'py>(py: Python<'py>, sur: Surrogates, v: &Value) -> PyResult<Bound<'py
             list.into_any()
         }
         Value::Map(m) => map_to_py(py, sur, m)?.into_any(),
+        // the rest as the parser's face writes them (Python's own int() for a big one:
+        // the same value, and the same ValueError past its digit limit)
+        other => parser_py::to_py(py, other)?,
     })
 }
 
@@ -123,9 +122,9 @@ fn map_to_py<'py>(py: Python<'py>, sur: Surrogates, m: &Map) -> PyResult<Bound<'
     Ok(d)
 }
 
-/// `parse_syslog(line, year, tz, now)` -> `(fields, program, message)` or None: what
-/// `streams.parse.syslog.parse_syslog(line, {}, TimeParser(year, tz, ManualClock(now)))`
-/// writes and returns. An unknown time zone raises ValueError.
+/// `parse_syslog(line, year, tz, now)` -> `(fields, program, message)` or None: the
+/// syslog header's fields, the program, the message (year-less stamps in `year`, else
+/// guessed from `now`; naive times in `tz`). An unknown time zone raises ValueError.
 #[pyfunction]
 #[pyo3(name = "parse_syslog")]
 fn py_parse_syslog<'py>(

@@ -11,10 +11,9 @@ use std::collections::HashMap;
 
 use crate::doc::{path, Map, Value};
 use crate::grok::{Fields, Item, Library, Matcher, Node, Value as GValue};
-use crate::header::{parse_syslog, Map as HMap, Value as HValue};
+use crate::header::parse_syslog;
 use crate::ops::{self, Compiler, Cx, Env, JsonOp, Op, State, TableDecl};
 use crate::pcre::{Limits, MatchError};
-use crate::pyunicode::Int;
 use crate::timestamps::{TimeParser, MONTHS};
 
 pub const LINE_TRUNCATED: &str = "_line_truncated";
@@ -975,24 +974,10 @@ pub fn fill(doc: &mut Map, fields: &Fields<'_, '_>, statics: &[Value]) {
     }
 }
 
-/// The header's fields (its own small tree) into the document.
-fn merge_header(doc: &mut Map, h: HMap) {
+/// The header's fields into the document.
+fn merge_header(doc: &mut Map, h: Map) {
     for (k, v) in h.0 {
-        doc.insert(&k, header_value(v));
-    }
-}
-
-fn header_value(v: HValue) -> Value {
-    match v {
-        HValue::Str(s) => Value::Str(s),
-        HValue::Int(Int::Small(n)) => Value::Int(n),
-        HValue::Int(Int::Big(d)) => Value::BigInt(d),
-        HValue::List(l) => Value::List(l.into_iter().map(header_value).collect()),
-        HValue::Map(m) => Value::Map(Map(m
-            .0
-            .into_iter()
-            .map(|(k, v)| (k, header_value(v)))
-            .collect())),
+        doc.insert(&k, v);
     }
 }
 
