@@ -304,6 +304,11 @@ impl Compiler<'_> {
         Ok(Ref::Doc(path(s)?))
     }
 
+    /// The reference an op's argument `key` names (required).
+    fn field(&self, args: &Map, key: &str, op: &str) -> Result<Ref, String> {
+        self.refv(need(args, key, op)?)
+    }
+
     fn refv(&self, v: &Value) -> Result<Ref, String> {
         self.reference(&text(v, "a field")?)
     }
@@ -477,7 +482,7 @@ impl Compiler<'_> {
             "copy" | "move" => {
                 let a = args()?;
                 Op::Copy {
-                    from: self.refv(need(a, "from", name)?)?,
+                    from: self.field(a, "from", name)?,
                     to: self.target(need(a, "to", name)?)?,
                     list: flag(a, "list"),
                     truthy: flag(a, "truthy"),
@@ -502,8 +507,8 @@ impl Compiler<'_> {
                     return e("map: values must be a mapping");
                 };
                 Op::Map {
-                    from: self.refv(need(a, "from", name)?)?,
-                    to: self.refv(need(a, "to", name)?)?,
+                    from: self.field(a, "from", name)?,
+                    to: self.field(a, "to", name)?,
                     values: vals
                         .0
                         .iter()
@@ -519,7 +524,7 @@ impl Compiler<'_> {
                         .into_iter()
                         .map(|v| self.refv(v))
                         .collect::<Result<_, _>>()?,
-                    to: self.refv(need(a, "to", name)?)?,
+                    to: self.field(a, "to", name)?,
                     prefix: match a.get("prefix") {
                         Some(p) => text(p, "prefix")?,
                         None => String::new(),
@@ -560,7 +565,7 @@ impl Compiler<'_> {
                     }
                 }
                 Op::Regex {
-                    from: self.refv(need(a, "from", name)?)?,
+                    from: self.field(a, "from", name)?,
                     rx,
                     full: mode == "full",
                     into,
@@ -574,7 +579,7 @@ impl Compiler<'_> {
                 let a = args()?;
                 let pattern = text(need(a, "pattern", name)?, "pattern")?;
                 Op::Findall {
-                    from: self.refv(need(a, "from", name)?)?,
+                    from: self.field(a, "from", name)?,
                     rx: self.regex(&pattern, true, false)?,
                     each: self.ops(need(a, "each", name)?)?,
                 }
@@ -611,7 +616,7 @@ impl Compiler<'_> {
                     }
                 }
                 Op::Kv {
-                    from: self.refv(need(a, "from", name)?)?,
+                    from: self.field(a, "from", name)?,
                     into: match need(a, "into", name)? {
                         Value::Str(s) if s.is_empty() => Vec::new(),
                         v => self.doc_path(v)?,
@@ -645,7 +650,7 @@ impl Compiler<'_> {
             "hostport" => {
                 let a = args()?;
                 Op::HostPort {
-                    from: self.refv(need(a, "from", name)?)?,
+                    from: self.field(a, "from", name)?,
                     into: self.doc_path(need(a, "into", name)?)?,
                     prefix: text(need(a, "prefix", name)?, "prefix")?,
                 }
@@ -654,24 +659,24 @@ impl Compiler<'_> {
                 let a = args()?;
                 Op::Endpoint {
                     into: self.doc_path(need(a, "into", name)?)?,
-                    address: self.refv(need(a, "address", name)?)?,
-                    domain: self.refv(need(a, "domain", name)?)?,
-                    port: self.refv(need(a, "port", name)?)?,
+                    address: self.field(a, "address", name)?,
+                    domain: self.field(a, "domain", name)?,
+                    port: self.field(a, "port", name)?,
                 }
             }
             "address" => Op::Address(self.doc_path(arg)?),
             "ip" => {
                 let a = args()?;
                 Op::Ip {
-                    from: self.refv(need(a, "from", name)?)?,
+                    from: self.field(a, "from", name)?,
                     to: self.target(need(a, "to", name)?)?,
                 }
             }
             "split" => {
                 let a = args()?;
                 Op::Split {
-                    from: self.refv(need(a, "from", name)?)?,
-                    to: self.refv(need(a, "to", name)?)?,
+                    from: self.field(a, "from", name)?,
+                    to: self.field(a, "to", name)?,
                     sep: match a.get("sep") {
                         Some(s) => text(s, "sep")?,
                         None => ",".into(),
@@ -689,7 +694,7 @@ impl Compiler<'_> {
             }
             "time" => {
                 let a = args()?;
-                let from = self.refv(need(a, "from", name)?)?;
+                let from = self.field(a, "from", name)?;
                 Op::Time {
                     to: match a.get("to") {
                         Some(t) => self.refv(t)?,
@@ -702,8 +707,8 @@ impl Compiler<'_> {
             "duration" => {
                 let a = args()?;
                 Op::Duration {
-                    from: self.refv(need(a, "from", name)?)?,
-                    to: self.refv(need(a, "to", name)?)?,
+                    from: self.field(a, "from", name)?,
+                    to: self.field(a, "to", name)?,
                 }
             }
             "row" => {
@@ -719,21 +724,21 @@ impl Compiler<'_> {
             "append_unique" => {
                 let a = args()?;
                 Op::Append {
-                    to: self.refv(need(a, "to", name)?)?,
-                    from: self.refv(need(a, "from", name)?)?,
+                    to: self.field(a, "to", name)?,
+                    from: self.field(a, "from", name)?,
                 }
             }
             "reparse" => {
                 let a = args()?;
                 Op::Reparse {
-                    from: self.refv(need(a, "from", name)?)?,
+                    from: self.field(a, "from", name)?,
                     parser: text(need(a, "parser", name)?, "parser")?,
                 }
             }
             "json" => {
                 let a = args()?;
                 Op::Json(Box::new(JsonOp {
-                    from: self.refv(need(a, "from", name)?)?,
+                    from: self.field(a, "from", name)?,
                     ops: match a.get("ops") {
                         Some(v) => self.ops(v)?,
                         None => Vec::new(),

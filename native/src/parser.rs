@@ -443,16 +443,12 @@ impl Parser {
     /// One line -> one document, always.
     pub fn parse(&mut self, line: &str) -> Parsed {
         let mut line = line;
-        // bytes >= chars: only a long line needs counting
-        let cut = line.len() > self.max_line && line.chars().count() > self.max_line;
-        if cut {
-            let end = line
-                .char_indices()
-                .nth(self.max_line)
-                .map_or(line.len(), |(i, _)| i);
+        let cut = cut_at(line, self.max_line);
+        if let Some(end) = cut {
             line = &line[..end];
             self.stats.add("truncated");
         }
+        let cut = cut.is_some();
         let mut out = Parsed {
             doc: Map(Vec::with_capacity(12)),
             ..Parsed::default()
@@ -740,42 +736,38 @@ impl Parser {
 
     fn json_line(&mut self, line: &str, out: &mut Parsed) -> Result<(), MatchError> {
         out.message = Some(line.to_string());
-        let mut parsed = read_json(line, crate::json::parse_strict, &mut out.tags);
-        let mut recovered = None;
-        if parsed.is_none() {
-            if let Some(jf) = self
+        // a text that fails the strict reading is read leniently only when it mentions
+        // what a product's JSON documents hold (that product's, if damaged)
+        let mut mentioned = None;
+        let lenient = || {
+            mentioned = self
                 .json
                 .iter()
-                .position(|j| j.mentions.iter().any(|m| line.contains(m.as_str())))
-            {
-                match read_json(line, crate::json::parse_lenient, &mut out.tags) {
-                    Some(Value::Map(m)) => {
-                        parsed = Some(Value::Map(m));
-                        recovered = Some(jf);
-                    }
-                    _ => {
-                        // a damaged document of this product: kept, tagged, salvaged
-                        out.tags.push("_jsonparsefailure".into());
-                        let ds = self.products[self.json[jf].product].dataset.clone();
-                        out.doc.obj("event").insert("dataset", Value::Str(ds));
-                        self.stats.add("json_failure");
-                        let vars = vec![("line".into(), Value::str(line))];
-                        return self.with_ops(out, vars, |env, cx| {
-                            ops::run(&env.parser.json[jf].damaged, cx, env)
-                        });
-                    }
-                }
-            }
-        }
-        let Some(Value::Map(obj)) = parsed else {
-            out.tags.push("_jsonparsefailure".into());
-            self.stats.add("json_failure");
-            return Ok(());
+                .position(|j| j.mentions.iter().any(|m| line.contains(m.as_str())));
+            mentioned.is_some()
         };
-        if let Some(r) = recovered {
-            let tag = self.json[r].recovered_tag.clone();
-            out.tags.push(tag);
-        }
+        let obj = match read_object(line, lenient, &mut out.tags) {
+            Some((obj, recovered)) => {
+                if let (true, Some(jf)) = (recovered, mentioned) {
+                    out.tags.push(self.json[jf].recovered_tag.clone());
+                }
+                obj
+            }
+            None => {
+                out.tags.push("_jsonparsefailure".into());
+                self.stats.add("json_failure");
+                let Some(jf) = mentioned else {
+                    return Ok(());
+                };
+                // a damaged document of this product: kept, tagged, salvaged
+                let ds = self.products[self.json[jf].product].dataset.clone();
+                out.doc.obj("event").insert("dataset", Value::Str(ds));
+                let vars = vec![("line".into(), Value::str(line))];
+                return self.with_ops(out, vars, |env, cx| {
+                    ops::run(&env.parser.json[jf].damaged, cx, env)
+                });
+            }
+        };
         let form = self
             .json
             .iter()
@@ -847,21 +839,13 @@ impl Env for ParserEnv<'_> {
     /// A JSON text (strict, else lenient: `recovered_tag`); no object: the `damaged`
     /// ops with the text as `$line`.
     fn json(&self, cx: &mut Cx, op: &JsonOp, text: &str) -> Result<(), MatchError> {
-        let obj = match read_json(text, crate::json::parse_strict, cx.tags) {
-            Some(Value::Map(obj)) => Some(obj),
-            Some(_) => None,
-            None => match read_json(text, crate::json::parse_lenient, cx.tags) {
-                Some(Value::Map(obj)) => {
-                    if !op.recovered_tag.is_empty() {
-                        cx.tags.push(op.recovered_tag.clone());
-                    }
-                    Some(obj)
+        match read_object(text, || true, cx.tags) {
+            Some((obj, recovered)) => {
+                if recovered && !op.recovered_tag.is_empty() {
+                    cx.tags.push(op.recovered_tag.clone());
                 }
-                _ => None,
-            },
-        };
-        match obj {
-            Some(obj) => self.run_json(cx, &op.ops, obj),
+                self.run_json(cx, &op.ops, obj)
+            }
             None => {
                 let mark = cx.vars.len();
                 cx.vars.push(("line".into(), Value::str(text)));
@@ -894,6 +878,14 @@ fn reparse_targets(spec: &Value) -> Vec<String> {
     out
 }
 
+/// The byte offset at which a text longer than `max` characters is cut, else None.
+pub fn cut_at(text: &str, max: usize) -> Option<usize> {
+    if text.len() <= max {
+        return None; // bytes >= chars
+    }
+    text.char_indices().nth(max).map(|(i, _)| i)
+}
+
 /// Reparses within reparses (a rule file may name its own parser).
 const MAX_REPARSE: u8 = 4;
 
@@ -917,6 +909,25 @@ fn read_json(
         return None;
     }
     Some(v)
+}
+
+/// A JSON object read strictly (orjson's rules), else, when `lenient()` allows it, as
+/// Python's `json.loads(strict=False)` does: (the object, whether it took the lenient
+/// reading); None: no object.
+fn read_object(
+    text: &str,
+    lenient: impl FnOnce() -> bool,
+    tags: &mut Vec<String>,
+) -> Option<(Map, bool)> {
+    match read_json(text, crate::json::parse_strict, tags) {
+        Some(Value::Map(m)) => Some((m, false)),
+        Some(_) => None,
+        None if lenient() => match read_json(text, crate::json::parse_lenient, tags) {
+            Some(Value::Map(m)) => Some((m, true)),
+            _ => None,
+        },
+        None => None,
+    }
 }
 
 /// Their values win; objects merge key by key.

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::doc::{write_map, Map, Value};
-use crate::parser::{Parsed, Parser, LINE_TRUNCATED};
+use crate::parser::{cut_at, Parsed, Parser, LINE_TRUNCATED};
 use crate::pcre::Limits;
 use crate::timestamps::{TimeParser, Zone};
 
@@ -116,9 +116,7 @@ fn decode(raw: &[u8], max_line: usize) -> (Cow<'_, str>, Vec<&'static str>) {
     if text.contains('\0') {
         problems.push("_nul_bytes");
     }
-    if text.len() <= max_line {
-        // bytes >= chars: not cut
-    } else if let Some((at, _)) = text.char_indices().nth(max_line) {
+    if let Some(at) = cut_at(&text, max_line) {
         text = match text {
             Cow::Borrowed(s) => Cow::Borrowed(&s[..at]),
             Cow::Owned(mut s) => {

@@ -247,15 +247,19 @@ impl Groups {
 impl Regex {
     /// Compiles `pattern` (UTF, UCP, DOTALL) to match whole subjects only, and JITs it.
     pub fn new(pattern: &str, limits: Limits) -> Result<Regex, CompileError> {
-        let code = compile(pattern, PCRE2_ANCHORED)?;
+        Ok(Regex::jitted(compile(pattern, PCRE2_ANCHORED)?, limits))
+    }
+
+    /// A compiled pattern, JIT-compiled where PCRE2 can.
+    fn jitted(code: *mut pcre2_code_8, limits: Limits) -> Regex {
         // SAFETY: `code` is a valid compiled pattern.
         let jit = unsafe { pcre2_jit_compile_8(code, PCRE2_JIT_COMPLETE) } == 0;
-        Ok(Regex {
+        Regex {
             code,
             limits,
             jit,
             scratch: Mutex::new(None),
-        })
+        }
     }
 
     /// Compiles `pattern` (UTF, UCP, DOTALL) for Python's `re.search` (`prefix`: false)
@@ -263,14 +267,7 @@ impl Regex {
     pub fn new_search(pattern: &str, prefix: bool, limits: Limits) -> Result<Regex, CompileError> {
         let extra = if prefix { PCRE2_ANCHORED } else { 0 };
         let code = compile_wrapped(&format!("(?:{pattern})"), extra)?;
-        // SAFETY: `code` is a valid compiled pattern.
-        let jit = unsafe { pcre2_jit_compile_8(code, PCRE2_JIT_COMPLETE) } == 0;
-        Ok(Regex {
-            code,
-            limits,
-            jit,
-            scratch: Mutex::new(None),
-        })
+        Ok(Regex::jitted(code, limits))
     }
 
     /// Whether the JIT compiled this pattern (else the interpreter runs it).

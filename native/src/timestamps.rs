@@ -212,6 +212,12 @@ fn round_half_even(x: f64) -> f64 {
 /// `streams.event.format_timestamp`: None where `datetime.fromtimestamp` fails (a year
 /// outside 1..9999).
 pub fn format_timestamp(epoch: f64) -> Option<String> {
+    format_us(epoch_us(epoch)?)
+}
+
+/// Epoch seconds as microseconds, rounded half to even as `datetime.fromtimestamp` does;
+/// None for what it refuses (not finite, far out of range).
+fn epoch_us(epoch: f64) -> Option<i64> {
     if !epoch.is_finite() {
         return None;
     }
@@ -227,7 +233,7 @@ pub fn format_timestamp(epoch: f64) -> Option<String> {
     if !(-1e15..1e15).contains(&int) {
         return None;
     }
-    format_us(int as i64 * US + frac as i64)
+    Some(int as i64 * US + frac as i64)
 }
 
 /// The text of a UTC instant given in microseconds.
@@ -576,23 +582,7 @@ impl TimeParser {
 
     /// `datetime.fromtimestamp(now, tz)` as wall-clock microseconds.
     fn now_wall_us(&self) -> Option<i64> {
-        let t = self.now;
-        if !t.is_finite() {
-            return None;
-        }
-        let mut int = t.trunc();
-        let mut frac = round_half_even(t.fract() * 1e6);
-        if frac >= 1e6 {
-            frac -= 1e6;
-            int += 1.0;
-        } else if frac < 0.0 {
-            frac += 1e6;
-            int -= 1.0;
-        }
-        if !(-1e15..1e15).contains(&int) {
-            return None;
-        }
-        let utc = int as i64 * US + frac as i64;
+        let utc = epoch_us(self.now)?;
         if !(1..=9999).contains(&civil_of_wall_us(utc).0) {
             return None;
         }
