@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from contextlib import asynccontextmanager
 
 from streams.clock import ManualClock
 from streams.config import ListenerConfig
@@ -68,28 +69,37 @@ async def stop(lst) -> None:
     await lst.finish(1)
 
 
+@asynccontextmanager
+async def running(cls, cfg: ListenerConfig, pipeline=None):
+    """A started listener, stopped at the end (also when the scenario fails)."""
+    lst = listener(cls, cfg, pipeline)
+    await lst.start()
+    try:
+        yield lst
+    finally:
+        await stop(lst)
+
+
 def test_a_full_listener_replaces_a_connection_that_never_spoke():
     """1,000 idle sockets used to lock real senders out for the idle timeout: now a new
     connection takes the place of one that has not started a session."""
     cfg = ListenerConfig(max_connections=2)
 
     async def scenario():
-        lst = listener(SyslogTcpListener, cfg)
-        await lst.start()
-        loop = asyncio.get_running_loop()
-        silent = connect(lst)
-        await asyncio.sleep(0.05)
-        talker = connect(lst)
-        await loop.sock_sendall(talker, b"<13>Nov 24 00:00:00 h app: hello\n")
-        await asyncio.sleep(0.05)
-        newcomer = connect(lst)   # the listener is full: the silent one goes
-        assert await closed_by_peer(loop, silent) == b""
-        await loop.sock_sendall(newcomer, b"<13>Nov 24 00:00:01 h app: newcomer\n")
-        await asyncio.sleep(0.1)
-        stats = dict(lst.stats)
-        for s in (talker, newcomer, silent):
-            s.close()
-        await stop(lst)
+        async with running(SyslogTcpListener, cfg) as lst:
+            loop = asyncio.get_running_loop()
+            silent = connect(lst)
+            await asyncio.sleep(0.05)
+            talker = connect(lst)
+            await loop.sock_sendall(talker, b"<13>Nov 24 00:00:00 h app: hello\n")
+            await asyncio.sleep(0.05)
+            newcomer = connect(lst)   # the listener is full: the silent one goes
+            assert await closed_by_peer(loop, silent) == b""
+            await loop.sock_sendall(newcomer, b"<13>Nov 24 00:00:01 h app: newcomer\n")
+            await asyncio.sleep(0.1)
+            stats = dict(lst.stats)
+            for s in (talker, newcomer, silent):
+                s.close()
         return stats, [r.text for r in lst.pipeline.records]
 
     stats, texts = asyncio.run(scenario())
@@ -101,17 +111,15 @@ def test_a_full_listener_refuses_when_every_session_is_recent():
     cfg = ListenerConfig(max_connections=1, evict_idle_after=60)
 
     async def scenario():
-        lst = listener(SyslogTcpListener, cfg)
-        await lst.start()
-        loop = asyncio.get_running_loop()
-        talker = connect(lst)
-        await loop.sock_sendall(talker, b"<13>hello\n")
-        await asyncio.sleep(0.05)
-        late = connect(lst)
-        got = await closed_by_peer(loop, late)
-        stats = dict(lst.stats)
-        talker.close()
-        await stop(lst)
+        async with running(SyslogTcpListener, cfg) as lst:
+            loop = asyncio.get_running_loop()
+            talker = connect(lst)
+            await loop.sock_sendall(talker, b"<13>hello\n")
+            await asyncio.sleep(0.05)
+            late = connect(lst)
+            got = await closed_by_peer(loop, late)
+            stats = dict(lst.stats)
+            talker.close()
         return got, stats
 
     got, stats = asyncio.run(scenario())
@@ -122,14 +130,12 @@ def test_a_connection_that_starts_no_session_is_closed_after_the_greeting_timeou
     cfg = ListenerConfig(greeting_timeout=0.2)
 
     async def scenario():
-        lst = listener(RelpListener, cfg)
-        await lst.start()
-        loop = asyncio.get_running_loop()
-        s = connect(lst)
-        got = await closed_by_peer(loop, s)
-        stats = dict(lst.stats)
-        s.close()
-        await stop(lst)
+        async with running(RelpListener, cfg) as lst:
+            loop = asyncio.get_running_loop()
+            s = connect(lst)
+            got = await closed_by_peer(loop, s)
+            stats = dict(lst.stats)
+            s.close()
         return got, stats
 
     got, stats = asyncio.run(scenario())
@@ -142,20 +148,18 @@ def test_an_established_session_is_not_closed_for_its_silence_by_default():
     cfg = ListenerConfig(greeting_timeout=0.1)   # the greeting timeout does not apply once it spoke
 
     async def scenario():
-        lst = listener(RelpListener, cfg)
-        await lst.start()
-        r, w = await asyncio.open_connection(lst.host, lst.port)
-        w.write(build_frame(1, "open", OFFERS))
-        await w.drain()
-        await r.readuntil(b"\n")
-        await asyncio.sleep(0.5)           # five greeting timeouts of silence
-        w.write(build_frame(2, "syslog", b"<13>late"))
-        await w.drain()
-        got = b""
-        while not got.startswith(b"2 "):
-            got = await asyncio.wait_for(r.readuntil(b"\n"), 5)
-        w.close()
-        await stop(lst)
+        async with running(RelpListener, cfg) as lst:
+            r, w = await asyncio.open_connection(lst.host, lst.port)
+            w.write(build_frame(1, "open", OFFERS))
+            await w.drain()
+            await r.readuntil(b"\n")
+            await asyncio.sleep(0.5)           # five greeting timeouts of silence
+            w.write(build_frame(2, "syslog", b"<13>late"))
+            await w.drain()
+            got = b""
+            while not got.startswith(b"2 "):
+                got = await asyncio.wait_for(r.readuntil(b"\n"), 5)
+            w.close()
         return got, dict(lst.stats)
 
     got, stats = asyncio.run(scenario())
@@ -168,15 +172,13 @@ def test_a_relp_session_we_close_is_told_serverclose_first():
     cfg = ListenerConfig(idle_timeout=0.2)
 
     async def scenario():
-        lst = listener(RelpListener, cfg)
-        await lst.start()
-        r, w = await asyncio.open_connection(lst.host, lst.port)
-        w.write(build_frame(1, "open", OFFERS))
-        await w.drain()
-        await r.readuntil(b"\n")
-        rest = await asyncio.wait_for(r.read(), 5)
-        w.close()
-        await stop(lst)
+        async with running(RelpListener, cfg) as lst:
+            r, w = await asyncio.open_connection(lst.host, lst.port)
+            w.write(build_frame(1, "open", OFFERS))
+            await w.drain()
+            await r.readuntil(b"\n")
+            rest = await asyncio.wait_for(r.read(), 5)
+            w.close()
         return rest, dict(lst.stats)
 
     rest, stats = asyncio.run(scenario())
@@ -189,15 +191,13 @@ def test_incomplete_messages_stay_under_the_listeners_buffer_budget():
     cfg = ListenerConfig(max_buffered=256 * 1024)
 
     async def scenario():
-        lst = listener(RiemannTcpListener, cfg)
-        await lst.start()
-        loop = asyncio.get_running_loop()
-        hog = connect(lst)
-        await loop.sock_sendall(hog, (8 << 20).to_bytes(4, "big") + b"\x00" * (300 * 1024))   # never finished
-        got = await closed_by_peer(loop, hog)
-        stats, held = dict(lst.stats), lst.held
-        hog.close()
-        await stop(lst)
+        async with running(RiemannTcpListener, cfg) as lst:
+            loop = asyncio.get_running_loop()
+            hog = connect(lst)
+            await loop.sock_sendall(hog, (8 << 20).to_bytes(4, "big") + b"\x00" * (300 * 1024))   # never finished
+            got = await closed_by_peer(loop, hog)
+            stats, held = dict(lst.stats), lst.held
+            hog.close()
         return got, stats, held
 
     got, stats, held = asyncio.run(scenario())
@@ -276,20 +276,18 @@ def test_bytes_without_a_whole_message_do_not_start_a_session():
     cfg = ListenerConfig(greeting_timeout=0.3)
 
     async def scenario():
-        lst = listener(SyslogTcpListener, cfg)
-        await lst.start()
-        loop = asyncio.get_running_loop()
-        s = connect(lst)
-        for _ in range(10):
-            try:
-                await loop.sock_sendall(s, b"x")
-            except OSError:
-                break
-            await asyncio.sleep(0.1)
-        got = await closed_by_peer(loop, s)
-        stats = dict(lst.stats)
-        s.close()
-        await stop(lst)
+        async with running(SyslogTcpListener, cfg) as lst:
+            loop = asyncio.get_running_loop()
+            s = connect(lst)
+            for _ in range(10):
+                try:
+                    await loop.sock_sendall(s, b"x")
+                except OSError:
+                    break
+                await asyncio.sleep(0.1)
+            got = await closed_by_peer(loop, s)
+            stats = dict(lst.stats)
+            s.close()
         return got, stats, [r.text for r in lst.pipeline.records]
 
     got, stats, texts = asyncio.run(scenario())
@@ -303,22 +301,20 @@ def test_over_the_buffer_budget_only_the_hog_is_closed():
     cfg = ListenerConfig(max_buffered=1000)
 
     async def scenario():
-        lst = listener(RelpListener, cfg)
-        await lst.start()
-        loop = asyncio.get_running_loop()
-        hog = connect(lst)
-        await loop.sock_sendall(hog, b"1 syslog 5000 " + b"x" * 2000)   # a frame never finished
-        await closed_by_peer(loop, hog)
-        small = []
-        for _ in range(5):
-            s = connect(lst)
-            await loop.sock_sendall(s, b"1 syslog 50 " + b"y" * 10)
-            small.append(s)
-            await asyncio.sleep(0.05)
-        stats, held, live = dict(lst.stats), lst.held, lst.live
-        for s in [hog, *small]:
-            s.close()
-        await stop(lst)
+        async with running(RelpListener, cfg) as lst:
+            loop = asyncio.get_running_loop()
+            hog = connect(lst)
+            await loop.sock_sendall(hog, b"1 syslog 5000 " + b"x" * 2000)   # a frame never finished
+            await closed_by_peer(loop, hog)
+            small = []
+            for _ in range(5):
+                s = connect(lst)
+                await loop.sock_sendall(s, b"1 syslog 50 " + b"y" * 10)
+                small.append(s)
+                await asyncio.sleep(0.05)
+            stats, held, live = dict(lst.stats), lst.held, lst.live
+            for s in [hog, *small]:
+                s.close()
         return stats, held, live
 
     stats, held, live = asyncio.run(scenario())
