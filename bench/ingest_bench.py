@@ -49,6 +49,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from syslog_ng import syslog_ng_available  # noqa: E402
+
 from streams.event import Event  # noqa: E402
 from streams.protocols.riemann import encode_msg, frame, ok_reply  # noqa: E402
 from tests.integration import RunProcess, config_toml  # noqa: E402
@@ -56,7 +59,6 @@ from tests.integration import RunProcess, config_toml  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLES = ROOT / "samples" / "logs"
 CITY_TEST_DB = ROOT / "tests" / "data" / "geoip" / "GeoIP2-City-Test.mmdb"
-SYSLOG_NG_ROOT = ROOT / ".cache" / "syslog-ng-root"
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin"])
 SERVER_CORE, CLIENT_CORE = "1", 0
 STALL = 30.0        # seconds without progress before a scenario is declared stuck
@@ -349,19 +351,6 @@ def bench_relp(work: Path, n: int, geoip: bool, window: int) -> dict:
         lst = srv.metrics()["listeners"]["relp"]
         return finish(srv, n, t0, t1, cpu0, window=window, from_rsyslogd_start_seconds=round(t1 - t_start, 3),
                       relp_received=lst["received"], relp_errors=lst["errors"])
-
-
-def syslog_ng_available() -> tuple[list[str] | None, dict[str, str], str]:
-    """The private syslog-ng's argv prefix and environment (as tests/integration/test_syslog_ng_sender.py)."""
-    exe = SYSLOG_NG_ROOT / "usr" / "sbin" / "syslog-ng"
-    modules = sorted(glob.glob(str(SYSLOG_NG_ROOT / "usr" / "lib" / "syslog-ng" / "[0-9]*")))
-    if not exe.exists() or not modules:
-        return None, {}, f"syslog-ng not unpacked into {SYSLOG_NG_ROOT} (deploy/dev/install-syslog-ng-private)"
-    libs = [str(SYSLOG_NG_ROOT / "usr" / "lib" / "syslog-ng"),
-            *glob.glob(str(SYSLOG_NG_ROOT / "usr" / "lib" / "*-linux-gnu")),
-            *glob.glob(str(SYSLOG_NG_ROOT / "lib" / "*-linux-gnu"))]
-    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join([*libs, os.environ.get("LD_LIBRARY_PATH", "")])}
-    return [str(exe), "--no-caps", f"--module-path={modules[-1]}"], env, ""
 
 
 def free_port() -> int:

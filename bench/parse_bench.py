@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import glob
 import io
 import json
 import os
@@ -55,14 +54,15 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import ROOT, mixed_lines, near_miss, scaled, write  # noqa: E402
+from corpus import mixed_lines, near_miss, scaled, write  # noqa: E402
+from syslog_ng import syslog_ng_available  # noqa: E402
 
 from streams.inputs import iter_blocks  # noqa: E402
 from streams.parse.dispatch import LineParser  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CORPUS_PY = Path(__file__).resolve().parent / "corpus.py"
-SYSLOG_NG_ROOT = ROOT / ".cache" / "syslog-ng-root"
+SYSLOG_NG_MODULES = ("regexp-parser", "json-plugin", "syslogformat", "affile")  # what its configuration below needs
 STALL = 60.0            # seconds without progress before a syslog-ng run is declared stuck
 VALGRIND_STALL = 300.0  # the same under valgrind (start-up alone takes a while there)
 
@@ -294,20 +294,7 @@ SYSLOG_NG_PRODUCTS = {  # product -> the programs it is dispatched on: (name, pr
 }
 
 
-def syslog_ng_available() -> tuple[list[str] | None, dict[str, str], str]:
-    """The private syslog-ng's argv prefix and environment (as bench/ingest_bench.py)."""
-    exe = SYSLOG_NG_ROOT / "usr" / "sbin" / "syslog-ng"
-    modules = sorted(glob.glob(str(SYSLOG_NG_ROOT / "usr" / "lib" / "syslog-ng" / "[0-9]*")))
-    if not exe.exists() or not modules:
-        return None, {}, f"syslog-ng not unpacked into {SYSLOG_NG_ROOT} (deploy/dev/install-syslog-ng-private)"
-    for mod in ("regexp-parser", "json-plugin", "syslogformat", "affile"):
-        if not Path(modules[-1], f"lib{mod}.so").exists():
-            return None, {}, f"syslog-ng module {mod} missing in {modules[-1]}"
-    libs = [str(SYSLOG_NG_ROOT / "usr" / "lib" / "syslog-ng"),
-            *glob.glob(str(SYSLOG_NG_ROOT / "usr" / "lib" / "*-linux-gnu")),
-            *glob.glob(str(SYSLOG_NG_ROOT / "lib" / "*-linux-gnu"))]
-    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join([*libs, os.environ.get("LD_LIBRARY_PATH", "")])}
-    return [str(exe), "--no-caps", f"--module-path={modules[-1]}"], env, ""
+
 
 
 def _sng_patterns(patterns: list[str]) -> str:
@@ -403,7 +390,7 @@ def run_syslog_ng(work: Path, corpus: Path, n_docs: int, core: int | None, wrapp
     """One fresh syslog-ng (its own persist file, so it reads the corpus from the start):
     Popen -> the output file holds n_docs lines (polled from another core), then SIGTERM.
     With n_docs 0: until it logged its start-up."""
-    argv, env, why = syslog_ng_available()
+    argv, env, why = syslog_ng_available(SYSLOG_NG_MODULES)
     if argv is None:
         raise RuntimeError(why)
     work.mkdir(parents=True, exist_ok=True)
@@ -527,8 +514,8 @@ def bench_syslog_ng(work: Path, lines: list[str], core: int | None, parser: Line
     best = min(runs, key=lambda r: r["seconds"])
     best_cpu = min(r["cpu_seconds"] for r in runs)
     share = syslog_ng_share(best["out"], lines)
-    version = subprocess.run([*syslog_ng_available()[0], "--version"], capture_output=True, text=True,
-                             env=syslog_ng_available()[1]).stdout.split("\n")[0]
+    argv, env, _ = syslog_ng_available(SYSLOG_NG_MODULES)
+    version = subprocess.run([*argv, "--version"], capture_output=True, text=True, env=env).stdout.split("\n")[0]
     ours, per_line = streams_share(parser, lines)
     # the lines the syslog-ng patterns are for (streams' datasets of those products): the
     # share each side matched there
@@ -704,7 +691,7 @@ def main() -> None:
         res["ratio_streams_to_pygrok"] = res["streams_lines_per_s"] / res["pygrok_lines_per_s"]
     res["near_miss_slowdown"] = res["streams_lines_per_s"] / res["streams_near_miss_lines_per_s"]
 
-    sng_ok, _, sng_why = syslog_ng_available()
+    sng_ok, _, sng_why = syslog_ng_available(SYSLOG_NG_MODULES)
     do_sng = args.syslog_ng if args.syslog_ng is not None else sng_ok is not None
     with tempfile.TemporaryDirectory(prefix="parse-bench-", dir="/tmp") as d:
         d = Path(d)
