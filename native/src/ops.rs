@@ -261,8 +261,9 @@ fn texts(v: &Value, what: &str) -> Result<Vec<String>, String> {
     as_list(v).into_iter().map(|x| text(x, what)).collect()
 }
 
-fn opt<'v>(m: &'v Map, key: &str) -> Option<&'v Value> {
-    m.get(key)
+/// An optional text argument, `default` when absent.
+fn opt_text(m: &Map, key: &str, default: &str) -> Result<String, String> {
+    m.get(key).map_or(Ok(default.to_string()), |v| text(v, key))
 }
 
 fn need<'v>(m: &'v Map, key: &str, op: &str) -> Result<&'v Value, String> {
@@ -342,7 +343,7 @@ impl Compiler<'_> {
                 } else {
                     How::Set
                 },
-                conv: match opt(m, "type") {
+                conv: match m.get("type") {
                     None => None,
                     Some(t) => Some(conv(&text(t, "type")?)?),
                 },
@@ -486,10 +487,7 @@ impl Compiler<'_> {
                     to: self.target(need(a, "to", name)?)?,
                     list: flag(a, "list"),
                     truthy: flag(a, "truthy"),
-                    trim: match opt(a, "trim") {
-                        Some(t) => text(t, "trim")?,
-                        None => String::new(),
-                    },
+                    trim: opt_text(a, "trim", "")?,
                     remove: name == "move",
                 }
             }
@@ -525,10 +523,7 @@ impl Compiler<'_> {
                         .map(|v| self.refv(v))
                         .collect::<Result<_, _>>()?,
                     to: self.field(a, "to", name)?,
-                    prefix: match a.get("prefix") {
-                        Some(p) => text(p, "prefix")?,
-                        None => String::new(),
-                    },
+                    prefix: opt_text(a, "prefix", "")?,
                     dash_only: flag(a, "dash_only"),
                 }
             }
@@ -541,10 +536,7 @@ impl Compiler<'_> {
             ),
             "regex" => {
                 let a = args()?;
-                let mode = match a.get("mode") {
-                    Some(m) => text(m, "mode")?,
-                    None => "full".into(),
-                };
+                let mode = opt_text(a, "mode", "full")?;
                 let pattern = text(need(a, "pattern", name)?, "pattern")?;
                 let rx = match mode.as_str() {
                     "full" => self.regex(&pattern, false, false)?,
@@ -677,18 +669,12 @@ impl Compiler<'_> {
                 Op::Split {
                     from: self.field(a, "from", name)?,
                     to: self.field(a, "to", name)?,
-                    sep: match a.get("sep") {
-                        Some(s) => text(s, "sep")?,
-                        None => ",".into(),
-                    },
+                    sep: opt_text(a, "sep", ",")?,
                     drop: match a.get("drop") {
                         Some(d) => texts(d, "drop")?,
                         None => Vec::new(),
                     },
-                    trim: match a.get("trim") {
-                        Some(t) => text(t, "trim")?,
-                        None => String::new(),
-                    },
+                    trim: opt_text(a, "trim", "")?,
                     remove: flag(a, "remove"),
                 }
             }
@@ -743,10 +729,7 @@ impl Compiler<'_> {
                         Some(v) => self.ops(v)?,
                         None => Vec::new(),
                     },
-                    recovered_tag: match a.get("recovered_tag") {
-                        Some(t) => text(t, "recovered_tag")?,
-                        None => String::new(),
-                    },
+                    recovered_tag: opt_text(a, "recovered_tag", "")?,
                     damaged: match a.get("damaged") {
                         Some(v) => self.ops(v)?,
                         None => Vec::new(),
