@@ -519,8 +519,13 @@ pub struct TimeParser {
 #[derive(Debug, Default)]
 struct Cache {
     until: f64,
-    stamps: HashMap<String, Option<(f64, String)>, crate::doc::Fnv>,
+    /// ISO texts, and syslog stamps by their parts: two maps, so no key of one is a key
+    /// of the other
+    iso: Stamps,
+    syslog: Stamps,
 }
+
+type Stamps = HashMap<String, Option<(f64, String)>, crate::doc::Fnv>;
 
 impl Clone for TimeParser {
     fn clone(&self) -> TimeParser {
@@ -530,7 +535,7 @@ impl Clone for TimeParser {
 
 const CACHE_MAX: usize = 65536;
 const GUESS_TTL: f64 = 3600.0;
-/// the longest text cached (with its kind byte): the cache stays under 65,536 × 80 bytes
+/// the longest text cached: each map stays under 65,536 keys of 80 bytes
 const MAX_KEY: usize = 80;
 
 impl TimeParser {
@@ -541,32 +546,38 @@ impl TimeParser {
             now,
             cache: Mutex::new(Cache {
                 until: f64::NEG_INFINITY,
-                stamps: HashMap::default(),
+                iso: HashMap::default(),
+                syslog: HashMap::default(),
             }),
         }
     }
 
+    /// The cached result for `key` in the map `pick` chooses (looked up without a copy of
+    /// the key), else `compute`'s, kept.
     fn cached(
         &self,
-        key: String,
+        pick: fn(&mut Cache) -> &mut Stamps,
+        key: &str,
         compute: impl FnOnce() -> Option<(f64, String)>,
     ) -> Option<(f64, String)> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if self.now > cache.until {
-            cache.stamps.clear();
+            cache.iso.clear();
+            cache.syslog.clear();
             cache.until = self.now + GUESS_TTL;
         }
         if key.len() > MAX_KEY {
             return compute(); // a stamp is short: a long text is not worth keeping
         }
-        if let Some(hit) = cache.stamps.get(&key) {
+        let stamps = pick(&mut cache);
+        if let Some(hit) = stamps.get(key) {
             return hit.clone();
         }
         let value = compute();
-        if cache.stamps.len() >= CACHE_MAX {
-            cache.stamps.clear();
+        if stamps.len() >= CACHE_MAX {
+            stamps.clear();
         }
-        cache.stamps.insert(key, value.clone());
+        stamps.insert(key.to_string(), value.clone());
         value
     }
 
@@ -630,12 +641,15 @@ impl TimeParser {
     ) -> Option<(f64, String)> {
         // month, day, clock, year (\u{1} for none): no formatter on the hot path
         let y = year.unwrap_or("\u{1}");
-        let mut key = String::with_capacity(month.len() + day.len() + clock.len() + y.len() + 4);
-        // `s`: a syslog stamp's parts, never the same key as an ISO text (`i`)
-        for part in ["s", month, "\0", day, "\0", clock, "\0", y] {
+        let mut key = String::with_capacity(month.len() + day.len() + clock.len() + y.len() + 3);
+        for part in [month, "\0", day, "\0", clock, "\0", y] {
             key.push_str(part);
         }
-        self.cached(key, || self.syslog_uncached(month, day, clock, year))
+        self.cached(
+            |c| &mut c.syslog,
+            &key,
+            || self.syslog_uncached(month, day, clock, year),
+        )
     }
 
     fn syslog_uncached(
@@ -672,10 +686,7 @@ impl TimeParser {
 
     /// `iso`: ISO 8601 / RFC 3339 (`T` or space, `,` or `.` fraction, `Z`, `+hh:mm`, `+hhmm`).
     pub fn iso(&self, text: &str) -> Option<(f64, String)> {
-        let mut key = String::with_capacity(text.len() + 1);
-        key.push('i');
-        key.push_str(text);
-        self.cached(key, || self.iso_uncached(text))
+        self.cached(|c| &mut c.iso, text, || self.iso_uncached(text))
     }
 
     fn iso_uncached(&self, text: &str) -> Option<(f64, String)> {
@@ -735,6 +746,17 @@ mod tests {
 
     fn text(r: Option<(f64, String)>) -> Option<String> {
         r.map(|(_, t)| t)
+    }
+
+    #[test]
+    fn an_iso_text_never_hits_a_syslog_stamp_in_the_cache() {
+        let t = tp(Some(2026), "UTC", "2026-03-05T00:00:00Z");
+        assert!(t.syslog("Mar", "2", "10:00:00", None).is_some());
+        // the syslog map's key for it: month, day, clock, no year, NUL-separated
+        assert_eq!(
+            t.iso(&["Mar", "2", "10:00:00", "\u{1}"].join("\u{0}")),
+            None
+        );
     }
 
     #[test]
