@@ -21,6 +21,8 @@ pub mod ops;
 pub mod parser;
 mod parser_py;
 pub mod pcre;
+pub mod pipeline;
+mod pipeline_py;
 pub mod pyunicode;
 pub mod syslog;
 pub mod timestamps;
@@ -160,6 +162,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(syslog::py_priority, m)?)?;
     m.add_function(wrap_pyfunction!(py_parse_syslog, m)?)?;
     m.add_class::<parser_py::PyParser>()?;
+    m.add_class::<pipeline_py::PyPipeline>()?;
+    m.add_function(wrap_pyfunction!(pipeline_py::event_id_of, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline_py::index_name, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline_py::metric_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline_py::side_record, m)?)?;
     m.add_class::<grok_py::PyGrok>()?;
     m.add_class::<grok_py::GrokMatcher>()?;
     m.add(

@@ -84,7 +84,7 @@ pub fn map_to_py<'py>(py: Python<'py>, m: &Map) -> PyResult<Bound<'py, PyDict>> 
 
 /// One line of a batch as `streams.inputs.decode_line` reads it: CR dropped, invalid
 /// UTF-8 as backslash escapes (`_invalid_utf8`), NUL bytes flagged, cut at `max_line`.
-fn decode(raw: &[u8], max_line: usize) -> (Cow<'_, str>, Vec<&'static str>) {
+pub(crate) fn decode(raw: &[u8], max_line: usize) -> (Cow<'_, str>, Vec<&'static str>) {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
     let mut problems = Vec::new();
     let mut text = match std::str::from_utf8(raw) {
@@ -130,7 +130,7 @@ fn decode(raw: &[u8], max_line: usize) -> (Cow<'_, str>, Vec<&'static str>) {
 }
 
 /// The Event document `to_doc` makes of a parse (no host or service yet).
-fn event_doc(p: Parsed) -> Map {
+pub(crate) fn event_doc(p: Parsed) -> Map {
     let mut doc = p.doc;
     if let Some(m) = p.message {
         doc.insert("message", Value::Str(m));
@@ -168,7 +168,7 @@ fn batch(parser: &mut Parser, data: &[u8], mut each: impl FnMut(Parsed)) {
 
 #[pyclass(name = "Parser", module = "streams._native")]
 pub struct PyParser {
-    inner: Parser,
+    pub(crate) inner: Parser,
 }
 
 #[pymethods]

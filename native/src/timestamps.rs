@@ -157,7 +157,7 @@ impl Civil {
     }
 
     /// Wall-clock microseconds since 1970-01-01T00:00 (no zone).
-    fn wall_us(&self) -> i64 {
+    pub fn wall_us(&self) -> i64 {
         (days_from_civil(self.year, self.month, self.day) * 86_400
             + self.hour * 3600
             + self.minute * 60

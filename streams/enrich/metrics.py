@@ -6,6 +6,9 @@ Wazuh alerts by level and rule group. Riemann events with a `metric` pass throug
 points, and the live pipeline adds gauges (index size, expired entries, its own
 telemetry) at each flush.
 
+What a document counts is decided in the native core (`native/src/pipeline.rs`), for
+whole batches; this class holds the totals and renders the paths.
+
 Buckets: `streams replay` counts by the event's own `@timestamp` (an archive spans days);
 `streams run` counts by arrival, in the flush interval the event arrived in, so a late
 line never rewrites a point Graphite already has. Memory grows with the number of distinct
@@ -15,20 +18,12 @@ line never rewrites a point Graphite already has. Memory grows with the number o
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterable, Iterator
 
+from .._native import metric_counts
 from ..protocols.graphite import render_path
 
 DEFAULT_TEMPLATE = "streams.<host>.<dataset>.<name>"
-_MAX_GROUPS = 8  # rule groups counted per Wazuh alert: a bound against pathological alerts
-
-
-def _epoch_of(ts: str) -> int | None:
-    try:
-        return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return None
 
 
 class DerivedMetrics:
@@ -38,66 +33,17 @@ class DerivedMetrics:
         self.counts: Counter[tuple[int, str, str, str]] = Counter()
         # (bucket, host, dataset, name) -> last value: Riemann metrics and gauges
         self.gauges: dict[tuple[int, str, str, str], float] = {}
-        self._bucket_of: dict[str, int | None] = {}
 
-    def _bucket(self, ts: str) -> int | None:
-        key = ts[:16]  # minute resolution of the ISO text
-        b = self._bucket_of.get(key, -1)
-        if b == -1:
-            e = _epoch_of(ts)
-            b = None if e is None else e - e % self.bucket
-            if len(self._bucket_of) > 100_000:
-                self._bucket_of.clear()
-            self._bucket_of[key] = b
-        return b
+    def add(self, counts: Iterable[tuple[tuple[int, str, str, str], int]]) -> None:
+        """Counts a native batch made (`[((bucket, host, dataset, name), n)]`)."""
+        c = self.counts
+        for key, n in counts:
+            c[key] += n
 
     def observe(self, fields: dict, bucket: int | None = None) -> None:
-        """Count one document; `bucket` (epoch seconds) overrides the event-time bucket."""
-        if bucket is None:
-            ts = fields.get("@timestamp")
-            if not isinstance(ts, str):
-                return
-            bucket = self._bucket(ts)
-            if bucket is None:
-                return
-        b = bucket
-        event = fields.get("event") or {}
-        dataset = event.get("dataset") or "unknown"
-        host_doc = fields.get("host") or {}
-        host = host_doc.get("name") or "unknown"   # host.name: the pipelines give every line one
-        counts = self.counts
-        counts[(b, host, dataset, "events")] += 1
-        action = event.get("action")
-        if action:
-            counts[(b, host, dataset, f"action.{action}")] += 1
-        if event.get("outcome") == "failure":
-            counts[(b, host, dataset, "failures")] += 1
-        f2b = fields.get("fail2ban")
-        if f2b and action:
-            jail = f2b.get("jail")
-            if jail:
-                counts[(b, host, dataset, f"jail.{jail}.{action}")] += 1
-            if action == "ban":
-                cc = ((fields.get("source") or {}).get("geo") or {}).get("country_iso_code")
-                if cc:
-                    counts[(b, host, dataset, f"country.{cc}.ban")] += 1
-        pf = fields.get("postfix")
-        if pf:
-            status = pf.get("status")
-            if status:
-                counts[(b, host, dataset, f"delivery.{status}")] += 1
-            if pf.get("action") == "reject":
-                code = pf.get("status_code") or pf.get("status_code_enhanced") or "none"
-                counts[(b, host, dataset, f"reject.{code}")] += 1
-        rule = fields.get("rule")
-        if rule and dataset == "wazuh.alerts" and isinstance(rule, dict):
-            level = rule.get("level")
-            if level is not None:
-                counts[(b, host, dataset, f"level.{level}")] += 1
-            groups = rule.get("groups")
-            if isinstance(groups, list):
-                for g in groups[:_MAX_GROUPS]:
-                    counts[(b, host, dataset, f"group.{g}")] += 1
+        """Count one document (what the native batches count per line: `metric_counts`);
+        `bucket` (epoch seconds) overrides the event-time bucket."""
+        self.add(metric_counts(fields, self.bucket, bucket))
 
     def point(self, host: str, dataset: str, name: str, value: float, timestamp: float) -> None:
         """A gauge or a passed-through metric: the last value per series and second."""

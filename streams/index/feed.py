@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .._native import side_record
 from ..event import Event
 from .ttl import MAX_TTL
 
@@ -72,50 +73,49 @@ class IndexFeed:
         pipelines give a line that names no host the one it came from)."""
         if ev.service is not None:
             return [ev] if "riemann" in self.sources else []
-        host = (doc.get("host") or {}).get("name")
+        return self.derive_side(*side_record(doc), now=now)
+
+    def derive_side(self, host: str | None, dataset: str | None, action: str | None, jail: str | None,
+                    address: str | None, queueid: str | None, postfix: bool, removed: bool, *,
+                    now: float) -> list[Event]:
+        """The entries of a line from what the native pipeline's side record says of it."""
         if not host:
             return []
         out: list[Event] = []
-        event = doc.get("event") or {}
-        dataset = event.get("dataset")
-        f2b = doc.get("fail2ban")
-        action = event.get("action")
         if "fail2ban" in self.sources:
-            if f2b and (jail := f2b.get("jail")):
-                out.append(self._fail2ban(host, jail, action, doc, now))
+            if jail:
+                out.append(self._fail2ban(host, jail, action, address, now))
             elif action == "server_stopped" and dataset == "fail2ban.log":  # every jail stops with it
                 jails = self.banned.get(host, {})
                 for jail, banned in jails.items():
                     banned.clear()
                     out.append(self._jail_entry(host, jail, 0, now))
-        pf = doc.get("postfix")
-        if pf and "postfix" in self.sources:
-            out.append(self._postfix(host, pf, action, now))
+        if postfix and "postfix" in self.sources:
+            out.append(self._postfix(host, queueid, action, removed, now))
         if dataset and "logs" in self.sources:
             out.append(_entry(host, f"log {dataset}", now, None))
         return out
 
-    def _fail2ban(self, host: str, jail: str, action: str | None, doc: dict, now: float) -> Event:
+    def _fail2ban(self, host: str, jail: str, action: str | None, address: str | None, now: float) -> Event:
         banned = self.banned.setdefault(host, {}).setdefault(jail, set())
         if action == "jail_stopped":  # its actions' stop removed every ban it held
             banned.clear()
-        elif ip := (doc.get("source") or {}).get("ip") or (doc.get("source") or {}).get("address"):
+        elif address:
             if action in _BAN:
-                self._add(banned, ip)
+                self._add(banned, address)
             elif action in _UNBAN:
-                banned.discard(ip)
+                banned.discard(address)
         return self._jail_entry(host, jail, len(banned), now)
 
     def _jail_entry(self, host: str, jail: str, n: int, now: float) -> Event:
         return _entry(host, f"fail2ban {jail}", now, float(n), f"{n} banned", self.held_ttl if n else None)
 
-    def _postfix(self, host: str, pf: dict, action: str | None, now: float) -> Event:
+    def _postfix(self, host: str, qid: str | None, action: str | None, removed: bool, now: float) -> Event:
         queued = self.queued.setdefault(host, set())
-        qid = pf.get("queueid")
         if qid:
             if action == "queue_active":
                 self._add(queued, qid)
-            elif pf.get("message") == "removed" or pf.get("postsuper_action") == "removed":  # qmgr, postsuper -d
+            elif removed:  # qmgr's `removed`, postsuper -d
                 queued.discard(qid)
         n = len(queued)
         return _entry(host, "postfix queue", now, float(n), None, self.held_ttl if n else None)

@@ -41,7 +41,14 @@ class IndexService:
         self._expired_reported = 0
 
     def observe(self, ev: Event, doc: dict, now: float) -> None:
-        for entry in self.feed.derive(ev, doc, now):
+        self._enter(self.feed.derive(ev, doc, now))
+
+    def observe_side(self, side: tuple, now: float) -> None:
+        """A line's side record from a native batch (see `IndexFeed.derive_side`)."""
+        self._enter(self.feed.derive_side(*side, now=now))
+
+    def _enter(self, entries: list[Event]) -> None:
+        for entry in entries:
             self.index.insert(entry)
             self.subscriptions.publish(entry)
 

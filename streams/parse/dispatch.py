@@ -56,6 +56,11 @@ class LineParser:
     def count(self, problems: Iterable[str]) -> None:
         self._problems.update(problems)
 
+    def set_now(self, now: float) -> None:
+        """The time year-less stamps take their year from (nothing to do with a fixed year)."""
+        if self._set_now is not None:
+            self._set_now(now)
+
     def new_input(self) -> None:
         """The next line starts another file or stream: a header-less line there does not
         continue the last entry of the previous one."""
@@ -78,6 +83,24 @@ class LineParser:
         if hooks is not None:
             return self._run_hooks(hooks, ev, line)
         return ev
+
+    def hook_runner(self, fields: dict, message: str | None, tags: list[str], hooks: list[str],
+                    line: str) -> tuple[dict, str | None, list[str]]:
+        """What the native batch pipeline calls for a line whose rule names Python hooks."""
+        ev = Event.from_parse(fields)
+        ev.message = message
+        ev.tags = tags
+        ev = self._run_hooks(hooks, ev, line)
+        return ev.fields, ev.message, ev.tags
+
+    def batch_pipeline(self, sink, bucket_seconds: int):
+        """The native batch pipeline over this parser, writing what `sink` takes
+        (`chunk_format`) under its index names."""
+        from .._native import Pipeline
+        namer = sink.namer
+        return Pipeline(self.native, index_template=namer.template, per_dataset=list(namer.per_dataset.items()),
+                        format=sink.chunk_format, bucket_seconds=bucket_seconds,
+                        hooks=self.hook_runner if self.has_hooks else None)
 
     def _hook(self, spec: str):
         fn = self._hooks.get(spec)

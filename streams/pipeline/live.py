@@ -54,13 +54,12 @@ import orjson
 
 from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
-from ..enrich.host import default_host
 from ..enrich.metrics import DerivedMetrics
 from ..event import Event, format_timestamp
 from ..index.service import IndexService
 from ..parse.dispatch import LineParser
 from ..sinks.append_file import AppendFile
-from ..sinks.bulk_files import BulkFileSink, IndexNamer, dataset_of, event_id
+from ..sinks.bulk_files import BulkFileSink, IndexNamer
 from ..sinks.elasticsearch import ElasticsearchSink
 from ..sinks.graphite_file import GraphiteFileSink
 from ..telemetry import Telemetry
@@ -161,6 +160,10 @@ class RecordQueue:
 
     async def join(self) -> None:
         await self._finished.wait()
+
+
+class _Unprocessable(Exception):
+    """A record the native pipeline could not take (its reason as the core gave it)."""
 
 
 class AppendingBulkFileSink(BulkFileSink):
@@ -276,6 +279,7 @@ class LivePipeline:
         else:
             self.sink = AppendingBulkFileSink(output / "elasticsearch", namer, stats=self._es)
         self.graphite: MetricsWriter = metrics_sink or GraphiteFileSink(output / "graphite.txt")
+        self.pipeline = parser.batch_pipeline(self.sink, self._bucket)
         self._tasks: list[asyncio.Task] = []
         self.queue = RecordQueue(queue_size)
         self.batch_size = batch_size
@@ -386,34 +390,38 @@ class LivePipeline:
         return batch
 
     def process(self, batch: list[Received]) -> None:
-        """Run the stages over a batch, flush the sink, then resolve the acks. Each record is
-        counted once: `sent` or `dead_lettered` once flushed, else `failed`."""
-        acks: list[tuple[Ack, bool]] = []
+        """Run the stages over a batch — one call of the native pipeline for its lines —,
+        flush the sink, then resolve the acks. Each record is counted once: `sent` or
+        `dead_lettered` once flushed, else `failed`."""
         es = self._es
-        one = self._one
-        sent = dead = failed = 0
+        prepared = [None if item.text is not None else self._structured(item) for item in batch]
+        b = self.pipeline.live(batch, prepared, open_bucket=self._open_bucket, feed=self._feed_level())
+        bad: dict[int, Exception] = {pos: _Unprocessable(why) for pos, why in b["failed"]}
         write_error: Exception | None = None
-        for item in batch:
-            ok = True
+        for index, data, n, positions in b["chunks"]:
             try:
-                one(item)
-            except Exception as e:
-                self.telemetry.component(item.listener)["errors"] += 1
-                if isinstance(e, OSError):
-                    write_error = e
-                log.error("event could not be processed or written: %s", e,
-                          extra={"listener": item.listener, "error": type(e).__name__})
-                # kept in the dead-letter file, it counts as handed on (a RELP sender would
-                # otherwise resend the same message forever); if even that fails: nak
-                ok = self._dead_letter(item, e)
-                if ok:
-                    dead += 1
-                else:
-                    failed += 1
+                self.sink.write_chunk(index, data, n)
+            except Exception as e:  # noqa: BLE001 - its records are dead-lettered below
+                write_error = e if isinstance(e, OSError) else write_error
+                for pos in memoryview(positions).cast("I"):
+                    bad[pos] = e
+        self._derive(batch, prepared, b)
+        refused: set[int] = set()   # nak'ed: not even in the dead-letter file
+        dead = failed = 0
+        for pos, e in bad.items():
+            item = batch[pos]
+            self.telemetry.component(item.listener)["errors"] += 1
+            log.error("event could not be processed or written: %s", e,
+                      extra={"listener": item.listener, "error": type(e).__name__})
+            # kept in the dead-letter file, it counts as handed on (a RELP sender would
+            # otherwise resend the same message forever); if even that fails: nak
+            if self._dead_letter(item, e):
+                dead += 1
             else:
-                sent += 1
-            if item.ack is not None:
-                acks.append((item.ack, ok))
+                failed += 1
+                refused.add(pos)
+        sent = len(batch) - dead - failed
+        acks = [(item.ack, pos not in refused) for pos, item in enumerate(batch) if item.ack is not None]
         try:
             self.sink.flush()
             self._dlq.flush()
@@ -428,6 +436,9 @@ class LivePipeline:
         es["dead_lettered"] += dead
         es["failed"] += failed
         self.stats.batches += 1
+        self.stats.events += b["events"]
+        for ds, n in b["datasets"].items():
+            self.stats.datasets[ds] = self.stats.datasets.get(ds, 0) + n
         self._outputs_state(write_error, failed)
         _settle(acks)
 
@@ -454,52 +465,51 @@ class LivePipeline:
             log.exception("dead-letter record failed", extra={"listener": item.listener})
             return False
 
-    def _one(self, item: Received) -> None:
-        riemann_metric = False
-        if item.text is not None:
-            ev = self.parser.parse(item.text)
-            if item.tags:
-                ev.tags.extend(item.tags)
-            if self.geoip is not None:
-                self.geoip.enrich(ev.fields, ev.tags)
-            original = item.text
-            doc = ev.to_doc()
-            peer = item.peer
-            if isinstance(peer, tuple) and peer:   # a line that names no host: its sender's
-                default_host(doc, peer[0])
-        else:   # a Riemann event's host is its own, nil included
-            ev = item.event
-            assert ev is not None
-            if item.tags:
-                ev.tags.extend(item.tags)
-            ev.fields.setdefault("event", {}).setdefault("dataset", "riemann")
-            original = ev.service or ""
-            riemann_metric = ev.metric is not None and ev.service is not None
-            doc = ev.to_doc()
-        if "@timestamp" not in doc:
-            doc["@timestamp"] = format_timestamp(item.received_at)
-            ev.tags.append("_timestamp_from_ingest")
-            doc["tags"] = ev.tags
-        # deterministic: the same message resent after a restart (RELP) gets the same _id, so
-        # Elasticsearch keeps one copy; two identical lines from one host in the same
-        # timestamp are one document
-        host = (doc.get("host") or {})
-        source = host.get("hostname") or host.get("name") or item.listener
-        self.sink.write(doc, event_id(f"{source}\0{doc['@timestamp']}", 0, original))
+    def _feed_level(self) -> int:
+        """The side records the index feed reads: none without an index, every line's for
+        its `logs` source, else those of the lines that move a count."""
+        if self.index is None:
+            return 0
+        feed = getattr(self.index, "feed", None)
+        return 2 if "logs" in getattr(feed, "sources", ()) else 1
+
+    def _structured(self, item: Received) -> tuple[dict, str]:
+        """A Riemann event's document and the text its `_id` is made of."""
+        ev = item.event
+        assert ev is not None
+        if item.tags:
+            ev.tags.extend(item.tags)
+        ev.fields.setdefault("event", {}).setdefault("dataset", "riemann")
+        return ev.to_doc(), ev.service or ""
+
+    def _derive(self, batch: list[Received], prepared: list, b: dict) -> None:
+        """Metrics and the TTL index from what the batch counted; the structured events
+        (Riemann's) one by one: their metric passes through, their state is an entry."""
         try:
-            arrived = int(item.received_at)
-            # the interval it arrived in, unless that one was flushed already (it waited in the
-            # queue over a flush): then the interval still open, so no point is written twice
-            self.metrics.observe(doc, max(arrived - arrived % self._bucket, self._open_bucket))
-            if riemann_metric:
-                self.metrics.point(ev.host or "unknown", "riemann", ev.service, ev.metric, ev.time or arrived)
-            if self.index is not None and item.listener != INDEX_LISTENER:
-                self.index.observe(ev, doc, item.received_at)
-        except Exception as e:  # noqa: BLE001 - the event is written: not dead-lettered (a copy) too
-            self._derive_failed(item, e)
-        dataset = dataset_of(doc)
-        self.stats.datasets[dataset] = self.stats.datasets.get(dataset, 0) + 1
-        self.stats.events += 1
+            self.metrics.add(b["metrics"])
+        except Exception as e:  # noqa: BLE001 - written events: not dead-lettered (a copy) too
+            self._derive_failed(batch[0], e)
+        index = self.index
+        if index is not None:
+            for side in b["side"]:
+                item = batch[side[0]]
+                try:
+                    index.observe_side(side[1:], item.received_at)
+                except Exception as e:  # noqa: BLE001
+                    self._derive_failed(item, e)
+        for pos, prep in enumerate(prepared):
+            if prep is None:
+                continue
+            item = batch[pos]
+            ev = item.event
+            try:
+                if ev.metric is not None and ev.service is not None:
+                    arrived = int(item.received_at)
+                    self.metrics.point(ev.host or "unknown", "riemann", ev.service, ev.metric, ev.time or arrived)
+                if index is not None and item.listener != INDEX_LISTENER:
+                    index.observe(ev, prep[0], item.received_at)
+            except Exception as e:  # noqa: BLE001
+                self._derive_failed(item, e)
 
     def _derive_failed(self, item: Received, error: Exception) -> None:
         """Metrics or index could not take an event that was written: counted in the

@@ -20,12 +20,11 @@ from typing import Any, BinaryIO
 
 from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
-from ..enrich.host import default_host
 from ..enrich.metrics import DerivedMetrics
 from ..event import format_timestamp
-from ..inputs import InputError, iter_lines, open_input
+from ..inputs import InputError, iter_blocks, open_input
 from ..parse.dispatch import LineParser
-from ..sinks.bulk_files import BulkFileSink, event_id
+from ..sinks.bulk_files import BulkFileSink
 from ..sinks.elasticsearch import ElasticsearchSink, OutputAborted, OutputStalled
 from ..sinks.graphite_file import write_points
 from ..telemetry import UNLIMITED
@@ -65,6 +64,7 @@ class Replay:
         self.sink = sink or BulkFileSink(output / "elasticsearch")
         self.clock = clock or SystemClock()
         self.stats = ReplayStats()
+        self.pipeline = parser.batch_pipeline(self.sink, self.metrics.bucket)
         self.interrupted: str | None = None   # the signal that stopped the replay
         self.failures: list[str] = []         # outputs that could not take the events
         self._halt = False                    # stop reading: interrupted, or an output failed
@@ -129,55 +129,41 @@ class Replay:
             self._fail(f"cannot write the outputs: {e}")
 
     def _process_lines(self, stream: BinaryIO | _Reader, source: str, progress: Callable[[int], None] | None) -> None:
-        stats, parse, geoip, sink, metrics = self.stats, self.parser.parse, self.geoip, self.sink, self.metrics
-        problems, datasets = stats.problems, stats.datasets
-        for lineno, (text, bad) in enumerate(iter_lines(stream, progress, self.parser.max_line), 1):
+        """Blocks of whole lines through the native pipeline (parse, GeoIP, host and time
+        defaults, `_id`, index, output bytes, counts): Python sees each block, not a line."""
+        stats, sink, metrics, clock = self.stats, self.sink, self.metrics, self.clock
+        pipeline, set_now = self.pipeline, self.parser.set_now
+        lineno = 1
+        for block in iter_blocks(stream, progress, self.parser.max_line):
             if self._halt:
                 break
-            stats.lines += 1
-            if not text or text.isspace():
-                stats.empty += 1
-                continue
-            ev = parse(text)
-            tags = ev.tags
-            if bad:
-                tags.extend(bad)
-            if geoip is not None:
-                geoip.enrich(ev.fields, tags)
-            doc = ev.to_doc()
-            default_host(doc, self.host)
-            if "@timestamp" not in doc:
-                # no time in the line: stamp the replay time, say so
-                doc["@timestamp"] = format_timestamp(self.clock.now())
-                tags.append("_timestamp_from_ingest")
-                doc["tags"] = tags
-            event = doc["event"]
-            datasets[event.get("dataset") or "unknown"] += 1
-            if tags:
-                for t in tags:
-                    problems[t] += 1
-            sink.write(doc, event_id(source, lineno, event["original"]))
-            metrics.observe(doc)
-            self._observe_security(doc, event)
-            stats.events += 1
+            now = clock.now()
+            set_now(now)
+            b = pipeline.replay(block, source=source, first_line=lineno, now=now, host=self.host)
+            lineno += b["lines"]
+            stats.lines += b["lines"]
+            stats.empty += b["empty"]
+            stats.events += b["events"]
+            stats.datasets.update(b["datasets"])
+            stats.problems.update(b["problems"])
+            for index, data, n, _ in b["chunks"]:
+                sink.write_chunk(index, data, n)
+            metrics.add(b["metrics"])
+            self._observe_security(b["security"])
 
-    def _observe_security(self, doc: dict, event: dict) -> None:
-        action, outcome = event.get("action"), event.get("outcome")
-        if action != "ban" and outcome != "failure":
-            return
-        src = doc.get("source") or {}
-        who = src.get("ip") or src.get("address")
-        if not who:
-            return
-        counter = self.stats.banned if action == "ban" else self.stats.attackers
-        counter[who] += 1
-        if len(counter) > _MAX_TRACKED:  # keep memory flat on huge archives: drop the long tail
-            for ip, _ in counter.most_common()[_MAX_TRACKED // 2:]:
-                del counter[ip]
-                self.stats.country.pop(ip, None)
-        cc = (src.get("geo") or {}).get("country_iso_code")
-        if cc:
-            self.stats.country[who] = cc
+    def _observe_security(self, rows: list[tuple[str, int, int, str | None]]) -> None:
+        """A batch's (address, bans, failures, country) into the summary's top tables."""
+        stats = self.stats
+        for who, bans, failures, cc in rows:
+            for counter, n in ((stats.banned, bans), (stats.attackers, failures)):
+                if n:
+                    counter[who] += n
+                    if len(counter) > _MAX_TRACKED:  # keep memory flat on huge archives: drop the long tail
+                        for ip, _ in counter.most_common()[_MAX_TRACKED // 2:]:
+                            del counter[ip]
+                            stats.country.pop(ip, None)
+            if cc:
+                stats.country[who] = cc
 
     def _past_retention(self, points: list[tuple[str, float, int]]) -> int:
         """Points older than the metrics server keeps: carbon (whisper) drops them without a

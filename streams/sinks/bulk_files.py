@@ -7,22 +7,34 @@ the same archive twice overwrites instead of duplicating.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
+from string import Formatter
 from typing import BinaryIO
 
 import orjson
 
+from .._native import event_id_of, index_name
+
 DEFAULT_INDEX = "streams-{dataset}-{date}"
 WAZUH_INDEX = "wazuh-alerts-4.x-{date}"
-_BAD_INDEX_CHARS = re.compile(r"[^a-z0-9._-]+")
+_FIELDS = frozenset({"dataset", "date"})
 
 
 def event_id(source: str, position: int, original: str) -> str:
-    # one encode and one hash call per document: this runs for every event of `streams run`
-    data = f"{source}\0{position}\0{original}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=12).hexdigest()
+    """The deterministic `_id` the native pipeline gives its documents (BLAKE2b, 12 bytes,
+    of the parts joined by NUL), for the few documents that do not come through it."""
+    return event_id_of([x.encode("utf-8", "surrogatepass") for x in (source, str(position), original)])
+
+
+def check_template(template: str) -> str:
+    """An index template names `{dataset}` and `{date}` only (`{{`, `}}` for braces)."""
+    try:
+        names = {name for _, name, spec, conv in Formatter().parse(template) if name is not None}
+    except ValueError as e:
+        raise ValueError(f"index template {template!r}: {e}") from None
+    if names - _FIELDS or any(spec or conv for _, name, spec, conv in Formatter().parse(template) if name):
+        raise ValueError(f"index template {template!r}: only {{dataset}} and {{date}} may be named")
+    return template
 
 
 def dataset_of(doc: dict) -> str:
@@ -31,19 +43,22 @@ def dataset_of(doc: dict) -> str:
 
 
 class IndexNamer:
+    """Index names: the template with `{dataset}` and `{date}` (`YYYY.MM.DD`), lower case,
+    what Elasticsearch refuses as `_` (rendered by the native core, which names the
+    documents of the batches the same way)."""
+
     def __init__(self, template: str = DEFAULT_INDEX, per_dataset: dict[str, str] | None = None) -> None:
-        self.template = template
+        self.template = check_template(template)
         self.per_dataset = {"wazuh.alerts": WAZUH_INDEX, **(per_dataset or {})}
+        for t in self.per_dataset.values():
+            check_template(t)
         self._cache: dict[tuple[str, str], str] = {}
 
     def __call__(self, dataset: str, timestamp: str) -> str:
         key = (dataset, timestamp[:10])
         name = self._cache.get(key)
         if name is None:
-            tpl = self.per_dataset.get(dataset, self.template)
-            name = tpl.format(dataset=dataset, date=timestamp[:10].replace("-", "."))
-            name = _BAD_INDEX_CHARS.sub("_", name.lower())
-            self._cache[key] = name
+            name = self._cache[key] = index_name(self.per_dataset.get(dataset, self.template), dataset, timestamp)
         return name
 
     def for_doc(self, doc: dict) -> str:
@@ -77,6 +92,14 @@ class BulkFileSink:
             if not seen:
                 self.counts[index] = 0
         return f
+
+    chunk_format = "bulk"   # what the native pipeline writes for write_chunk()
+
+    def write_chunk(self, index: str, data: bytes, count: int) -> None:
+        """`count` documents of one index, as bulk lines the native pipeline wrote."""
+        self._file(index).write(data)
+        self.counts[index] += count
+        self.sent += count
 
     def write(self, doc: dict, doc_id: str) -> None:
         index = self.namer.for_doc(doc)

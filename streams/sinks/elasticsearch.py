@@ -183,6 +183,17 @@ class ElasticsearchSink:
     # an asyncio caller sets this False and awaits `has_room()` before each batch instead
     block_when_full = True
 
+    chunk_format = "spool"   # what the native pipeline writes for write_chunk()
+
+    def write_chunk(self, index: str, data: bytes, count: int, timeout: float | None = None) -> None:
+        """`count` spool records of one index, as the native pipeline wrote them; waits for
+        room as `write()` does."""
+        if self.block_when_full and not self.spool.has_room():
+            self._wait_room(timeout)
+        self.spool.append(data, timeout, self.block_when_full, count)
+        self.counts[index] = self.counts.get(index, 0) + count
+        self.stats["spooled"] += count
+
     def write(self, doc: dict, doc_id: str, timeout: float | None = None) -> None:
         """Spool a document; a full spool waits (`block_when_full`) up to `timeout`
         (SpoolFull), or while documents are delivered at least every `stall_timeout`

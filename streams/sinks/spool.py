@@ -59,9 +59,10 @@ class Spool:
 
     # -- the pipeline's side --------------------------------------------------------------
 
-    def append(self, record: bytes, timeout: float | None = None, block: bool = True) -> None:
-        """Add a record; over the limit, wait (up to `timeout`) unless `block` is False (an
-        asyncio caller waits for `has_room()` itself, before a batch)."""
+    def append(self, record: bytes, timeout: float | None = None, block: bool = True, count: int = 1) -> None:
+        """Add a record (or `count` records, each a line); over the limit, wait (up to
+        `timeout`) unless `block` is False (an asyncio caller waits for `has_room()` itself,
+        before a batch)."""
         with self._cond:
             if block and self.bytes >= self.max_bytes:
                 self.waits += 1
@@ -73,7 +74,7 @@ class Spool:
             w.write(record)
             self._written += len(record)
             self.bytes += len(record)
-            self.appended += 1
+            self.appended += count
 
     def wait_room(self, timeout: float) -> bool:
         """Wait up to `timeout` for the spool to be under its limit (True) or closed."""

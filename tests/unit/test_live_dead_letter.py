@@ -10,18 +10,19 @@ from streams.pipeline.live import LivePipeline, Received
 from streams.telemetry import Telemetry
 
 GOOD = "Nov 24 00:05:02 mx1 sshd[4007]: Failed password for root from 81.2.69.142 port 44633 ssh2"
-BAD = "Nov 24 00:05:03 mx1 sshd[4008]: Failed password for root from 81.2.69.143 port 44634 ssh2"
+# another day, so another index: its documents are written (and fail) apart from GOOD's
+BAD = "Nov 25 00:05:03 mx1 sshd[4008]: Failed password for root from 81.2.69.143 port 44634 ssh2"
 
 
 def pipeline(tmp_path):
     p = LivePipeline(LineParser(year=2026), tmp_path, Telemetry())
-    write = p.sink.write
+    write = p.sink.write_chunk
 
-    def failing_write(doc, doc_id):
-        if doc["event"]["original"] == BAD:
+    def failing_write(index, data, n):
+        if BAD.encode() in data:
             raise OSError("disk says no")
-        write(doc, doc_id)
-    p.sink.write = failing_write
+        write(index, data, n)
+    p.sink.write_chunk = failing_write
     return p
 
 

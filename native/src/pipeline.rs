@@ -1,0 +1,574 @@
+//! After parsing, what a pipeline does with each document, for a whole batch and with no
+//! Python: the host and time defaults, the deterministic `_id`, the dated index, the
+//! output bytes (Elasticsearch bulk lines or spool records) and what the batch counts —
+//! datasets, tags, the derived metrics, the addresses of bans and failures, and the
+//! side records of the lines that move the TTL index. Python reads these per batch, never
+//! a document.
+
+use std::collections::HashMap;
+
+use crate::doc::{write_map, Map, Value};
+use crate::timestamps::{days_from_civil, fromisoformat};
+
+/// What the output bytes are: `_bulk` lines (an action line, then the document) as
+/// `DIR/elasticsearch/*.ndjson` holds them, or the Elasticsearch sink's spool records
+/// (`index TAB id TAB document`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Format {
+    Bulk,
+    Spool,
+}
+
+/// Index names from a template with `{dataset}` and `{date}` (`YYYY.MM.DD` of
+/// `@timestamp`), `{{`/`}}` for braces, then lower-cased with every run of characters
+/// Elasticsearch refuses as `_`. Per-dataset templates win (Wazuh's alerts keep
+/// `wazuh-alerts-4.x-*`, which its app reads).
+pub struct IndexNamer {
+    template: String,
+    per_dataset: Vec<(String, String)>,
+    cache: HashMap<(String, String), String>,
+}
+
+impl IndexNamer {
+    pub fn new(template: String, per_dataset: Vec<(String, String)>) -> IndexNamer {
+        IndexNamer {
+            template,
+            per_dataset,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn name(&mut self, dataset: &str, timestamp: &str) -> &str {
+        let day: String = timestamp.chars().take(10).collect();
+        let key = (dataset.to_string(), day);
+        if !self.cache.contains_key(&key) {
+            if self.cache.len() > 10_000 {
+                self.cache.clear(); // an archive of many years: stay bounded
+            }
+            let tpl = self
+                .per_dataset
+                .iter()
+                .find(|(d, _)| d == dataset)
+                .map_or(self.template.as_str(), |(_, t)| t.as_str());
+            let name = index_name(tpl, dataset, &key.1.replace('-', "."));
+            self.cache.insert(key.clone(), name);
+        }
+        &self.cache[&key]
+    }
+}
+
+fn index_name(template: &str, dataset: &str, date: &str) -> String {
+    let mut text = String::with_capacity(template.len() + dataset.len() + date.len());
+    let mut rest = template;
+    while let Some(at) = rest.find(['{', '}']) {
+        text.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(r) = rest.strip_prefix("{{").or_else(|| rest.strip_prefix("}}")) {
+            text.push(rest.as_bytes()[0] as char);
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("{dataset}") {
+            text.push_str(dataset);
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("{date}") {
+            text.push_str(date);
+            rest = r;
+        } else {
+            // the Python side checks templates before they get here
+            text.push(rest.as_bytes()[0] as char);
+            rest = &rest[1..];
+        }
+    }
+    text.push_str(rest);
+    let mut out = String::with_capacity(text.len());
+    let mut bad = false;
+    for c in text.to_lowercase().chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') {
+            out.push(c);
+            bad = false;
+        } else if !bad {
+            out.push('_');
+            bad = true;
+        }
+    }
+    out
+}
+
+/// The `_id` of a document: BLAKE2b with a 12-byte digest of the parts joined by NUL, in
+/// hex — the same id for the same line, so a resend or a second load overwrites.
+pub fn event_id(parts: &[&[u8]]) -> String {
+    use blake2::digest::{Update, VariableOutput};
+    let mut h = blake2::Blake2bVar::new(12).expect("12 is a valid BLAKE2b size");
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h.update(b"\0");
+        }
+        h.update(p);
+    }
+    let mut digest = [0u8; 12];
+    h.finalize_variable(&mut digest).expect("sized for 12");
+    let mut hex = String::with_capacity(24);
+    for b in digest {
+        hex.push(char::from_digit((b >> 4) as u32, 16).unwrap());
+        hex.push(char::from_digit((b & 15) as u32, 16).unwrap());
+    }
+    hex
+}
+
+/// The documents of a batch, grouped by index in order of first appearance.
+pub struct Output {
+    format: Format,
+    pub chunks: Vec<Chunk>,
+    at: HashMap<String, usize>,
+}
+
+pub struct Chunk {
+    pub index: String,
+    pub data: Vec<u8>,
+    pub count: u64,
+    /// the records of a live batch whose documents are in this chunk (what fails with it)
+    pub positions: Vec<u32>,
+}
+
+impl Output {
+    pub fn new(format: Format) -> Output {
+        Output {
+            format,
+            chunks: Vec::new(),
+            at: HashMap::new(),
+        }
+    }
+
+    pub fn write(&mut self, index: &str, id: &str, doc: &Map, position: usize) {
+        let i = match self.at.get(index) {
+            Some(&i) => i,
+            None => {
+                self.chunks.push(Chunk {
+                    index: index.to_string(),
+                    data: Vec::with_capacity(64 * 1024),
+                    count: 0,
+                    positions: Vec::new(),
+                });
+                self.at.insert(index.to_string(), self.chunks.len() - 1);
+                self.chunks.len() - 1
+            }
+        };
+        let chunk = &mut self.chunks[i];
+        let out = &mut chunk.data;
+        match self.format {
+            Format::Bulk => {
+                out.extend_from_slice(b"{\"index\":{\"_index\":\"");
+                out.extend_from_slice(index.as_bytes());
+                out.extend_from_slice(b"\",\"_id\":\"");
+                out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(b"\"}}\n");
+            }
+            Format::Spool => {
+                out.extend_from_slice(index.as_bytes());
+                out.push(b'\t');
+                out.extend_from_slice(id.as_bytes());
+                out.push(b'\t');
+            }
+        }
+        write_map(out, doc);
+        out.push(b'\n');
+        chunk.count += 1;
+        chunk.positions.push(position as u32);
+    }
+}
+
+/// (bucket, host, dataset, name) of a derived count.
+pub type MetricKey = (i64, String, String, String);
+
+/// What a batch counts, merged by the Python side into its totals (per key, not per line).
+#[derive(Default)]
+pub struct Tally {
+    pub datasets: HashMap<String, u64>,
+    pub problems: HashMap<String, u64>,
+    pub metrics: HashMap<MetricKey, u64>,
+    /// address -> (bans, failures, country of the last one that had one)
+    pub security: HashMap<String, (u64, u64, Option<String>)>,
+    pub side: Vec<Side>,
+}
+
+/// What the TTL index feed reads of a line that moves a Fail2ban or Postfix count (or a
+/// `server_stopped`): a few strings, not the document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Side {
+    pub host: Option<String>,
+    pub dataset: Option<String>,
+    pub action: Option<String>,
+    pub jail: Option<String>,
+    pub address: Option<String>,
+    pub queueid: Option<String>,
+    /// the line has a `postfix` object (the queue entry is refreshed even without an id)
+    pub postfix: bool,
+    pub removed: bool,
+    pub position: usize,
+}
+
+/// Rule groups counted per Wazuh alert: a bound against pathological alerts.
+const MAX_GROUPS: usize = 8;
+
+fn text(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str)
+}
+
+/// `x or default`, then `str(x)` as Python would write it into a metric name.
+fn or_text(v: Option<&Value>, default: &str) -> String {
+    match v {
+        Some(v) if v.truthy() => py_str(v),
+        _ => default.to_string(),
+    }
+}
+
+/// `str(v)` for the values a metric name takes (scalars; containers as JSON).
+pub fn py_str(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        Value::Int(n) => n.to_string(),
+        Value::BigInt(d) => d.clone(),
+        Value::Float(f) => py_float(*f),
+        Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
+        Value::Null => "None".to_string(),
+        other => {
+            let mut out = Vec::new();
+            crate::doc::write_json(&mut out, other);
+            String::from_utf8(out).unwrap_or_default()
+        }
+    }
+}
+
+/// `repr(float)`: the shortest round-trip digits, positional for exponents -4..16.
+pub fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let sci = format!("{f:e}"); // "-1.5e16", "5e0"
+    let (mant, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("an integer exponent");
+    let (sign, mant) = mant.strip_prefix('-').map_or(("", mant), |m| ("-", m));
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    if !(-4..16).contains(&exp) {
+        let m = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits
+        };
+        let es = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{m}e{es}{:02}", exp.abs());
+    }
+    if exp < 0 {
+        return format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize));
+    }
+    let int_len = exp as usize + 1;
+    if digits.len() <= int_len {
+        format!("{sign}{digits}{}.0", "0".repeat(int_len - digits.len()))
+    } else {
+        format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
+    }
+}
+
+/// Epoch seconds of an ISO 8601 `@timestamp` (what `datetime.fromisoformat` reads; a
+/// naive one as UTC), truncated as `int()` does; None when it is no time.
+pub fn epoch_of(ts: &str) -> Option<i64> {
+    let b = ts.as_bytes();
+    // the parser's own form, YYYY-MM-DDTHH:MM:SS.mmmZ: no general parse
+    if b.len() == 24 && b[23] == b'Z' && b[19] == b'.' && b[10] == b'T' {
+        let n = |i: usize, w: usize| -> Option<i64> {
+            let mut v = 0i64;
+            for &c in &b[i..i + w] {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                v = v * 10 + (c - b'0') as i64;
+            }
+            Some(v)
+        };
+        let (y, mo, d) = (n(0, 4)?, n(5, 2)?, n(8, 2)?);
+        let (h, mi, s) = (n(11, 2)?, n(14, 2)?, n(17, 2)?);
+        if (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && s < 60 {
+            return Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s);
+        }
+    }
+    let t = fromisoformat(&ts.replace('Z', "+00:00"))?;
+    let us = t.civil.wall_us() - t.offset_us.unwrap_or(0);
+    // int(float seconds): towards zero
+    Some((us as f64 / 1e6).trunc() as i64)
+}
+
+impl Tally {
+    /// `DerivedMetrics.observe`: the counts one document adds to its bucket.
+    pub fn observe_metrics(&mut self, doc: &Map, bucket: i64) {
+        let event = doc.get("event").and_then(Value::as_map);
+        let get = |k: &str| event.and_then(|e| e.get(k));
+        let dataset = or_text(get("dataset"), "unknown");
+        let host = or_text(
+            doc.get("host")
+                .and_then(Value::as_map)
+                .and_then(|h| h.get("name")),
+            "unknown",
+        );
+        let counts = &mut self.metrics;
+        let mut add = |name: String| {
+            *counts
+                .entry((bucket, host.clone(), dataset.clone(), name))
+                .or_insert(0) += 1;
+        };
+        add("events".into());
+        let action = get("action").filter(|a| a.truthy());
+        if let Some(a) = action {
+            add(format!("action.{}", py_str(a)));
+        }
+        if text(get("outcome")) == Some("failure") {
+            add("failures".into());
+        }
+        if let (Some(f2b), Some(a)) = (doc.get("fail2ban").filter(|v| v.truthy()), action) {
+            let f2b = f2b.as_map();
+            if let Some(jail) = f2b.and_then(|m| m.get("jail")).filter(|j| j.truthy()) {
+                add(format!("jail.{}.{}", py_str(jail), py_str(a)));
+            }
+            if text(Some(a)) == Some("ban") {
+                let cc = doc
+                    .get("source")
+                    .and_then(Value::as_map)
+                    .and_then(|s| s.get("geo"))
+                    .and_then(Value::as_map)
+                    .and_then(|g| g.get("country_iso_code"))
+                    .filter(|c| c.truthy());
+                if let Some(cc) = cc {
+                    add(format!("country.{}.ban", py_str(cc)));
+                }
+            }
+        }
+        if let Some(pf) = doc
+            .get("postfix")
+            .filter(|v| v.truthy())
+            .and_then(Value::as_map)
+        {
+            if let Some(status) = pf.get("status").filter(|s| s.truthy()) {
+                add(format!("delivery.{}", py_str(status)));
+            }
+            if text(pf.get("action")) == Some("reject") {
+                let code = [pf.get("status_code"), pf.get("status_code_enhanced")]
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c.truthy())
+                    .map_or_else(|| "none".to_string(), py_str);
+                add(format!("reject.{code}"));
+            }
+        }
+        if dataset == "wazuh.alerts" {
+            if let Some(rule) = doc
+                .get("rule")
+                .filter(|r| r.truthy())
+                .and_then(Value::as_map)
+            {
+                if let Some(level) = rule.get("level").filter(|l| !matches!(l, Value::Null)) {
+                    add(format!("level.{}", py_str(level)));
+                }
+                if let Some(Value::List(groups)) = rule.get("groups") {
+                    for g in groups.iter().take(MAX_GROUPS) {
+                        add(format!("group.{}", py_str(g)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The replay summary's tables: who was banned, who failed to log in, from where.
+    pub fn observe_security(&mut self, doc: &Map) {
+        let event = doc.get("event").and_then(Value::as_map);
+        let action = event.and_then(|e| text(e.get("action")));
+        let failure = event.and_then(|e| text(e.get("outcome"))) == Some("failure");
+        let ban = action == Some("ban");
+        if !ban && !failure {
+            return;
+        }
+        let src = doc.get("source").and_then(Value::as_map);
+        let who = src.and_then(|s| {
+            [s.get("ip"), s.get("address")]
+                .into_iter()
+                .flatten()
+                .find(|v| v.truthy())
+        });
+        let Some(who) = who else { return };
+        let cc = src
+            .and_then(|s| s.get("geo"))
+            .and_then(Value::as_map)
+            .and_then(|g| g.get("country_iso_code"))
+            .filter(|c| c.truthy())
+            .map(py_str);
+        let entry = self.security.entry(py_str(who)).or_insert((0, 0, None));
+        if ban {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+        if cc.is_some() {
+            entry.2 = cc;
+        }
+    }
+
+    /// The side record of a line the TTL index feed must see (see `index/feed.py`): one
+    /// that moves a Fail2ban or Postfix count, or any line with `every` (the feed's `logs`
+    /// source keeps an entry per dataset).
+    pub fn observe_side(&mut self, doc: &Map, position: usize, every: bool) {
+        let event = doc.get("event").and_then(Value::as_map);
+        let field = |k: &str| event.and_then(|e| text(e.get(k))).map(str::to_string);
+        let f2b = doc
+            .get("fail2ban")
+            .filter(|v| v.truthy())
+            .and_then(Value::as_map);
+        let pf = doc
+            .get("postfix")
+            .filter(|v| v.truthy())
+            .and_then(Value::as_map);
+        let action = field("action");
+        let dataset = field("dataset");
+        let stopped = action.as_deref() == Some("server_stopped")
+            && dataset.as_deref() == Some("fail2ban.log");
+        if f2b.is_none() && pf.is_none() && !stopped && !every {
+            return;
+        }
+        let src = doc.get("source").and_then(Value::as_map);
+        let address = src
+            .and_then(|s| {
+                [s.get("ip"), s.get("address")]
+                    .into_iter()
+                    .flatten()
+                    .find(|v| v.truthy())
+            })
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        self.side.push(Side {
+            host: doc
+                .get("host")
+                .and_then(Value::as_map)
+                .and_then(|h| text(h.get("name")))
+                .map(str::to_string),
+            dataset,
+            action,
+            jail: f2b.and_then(|m| text(m.get("jail"))).map(str::to_string),
+            address,
+            queueid: pf.and_then(|m| text(m.get("queueid"))).map(str::to_string),
+            postfix: pf.is_some(),
+            removed: pf.is_some_and(|m| {
+                text(m.get("message")) == Some("removed")
+                    || text(m.get("postsuper_action")) == Some("removed")
+            }),
+            position,
+        });
+    }
+
+    pub fn count_dataset(&mut self, doc: &Map) {
+        let ds = or_text(
+            doc.get("event")
+                .and_then(Value::as_map)
+                .and_then(|e| e.get("dataset")),
+            "unknown",
+        );
+        *self.datasets.entry(ds).or_insert(0) += 1;
+    }
+
+    pub fn count_tags(&mut self, tags: &[String]) {
+        for t in tags {
+            match self.problems.get_mut(t.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    self.problems.insert(t.clone(), 1);
+                }
+            }
+        }
+    }
+}
+
+/// `default_host`: the host a line that names none gets (a map only: a JSON line's own
+/// non-object `host` stays as it is).
+pub fn default_host(doc: &mut Map, name: &str) {
+    match doc.get_mut("host") {
+        None => {
+            let mut h = Map::new();
+            h.push("name", Value::str(name));
+            doc.push("host", Value::Map(h));
+        }
+        Some(Value::Map(h)) => {
+            if !h.contains("name") {
+                h.push("name", Value::str(name));
+            }
+        }
+        Some(_) => {}
+    }
+}
+
+/// The dataset a document's index is named after.
+pub fn dataset_of(doc: &Map) -> &str {
+    doc.get("event")
+        .and_then(Value::as_map)
+        .and_then(|e| e.get("dataset"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_follow_the_template_and_elasticsearch_rules() {
+        let mut n = IndexNamer::new(
+            "streams-{dataset}-{date}".into(),
+            vec![("wazuh.alerts".into(), "wazuh-alerts-4.x-{date}".into())],
+        );
+        assert_eq!(
+            n.name("sshd.log", "2026-11-24T00:05:01.000Z"),
+            "streams-sshd.log-2026.11.24"
+        );
+        assert_eq!(
+            n.name("wazuh.alerts", "2026-11-24T00:05:01.000Z"),
+            "wazuh-alerts-4.x-2026.11.24"
+        );
+        assert_eq!(
+            n.name("My Data/Set", "2026-11-24"),
+            "streams-my_data_set-2026.11.24"
+        );
+        assert_eq!(index_name("a{{b}}-{date}", "x", "d"), "a_b_-d");
+    }
+
+    #[test]
+    fn ids_are_blake2b_96_of_the_parts() {
+        // hashlib.blake2b(b"a\0" b"1\0" b"line", digest_size=12).hexdigest()
+        assert_eq!(event_id(&[b"a", b"1", b"line"]), "1044802f12e5072a13903de2");
+        assert_eq!(event_id(&[b"a", b"1", b"line"]).len(), 24);
+    }
+
+    #[test]
+    fn floats_print_as_python_repr() {
+        for (f, s) in [
+            (5.0, "5.0"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (123456789012345.6, "123456789012345.6"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-2.5, "-2.5"),
+            (1e300, "1e+300"),
+        ] {
+            assert_eq!(py_float(f), s);
+        }
+    }
+
+    #[test]
+    fn epochs_of_iso_stamps() {
+        assert_eq!(epoch_of("1970-01-01T00:01:00.000Z"), Some(60));
+        assert_eq!(epoch_of("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(
+            epoch_of("2026-11-24T00:05:01.000Z"),
+            epoch_of("2026-11-24T00:05:01+00:00")
+        );
+        assert_eq!(epoch_of("yesterday"), None);
+    }
+}

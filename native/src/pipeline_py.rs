@@ -1,0 +1,506 @@
+//! The Python face of the batch pipeline: `streams._native.Pipeline`. One call takes the
+//! bytes of many lines (a replay block) or the messages of many socket reads (`run`) and
+//! gives back the output bytes per index and what the batch counts; the GIL is released
+//! while the lines are parsed, enriched and written.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use crate::doc::{Map, Value};
+use crate::parser::{Parsed, Parser};
+use crate::parser_py::{decode, event_doc, from_py, map_to_py, PyParser};
+use crate::pipeline::{
+    dataset_of, default_host, epoch_of, event_id, Format, IndexNamer, MetricKey, Output, Tally,
+};
+use crate::timestamps::format_timestamp;
+
+const FROM_INGEST: &str = "_timestamp_from_ingest";
+
+#[pyclass(name = "Pipeline", module = "streams._native")]
+pub struct PyPipeline {
+    parser: Py<PyParser>,
+    namer: IndexNamer,
+    format: Format,
+    bucket: i64,
+    /// `(fields, message, tags, hooks, line) -> (fields, message, tags)`: runs a rule's
+    /// Python hooks (the escape hatch); called with the GIL for those lines only
+    hooks: Option<Py<PyAny>>,
+}
+
+/// What one batch gives the Python side.
+struct Batch {
+    lines: u64,
+    empty: u64,
+    events: u64,
+    out: Output,
+    tally: Tally,
+}
+
+/// Runs a line's Python hooks, the GIL taken back for it (never on the common path).
+fn run_hooks(runner: &Py<PyAny>, p: Parsed, line: &str) -> Parsed {
+    let rule = p.rule.clone();
+    let result = Python::attach(|py| -> PyResult<Parsed> {
+        let out = runner.call1(
+            py,
+            (
+                map_to_py(py, &p.doc)?,
+                p.message.clone(),
+                p.tags.clone(),
+                p.hooks.clone(),
+                line,
+            ),
+        )?;
+        let (fields, message, tags): (Bound<'_, PyAny>, Option<String>, Vec<String>) =
+            out.extract(py)?;
+        let Value::Map(doc) = from_py(&fields)? else {
+            return Err(PyValueError::new_err("a hook runner must give back a dict"));
+        };
+        Ok(Parsed {
+            doc,
+            message,
+            tags,
+            rule: rule.clone(),
+            hooks: Vec::new(),
+        })
+    });
+    result.unwrap_or_else(|e| {
+        // the runner itself keeps hook failures as `_parser_error` events; this is a bug
+        // of the runner: the line is kept all the same
+        Python::attach(|py| e.print(py));
+        let mut doc = Map::new();
+        let mut ev = Map::new();
+        ev.push("original", Value::str(line));
+        doc.push("event", Value::Map(ev));
+        Parsed {
+            doc,
+            message: Some(line.to_string()),
+            tags: vec!["_parser_error".to_string()],
+            rule,
+            hooks: Vec::new(),
+        }
+    })
+}
+
+/// Everything after the parse, for one document: GeoIP, the host and time defaults.
+/// Returns the document and its `@timestamp`.
+fn finish(p: Parsed, host: Option<&str>, now_text: &str) -> Map {
+    let mut doc = event_doc(p);
+    if let Some(h) = host {
+        default_host(&mut doc, h);
+    }
+    if !doc.contains("@timestamp") {
+        doc.insert("@timestamp", Value::str(now_text));
+        doc.tag(FROM_INGEST);
+    }
+    doc
+}
+
+fn doc_tags(doc: &Map) -> Vec<String> {
+    match doc.get("tags") {
+        Some(Value::List(t)) => t
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl PyPipeline {
+    fn parse_one(parser: &mut Parser, hooks: Option<&Py<PyAny>>, text: &str) -> Parsed {
+        let p = parser.parse(text);
+        match hooks {
+            Some(runner) if !p.hooks.is_empty() => run_hooks(runner, p, text),
+            _ => p,
+        }
+    }
+}
+
+#[pymethods]
+impl PyPipeline {
+    #[new]
+    #[pyo3(signature = (parser, *, index_template, per_dataset, format = "bulk", bucket_seconds = 60, hooks = None))]
+    fn new(
+        parser: Py<PyParser>,
+        index_template: String,
+        per_dataset: Vec<(String, String)>,
+        format: &str,
+        bucket_seconds: i64,
+        hooks: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let format = match format {
+            "bulk" => Format::Bulk,
+            "spool" => Format::Spool,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown output format {other:?}"
+                )))
+            }
+        };
+        if bucket_seconds <= 0 {
+            return Err(PyValueError::new_err("bucket_seconds must be > 0"));
+        }
+        Ok(PyPipeline {
+            parser,
+            namer: IndexNamer::new(index_template, per_dataset),
+            format,
+            bucket: bucket_seconds,
+            hooks,
+        })
+    }
+
+    /// The lines of `data` (whole lines of one file, numbered from `first_line`): parsed,
+    /// enriched, written. Metrics count by each document's own `@timestamp`; a line with
+    /// no time takes `now`'s (tagged); `host`: the `host.name` of lines that name none.
+    #[pyo3(signature = (data, *, source, first_line, now, host = None))]
+    fn replay<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+        source: &str,
+        first_line: u64,
+        now: f64,
+        host: Option<&str>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let now_text =
+            format_timestamp(now).ok_or_else(|| PyValueError::new_err("now out of range"))?;
+        let mut guard = self.parser.borrow_mut(py);
+        let parser = &mut guard.inner;
+        let (namer, format, bucket, hooks) = (
+            &mut self.namer,
+            self.format,
+            self.bucket,
+            self.hooks.as_ref(),
+        );
+        let batch = py.detach(|| {
+            let mut b = Batch {
+                lines: 0,
+                empty: 0,
+                events: 0,
+                out: Output::new(format),
+                tally: Tally::default(),
+            };
+            let data = data.strip_suffix(b"\n").unwrap_or(data);
+            if data.is_empty() {
+                return b;
+            }
+            for raw in data.split(|&c| c == b'\n') {
+                b.lines += 1;
+                let lineno = first_line + b.lines - 1;
+                let (text, problems) = decode(raw, parser.max_line);
+                if text.chars().all(crate::pyunicode::is_space) {
+                    b.empty += 1;
+                    continue;
+                }
+                let mut p = Self::parse_one(parser, hooks, &text);
+                p.tags.extend(problems.iter().map(|s| s.to_string()));
+                let doc = finish(p, host, &now_text);
+                let tags = doc_tags(&doc);
+                b.tally.count_dataset(&doc);
+                b.tally.count_tags(&tags);
+                let original = doc
+                    .get("event")
+                    .and_then(Value::as_map)
+                    .and_then(|e| e.get("original"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let id = event_id(&[
+                    source.as_bytes(),
+                    lineno.to_string().as_bytes(),
+                    original.as_bytes(),
+                ]);
+                let ts = doc.get("@timestamp").and_then(Value::as_str).unwrap_or("");
+                let index = namer.name(dataset_of(&doc), ts).to_string();
+                b.out.write(&index, &id, &doc, b.events as usize);
+                if let Some(e) = epoch_of(ts) {
+                    b.tally.observe_metrics(&doc, e - e.rem_euclid(bucket));
+                }
+                b.tally.observe_security(&doc);
+                b.events += 1;
+            }
+            b
+        });
+        drop(guard);
+        batch_to_py(py, batch)
+    }
+
+    /// A live batch: the worker's records (`Received`: a syslog line in `text`, parsed
+    /// here, or a structured event whose `(document, original)` is in `prepared` at the
+    /// same position). Metrics count in the bucket the record arrived in (never before
+    /// `open_bucket`, the first one not flushed yet); `feed`: 0 no side records, 1 those of
+    /// lines that move an index count, 2 every line's. `failed`: (position, why) of
+    /// records that could not be handled (dead-lettered by the caller).
+    #[pyo3(signature = (items, prepared, *, open_bucket, feed = 1))]
+    fn live<'py>(
+        &mut self,
+        py: Python<'py>,
+        items: &Bound<'py, PyList>,
+        prepared: &Bound<'py, PyList>,
+        open_bucket: i64,
+        feed: u8,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if items.len() != prepared.len() {
+            return Err(PyValueError::new_err("items and prepared differ in length"));
+        }
+        let recs = records(py, items, prepared)?;
+        let mut guard = self.parser.borrow_mut(py);
+        let parser = &mut guard.inner;
+        let (namer, format, bucket, hooks) = (
+            &mut self.namer,
+            self.format,
+            self.bucket,
+            self.hooks.as_ref(),
+        );
+        let (batch, failed) = py.detach(|| {
+            let mut b = Batch {
+                lines: recs.len() as u64,
+                empty: 0,
+                events: 0,
+                out: Output::new(format),
+                tally: Tally::default(),
+            };
+            let mut failed: Vec<(usize, String)> = Vec::new();
+            for (pos, rec) in recs.into_iter().enumerate() {
+                let rec = match rec {
+                    Ok(r) => r,
+                    Err(why) => {
+                        failed.push((pos, why));
+                        continue;
+                    }
+                };
+                let received = format_timestamp(rec.received_at).unwrap_or_default();
+                let (doc, original, parsed) = match (rec.text, rec.prepared) {
+                    (Some(text), _) => {
+                        let mut p = Self::parse_one(parser, hooks, &text);
+                        p.tags.extend(rec.tags.iter().cloned());
+                        (finish(p, rec.peer_host.as_deref(), &received), text, true)
+                    }
+                    (None, Some((mut doc, original))) => {
+                        if !doc.contains("@timestamp") {
+                            doc.insert("@timestamp", Value::str(&received));
+                            doc.tag(FROM_INGEST);
+                        }
+                        (doc, original, false)
+                    }
+                    (None, None) => {
+                        failed.push((
+                            pos,
+                            "ValueError: a record with neither text nor event".into(),
+                        ));
+                        continue;
+                    }
+                };
+                let ts = doc.get("@timestamp").and_then(Value::as_str).unwrap_or("");
+                // deterministic: the same message resent after a restart (RELP) gets the
+                // same _id, so Elasticsearch keeps one copy
+                let host = doc.get("host").and_then(Value::as_map);
+                let source = host
+                    .and_then(|h| {
+                        [h.get("hostname"), h.get("name")]
+                            .into_iter()
+                            .flatten()
+                            .find(|v| v.truthy())
+                    })
+                    .map_or_else(|| rec.listener.clone(), crate::pipeline::py_str);
+                let id = event_id(&[source.as_bytes(), ts.as_bytes(), b"0", original.as_bytes()]);
+                let index = namer.name(dataset_of(&doc), ts).to_string();
+                b.out.write(&index, &id, &doc, pos);
+                let arrived = rec.received_at as i64;
+                b.tally.observe_metrics(
+                    &doc,
+                    (arrived - arrived.rem_euclid(bucket)).max(open_bucket),
+                );
+                if parsed && feed > 0 {
+                    b.tally.observe_side(&doc, pos, feed > 1);
+                }
+                b.tally.count_dataset(&doc);
+                b.events += 1;
+            }
+            (b, failed)
+        });
+        drop(guard);
+        let d = batch_to_py(py, batch)?;
+        d.set_item("failed", failed)?;
+        Ok(d)
+    }
+}
+
+/// One record of a live batch as the worker hands it over.
+struct Record {
+    text: Option<String>,
+    /// a structured event's document (a Riemann event's `to_doc()`) and its `original`
+    prepared: Option<(Map, String)>,
+    tags: Vec<String>,
+    received_at: f64,
+    peer_host: Option<String>,
+    listener: String,
+}
+
+fn records(
+    py: Python<'_>,
+    items: &Bound<'_, PyList>,
+    prepared: &Bound<'_, PyList>,
+) -> PyResult<Vec<Result<Record, String>>> {
+    let (text_k, tags_k, at_k, peer_k, listener_k) = (
+        pyo3::intern!(py, "text"),
+        pyo3::intern!(py, "tags"),
+        pyo3::intern!(py, "received_at"),
+        pyo3::intern!(py, "peer"),
+        pyo3::intern!(py, "listener"),
+    );
+    let mut out = Vec::with_capacity(items.len());
+    for (item, prep) in items.iter().zip(prepared.iter()) {
+        let text: Option<String> = match item.getattr(text_k)?.extract::<Option<String>>() {
+            Ok(t) => t,
+            // a lone surrogate: parsed as its escape, as the per-line face does
+            Err(_) => Some(
+                item.getattr(text_k)?
+                    .call_method1("encode", ("utf-8", "surrogatepass"))?
+                    .call_method1("decode", ("utf-8", "backslashreplace"))?
+                    .extract()?,
+            ),
+        };
+        let prepared = if prep.is_none() {
+            None
+        } else {
+            let (doc, original): (Bound<'_, PyAny>, String) = prep.extract()?;
+            match from_py(&doc) {
+                Ok(Value::Map(m)) => Some((m, original)),
+                Ok(_) => {
+                    out.push(Err(
+                        "TypeError: the event's document is not an object".to_string()
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    out.push(Err(format!("{}: {}", e.get_type(py).name()?, e.value(py))));
+                    continue;
+                }
+            }
+        };
+        let peer = item.getattr(peer_k)?;
+        let peer_host = match peer.cast::<pyo3::types::PyTuple>() {
+            Ok(t) if !t.is_empty() => Some(t.get_item(0)?.str()?.to_string()),
+            _ => None,
+        };
+        out.push(Ok(Record {
+            text,
+            prepared,
+            tags: item.getattr(tags_k)?.extract()?,
+            received_at: item.getattr(at_k)?.extract()?,
+            peer_host,
+            listener: item.getattr(listener_k)?.extract()?,
+        }));
+    }
+    Ok(out)
+}
+
+fn batch_to_py<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("lines", b.lines)?;
+    d.set_item("empty", b.empty)?;
+    d.set_item("events", b.events)?;
+    let chunks = PyList::empty(py);
+    for c in &b.out.chunks {
+        let positions: Vec<u8> = c.positions.iter().flat_map(|p| p.to_ne_bytes()).collect();
+        chunks.append((
+            c.index.as_str(),
+            PyBytes::new(py, &c.data),
+            c.count,
+            PyBytes::new(py, &positions),
+        ))?;
+    }
+    d.set_item("chunks", chunks)?;
+    let t = b.tally;
+    d.set_item("datasets", t.datasets)?;
+    d.set_item("problems", t.problems)?;
+    let metrics = PyList::empty(py);
+    for ((bucket, host, dataset, name), n) in t.metrics {
+        metrics.append(((bucket, host, dataset, name), n))?;
+    }
+    d.set_item("metrics", metrics)?;
+    let security = PyList::empty(py);
+    for (ip, (bans, failures, cc)) in t.security {
+        security.append((ip, bans, failures, cc))?;
+    }
+    d.set_item("security", security)?;
+    let side = PyList::empty(py);
+    for s in t.side {
+        side.append((
+            s.position, s.host, s.dataset, s.action, s.jail, s.address, s.queueid, s.removed,
+        ))?;
+    }
+    d.set_item("side", side)?;
+    Ok(d)
+}
+
+/// `event_id(parts)`: the deterministic `_id` (see `pipeline::event_id`), for the
+/// documents that do not come through a batch.
+#[pyfunction]
+pub fn event_id_of(parts: Vec<Vec<u8>>) -> String {
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    event_id(&refs)
+}
+
+/// The index a template names for a dataset and an ISO `@timestamp`.
+#[pyfunction]
+pub fn index_name(template: &str, dataset: &str, timestamp: &str) -> String {
+    IndexNamer::new(template.to_string(), Vec::new())
+        .name(dataset, timestamp)
+        .to_string()
+}
+
+/// The derived metric counts of one document: `[((bucket, host, dataset, name), n)]`,
+/// in the bucket of its `@timestamp` unless `bucket` is given (none when it has no time).
+#[pyfunction]
+#[pyo3(signature = (doc, bucket_seconds, bucket = None))]
+pub fn metric_counts(
+    doc: &Bound<'_, PyDict>,
+    bucket_seconds: i64,
+    bucket: Option<i64>,
+) -> PyResult<Vec<(MetricKey, u64)>> {
+    let Value::Map(doc) = from_py(doc.as_any())? else {
+        unreachable!("a dict converts to a map")
+    };
+    let b = match bucket {
+        Some(b) => b,
+        None => match doc
+            .get("@timestamp")
+            .and_then(Value::as_str)
+            .and_then(epoch_of)
+        {
+            Some(e) if bucket_seconds > 0 => e - e.rem_euclid(bucket_seconds),
+            _ => return Ok(Vec::new()),
+        },
+    };
+    let mut t = Tally::default();
+    t.observe_metrics(&doc, b);
+    Ok(t.metrics.into_iter().collect())
+}
+
+/// What a line's side record says of one document (for the per-document callers of the
+/// index feed): `(host, dataset, action, jail, address, queueid, postfix, removed)`.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn side_record(
+    doc: &Bound<'_, PyDict>,
+) -> PyResult<(
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+    bool,
+)> {
+    let Value::Map(doc) = from_py(doc.as_any())? else {
+        unreachable!("a dict converts to a map")
+    };
+    let mut t = Tally::default();
+    t.observe_side(&doc, 0, true);
+    let s = t.side.pop().expect("every document has one with `every`");
+    Ok((
+        s.host, s.dataset, s.action, s.jail, s.address, s.queueid, s.postfix, s.removed,
+    ))
+}
