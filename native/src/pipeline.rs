@@ -27,6 +27,8 @@ pub struct IndexNamer {
     template: String,
     per_dataset: Vec<(String, String)>,
     cache: HashMap<(String, String), String>,
+    /// the last (dataset, day) asked: consecutive lines mostly share it
+    last: (String, String, String),
 }
 
 impl IndexNamer {
@@ -35,11 +37,24 @@ impl IndexNamer {
             template,
             per_dataset,
             cache: HashMap::new(),
+            last: (String::new(), String::new(), String::new()),
         }
     }
 
     pub fn name(&mut self, dataset: &str, timestamp: &str) -> &str {
-        let day: String = timestamp.chars().take(10).collect();
+        let day = match timestamp.char_indices().nth(10) {
+            Some((at, _)) => &timestamp[..at],
+            None => timestamp,
+        };
+        if self.last.0 != dataset || self.last.1 != day || self.last.2.is_empty() {
+            let name = self.lookup(dataset, day);
+            self.last = (dataset.to_string(), day.to_string(), name);
+        }
+        &self.last.2
+    }
+
+    fn lookup(&mut self, dataset: &str, day: &str) -> String {
+        let day = day.to_string();
         let key = (dataset.to_string(), day);
         if !self.cache.contains_key(&key) {
             if self.cache.len() > 10_000 {
@@ -53,7 +68,7 @@ impl IndexNamer {
             let name = index_name(tpl, dataset, &key.1.replace('-', "."));
             self.cache.insert(key.clone(), name);
         }
-        &self.cache[&key]
+        self.cache[&key].clone()
     }
 }
 
@@ -119,7 +134,14 @@ pub struct Output {
     format: Format,
     pub chunks: Vec<Chunk>,
     at: HashMap<String, usize>,
+    /// emptied buffers of earlier batches: a batch's megabytes are not allocated (and
+    /// zeroed by the kernel, page by page) anew each time
+    pool: Vec<Vec<u8>>,
 }
+
+/// Buffers kept for the next batch, and the largest one kept.
+const POOL: usize = 16;
+const POOLED_BYTES: usize = 64 << 20;
 
 pub struct Chunk {
     pub index: String,
@@ -130,21 +152,38 @@ pub struct Chunk {
 }
 
 impl Output {
-    pub fn new(format: Format) -> Output {
+    pub fn new(format: Format, pool: Vec<Vec<u8>>) -> Output {
         Output {
             format,
             chunks: Vec::new(),
             at: HashMap::new(),
+            pool,
         }
+    }
+
+    /// The buffers of this batch's chunks, emptied, for the next one.
+    pub fn recycle(mut self) -> Vec<Vec<u8>> {
+        for c in self.chunks {
+            if self.pool.len() < POOL && c.data.capacity() <= POOLED_BYTES {
+                let mut d = c.data;
+                d.clear();
+                self.pool.push(d);
+            }
+        }
+        self.pool
     }
 
     pub fn write(&mut self, index: &str, id: &str, doc: &Map, position: usize) {
         let i = match self.at.get(index) {
             Some(&i) => i,
             None => {
+                let data = self
+                    .pool
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(1 << 20));
                 self.chunks.push(Chunk {
                     index: index.to_string(),
-                    data: Vec::with_capacity(64 * 1024),
+                    data,
                     count: 0,
                     positions: Vec::new(),
                 });
@@ -179,12 +218,95 @@ impl Output {
 /// (bucket, host, dataset, name) of a derived count.
 pub type MetricKey = (i64, String, String, String);
 
+/// Derived counts by (bucket, host, dataset), then name: consecutive lines mostly share
+/// the group, so a line's counts cost a comparison, not a key made and hashed per count.
+#[derive(Default)]
+pub struct Metrics {
+    groups: Vec<Group>,
+    at: HashMap<(i64, String, String), usize>,
+    last: Option<usize>,
+}
+
+struct Group {
+    bucket: i64,
+    host: String,
+    dataset: String,
+    names: Vec<(String, u64)>,
+}
+
+impl Metrics {
+    fn group(&mut self, bucket: i64, host: &str, dataset: &str) -> &mut Group {
+        let same = |g: &Group| g.bucket == bucket && g.host == host && g.dataset == dataset;
+        let i = match self.last {
+            Some(i) if same(&self.groups[i]) => i,
+            _ => {
+                let key = (bucket, host.to_string(), dataset.to_string());
+                let i = match self.at.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        self.groups.push(Group {
+                            bucket,
+                            host: key.1.clone(),
+                            dataset: key.2.clone(),
+                            names: Vec::new(),
+                        });
+                        self.at.insert(key, self.groups.len() - 1);
+                        self.groups.len() - 1
+                    }
+                };
+                self.last = Some(i);
+                i
+            }
+        };
+        &mut self.groups[i]
+    }
+
+    /// Removes and returns the counts of the buckets before `before` (all with None): a
+    /// live flush leaves the bucket still filling.
+    pub fn take(&mut self, before: Option<i64>) -> Metrics {
+        let (done, keep): (Vec<Group>, Vec<Group>) = std::mem::take(&mut self.groups)
+            .into_iter()
+            .partition(|g| before.is_none_or(|b| g.bucket < b));
+        self.at = keep
+            .iter()
+            .enumerate()
+            .map(|(i, g)| ((g.bucket, g.host.clone(), g.dataset.clone()), i))
+            .collect();
+        self.groups = keep;
+        self.last = None;
+        Metrics {
+            groups: done,
+            at: HashMap::new(),
+            last: None,
+        }
+    }
+
+    /// Every count: `((bucket, host, dataset, name), n)`.
+    pub fn into_counts(self) -> impl Iterator<Item = (MetricKey, u64)> {
+        self.groups.into_iter().flat_map(|g| {
+            let (b, h, d) = (g.bucket, g.host, g.dataset);
+            g.names
+                .into_iter()
+                .map(move |(n, c)| ((b, h.clone(), d.clone(), n), c))
+        })
+    }
+}
+
+impl Group {
+    fn add(&mut self, name: &str) {
+        match self.names.iter_mut().find(|(n, _)| n == name) {
+            Some((_, c)) => *c += 1,
+            None => self.names.push((name.to_string(), 1)),
+        }
+    }
+}
+
 /// What a batch counts, merged by the Python side into its totals (per key, not per line).
 #[derive(Default)]
 pub struct Tally {
     pub datasets: HashMap<String, u64>,
     pub problems: HashMap<String, u64>,
-    pub metrics: HashMap<MetricKey, u64>,
+    pub metrics: Metrics,
     /// address -> (bans, failures, country of the last one that had one)
     pub security: HashMap<String, (u64, u64, Option<String>)>,
     pub side: Vec<Side>,
@@ -214,10 +336,24 @@ fn text(v: Option<&Value>) -> Option<&str> {
 }
 
 /// `x or default`, then `str(x)` as Python would write it into a metric name.
-fn or_text(v: Option<&Value>, default: &str) -> String {
+fn or_text<'a>(v: Option<&'a Value>, default: &'a str) -> std::borrow::Cow<'a, str> {
     match v {
-        Some(v) if v.truthy() => py_str(v),
-        _ => default.to_string(),
+        Some(Value::Str(s)) if !s.is_empty() => std::borrow::Cow::Borrowed(s),
+        Some(v) if v.truthy() => std::borrow::Cow::Owned(py_str(v)),
+        _ => std::borrow::Cow::Borrowed(default),
+    }
+}
+
+/// A piece of a metric name.
+enum Part<'a> {
+    Lit(&'static str),
+    Val(&'a Value),
+}
+
+fn push_py_str(out: &mut String, v: &Value) {
+    match v {
+        Value::Str(s) => out.push_str(s),
+        other => out.push_str(&py_str(other)),
     }
 }
 
@@ -311,24 +447,36 @@ impl Tally {
                 .and_then(|h| h.get("name")),
             "unknown",
         );
-        let counts = &mut self.metrics;
-        let mut add = |name: String| {
-            *counts
-                .entry((bucket, host.clone(), dataset.clone(), name))
-                .or_insert(0) += 1;
+        let g = self.metrics.group(bucket, &host, &dataset);
+        let mut name = String::new();
+        // a name of `parts`, each a literal or a value as `str()` writes it
+        let mut add = |parts: &[Part]| {
+            name.clear();
+            for p in parts {
+                match p {
+                    Part::Lit(s) => name.push_str(s),
+                    Part::Val(v) => push_py_str(&mut name, v),
+                }
+            }
+            g.add(&name);
         };
-        add("events".into());
+        add(&[Part::Lit("events")]);
         let action = get("action").filter(|a| a.truthy());
         if let Some(a) = action {
-            add(format!("action.{}", py_str(a)));
+            add(&[Part::Lit("action."), Part::Val(a)]);
         }
         if text(get("outcome")) == Some("failure") {
-            add("failures".into());
+            add(&[Part::Lit("failures")]);
         }
         if let (Some(f2b), Some(a)) = (doc.get("fail2ban").filter(|v| v.truthy()), action) {
             let f2b = f2b.as_map();
             if let Some(jail) = f2b.and_then(|m| m.get("jail")).filter(|j| j.truthy()) {
-                add(format!("jail.{}.{}", py_str(jail), py_str(a)));
+                add(&[
+                    Part::Lit("jail."),
+                    Part::Val(jail),
+                    Part::Lit("."),
+                    Part::Val(a),
+                ]);
             }
             if text(Some(a)) == Some("ban") {
                 let cc = doc
@@ -339,7 +487,7 @@ impl Tally {
                     .and_then(|g| g.get("country_iso_code"))
                     .filter(|c| c.truthy());
                 if let Some(cc) = cc {
-                    add(format!("country.{}.ban", py_str(cc)));
+                    add(&[Part::Lit("country."), Part::Val(cc), Part::Lit(".ban")]);
                 }
             }
         }
@@ -349,15 +497,17 @@ impl Tally {
             .and_then(Value::as_map)
         {
             if let Some(status) = pf.get("status").filter(|s| s.truthy()) {
-                add(format!("delivery.{}", py_str(status)));
+                add(&[Part::Lit("delivery."), Part::Val(status)]);
             }
             if text(pf.get("action")) == Some("reject") {
                 let code = [pf.get("status_code"), pf.get("status_code_enhanced")]
                     .into_iter()
                     .flatten()
-                    .find(|c| c.truthy())
-                    .map_or_else(|| "none".to_string(), py_str);
-                add(format!("reject.{code}"));
+                    .find(|c| c.truthy());
+                match code {
+                    Some(c) => add(&[Part::Lit("reject."), Part::Val(c)]),
+                    None => add(&[Part::Lit("reject.none")]),
+                }
             }
         }
         if dataset == "wazuh.alerts" {
@@ -367,11 +517,11 @@ impl Tally {
                 .and_then(Value::as_map)
             {
                 if let Some(level) = rule.get("level").filter(|l| !matches!(l, Value::Null)) {
-                    add(format!("level.{}", py_str(level)));
+                    add(&[Part::Lit("level."), Part::Val(level)]);
                 }
                 if let Some(Value::List(groups)) = rule.get("groups") {
-                    for g in groups.iter().take(MAX_GROUPS) {
-                        add(format!("group.{}", py_str(g)));
+                    for gr in groups.iter().take(MAX_GROUPS) {
+                        add(&[Part::Lit("group."), Part::Val(gr)]);
                     }
                 }
             }
@@ -470,15 +620,24 @@ impl Tally {
                 .and_then(|e| e.get("dataset")),
             "unknown",
         );
-        *self.datasets.entry(ds).or_insert(0) += 1;
+        match self.datasets.get_mut(ds.as_ref()) {
+            Some(n) => *n += 1,
+            None => {
+                self.datasets.insert(ds.into_owned(), 1);
+            }
+        }
     }
 
-    pub fn count_tags(&mut self, tags: &[String]) {
-        for t in tags {
-            match self.problems.get_mut(t.as_str()) {
+    /// Each tag of the document's `tags` once per occurrence.
+    pub fn count_tags(&mut self, doc: &Map) {
+        let Some(Value::List(tags)) = doc.get("tags") else {
+            return;
+        };
+        for t in tags.iter().filter_map(Value::as_str) {
+            match self.problems.get_mut(t) {
                 Some(n) => *n += 1,
                 None => {
-                    self.problems.insert(t.clone(), 1);
+                    self.problems.insert(t.to_string(), 1);
                 }
             }
         }

@@ -11,7 +11,8 @@ use crate::doc::{Map, Value};
 use crate::parser::{Parsed, Parser};
 use crate::parser_py::{decode, event_doc, from_py, map_to_py, PyParser};
 use crate::pipeline::{
-    dataset_of, default_host, epoch_of, event_id, Format, IndexNamer, MetricKey, Output, Tally,
+    dataset_of, default_host, epoch_of, event_id, Format, IndexNamer, MetricKey, Metrics, Output,
+    Tally,
 };
 use crate::timestamps::format_timestamp;
 
@@ -26,6 +27,10 @@ pub struct PyPipeline {
     /// `(fields, message, tags, hooks, line) -> (fields, message, tags)`: runs a rule's
     /// Python hooks (the escape hatch); called with the GIL for those lines only
     hooks: Option<Py<PyAny>>,
+    /// the derived counts of every batch so far, until `take_metrics`
+    metrics: Metrics,
+    /// output buffers for the next batch
+    pool: Vec<Vec<u8>>,
 }
 
 /// What one batch gives the Python side.
@@ -96,16 +101,6 @@ fn finish(p: Parsed, host: Option<&str>, now_text: &str) -> Map {
     doc
 }
 
-fn doc_tags(doc: &Map) -> Vec<String> {
-    match doc.get("tags") {
-        Some(Value::List(t)) => t
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 impl PyPipeline {
     fn parse_one(parser: &mut Parser, hooks: Option<&Py<PyAny>>, text: &str) -> Parsed {
         let p = parser.parse(text);
@@ -146,6 +141,8 @@ impl PyPipeline {
             format,
             bucket: bucket_seconds,
             hooks,
+            metrics: Metrics::default(),
+            pool: Vec::new(),
         })
     }
 
@@ -172,13 +169,18 @@ impl PyPipeline {
             self.bucket,
             self.hooks.as_ref(),
         );
+        let metrics = &mut self.metrics;
+        let pool = std::mem::take(&mut self.pool);
         let batch = py.detach(|| {
             let mut b = Batch {
                 lines: 0,
                 empty: 0,
                 events: 0,
-                out: Output::new(format),
-                tally: Tally::default(),
+                out: Output::new(format, pool),
+                tally: Tally {
+                    metrics: std::mem::take(metrics),
+                    ..Tally::default()
+                },
             };
             let data = data.strip_suffix(b"\n").unwrap_or(data);
             if data.is_empty() {
@@ -195,9 +197,8 @@ impl PyPipeline {
                 let mut p = Self::parse_one(parser, hooks, &text);
                 p.tags.extend(problems.iter().map(|s| s.to_string()));
                 let doc = finish(p, host, &now_text);
-                let tags = doc_tags(&doc);
                 b.tally.count_dataset(&doc);
-                b.tally.count_tags(&tags);
+                b.tally.count_tags(&doc);
                 let original = doc
                     .get("event")
                     .and_then(Value::as_map)
@@ -221,7 +222,14 @@ impl PyPipeline {
             b
         });
         drop(guard);
-        batch_to_py(py, batch)
+        batch_to_py(py, batch, &mut self.metrics, &mut self.pool)
+    }
+
+    /// The derived counts (`[((bucket, host, dataset, name), n)]`) of the buckets before
+    /// `before` (all with None), forgotten here.
+    #[pyo3(signature = (before = None))]
+    fn take_metrics(&mut self, before: Option<i64>) -> Vec<(MetricKey, u64)> {
+        self.metrics.take(before).into_counts().collect()
     }
 
     /// A live batch: the worker's records (`Received`: a syslog line in `text`, parsed
@@ -251,15 +259,22 @@ impl PyPipeline {
             self.bucket,
             self.hooks.as_ref(),
         );
+        let metrics = &mut self.metrics;
+        let pool = std::mem::take(&mut self.pool);
         let (batch, failed) = py.detach(|| {
             let mut b = Batch {
                 lines: recs.len() as u64,
                 empty: 0,
                 events: 0,
-                out: Output::new(format),
-                tally: Tally::default(),
+                out: Output::new(format, pool),
+                tally: Tally {
+                    metrics: std::mem::take(metrics),
+                    ..Tally::default()
+                },
             };
             let mut failed: Vec<(usize, String)> = Vec::new();
+            // the records of one socket read share their receive time: formatted once
+            let mut stamp = (f64::NAN, String::new());
             for (pos, rec) in recs.into_iter().enumerate() {
                 let rec = match rec {
                     Ok(r) => r,
@@ -268,16 +283,22 @@ impl PyPipeline {
                         continue;
                     }
                 };
-                let received = format_timestamp(rec.received_at).unwrap_or_default();
+                if stamp.0.to_bits() != rec.received_at.to_bits() {
+                    stamp = (
+                        rec.received_at,
+                        format_timestamp(rec.received_at).unwrap_or_default(),
+                    );
+                }
+                let received = &stamp.1;
                 let (doc, original, parsed) = match (rec.text, rec.prepared) {
                     (Some(text), _) => {
                         let mut p = Self::parse_one(parser, hooks, &text);
                         p.tags.extend(rec.tags.iter().cloned());
-                        (finish(p, rec.peer_host.as_deref(), &received), text, true)
+                        (finish(p, rec.peer_host.as_deref(), received), text, true)
                     }
                     (None, Some((mut doc, original))) => {
                         if !doc.contains("@timestamp") {
-                            doc.insert("@timestamp", Value::str(&received));
+                            doc.insert("@timestamp", Value::str(received));
                             doc.tag(FROM_INGEST);
                         }
                         (doc, original, false)
@@ -319,7 +340,7 @@ impl PyPipeline {
             (b, failed)
         });
         drop(guard);
-        let d = batch_to_py(py, batch)?;
+        let d = batch_to_py(py, batch, &mut self.metrics, &mut self.pool)?;
         d.set_item("failed", failed)?;
         Ok(d)
     }
@@ -395,7 +416,13 @@ fn records(
     Ok(out)
 }
 
-fn batch_to_py<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
+fn batch_to_py<'py>(
+    py: Python<'py>,
+    mut b: Batch,
+    metrics: &mut Metrics,
+    pool: &mut Vec<Vec<u8>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    *metrics = std::mem::take(&mut b.tally.metrics);
     let d = PyDict::new(py);
     d.set_item("lines", b.lines)?;
     d.set_item("empty", b.empty)?;
@@ -411,14 +438,10 @@ fn batch_to_py<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
         ))?;
     }
     d.set_item("chunks", chunks)?;
+    *pool = b.out.recycle();
     let t = b.tally;
     d.set_item("datasets", t.datasets)?;
     d.set_item("problems", t.problems)?;
-    let metrics = PyList::empty(py);
-    for ((bucket, host, dataset, name), n) in t.metrics {
-        metrics.append(((bucket, host, dataset, name), n))?;
-    }
-    d.set_item("metrics", metrics)?;
     let security = PyList::empty(py);
     for (ip, (bans, failures, cc)) in t.security {
         security.append((ip, bans, failures, cc))?;
@@ -475,7 +498,7 @@ pub fn metric_counts(
     };
     let mut t = Tally::default();
     t.observe_metrics(&doc, b);
-    Ok(t.metrics.into_iter().collect())
+    Ok(t.metrics.into_counts().collect())
 }
 
 /// What a line's side record says of one document (for the per-document callers of the

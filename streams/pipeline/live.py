@@ -483,12 +483,9 @@ class LivePipeline:
         return ev.to_doc(), ev.service or ""
 
     def _derive(self, batch: list[Received], prepared: list, b: dict) -> None:
-        """Metrics and the TTL index from what the batch counted; the structured events
-        (Riemann's) one by one: their metric passes through, their state is an entry."""
-        try:
-            self.metrics.add(b["metrics"])
-        except Exception as e:  # noqa: BLE001 - written events: not dead-lettered (a copy) too
-            self._derive_failed(batch[0], e)
+        """The TTL index from the batch's side records; the structured events (Riemann's)
+        one by one: their metric passes through, their state is an entry. (The native
+        pipeline keeps the derived counts until a flush takes them.)"""
         index = self.index
         if index is not None:
             for side in b["side"]:
@@ -561,6 +558,7 @@ class LivePipeline:
                         m.point(host, "telemetry", f"geoip.{name}", value, stamp)
         if self.geoip is not None:
             self.geoip.maybe_reload(now)
+        m.add(self.pipeline.take_metrics(None if final else current))   # what the batches counted
         points = m.take(None if final else current)
         self._open_bucket = max(self._open_bucket, current)
         tele = self.telemetry.component(GRAPHITE_SINK)

@@ -131,7 +131,7 @@ class Replay:
     def _process_lines(self, stream: BinaryIO | _Reader, source: str, progress: Callable[[int], None] | None) -> None:
         """Blocks of whole lines through the native pipeline (parse, GeoIP, host and time
         defaults, `_id`, index, output bytes, counts): Python sees each block, not a line."""
-        stats, sink, metrics, clock = self.stats, self.sink, self.metrics, self.clock
+        stats, sink, clock = self.stats, self.sink, self.clock
         pipeline, set_now = self.pipeline, self.parser.set_now
         lineno = 1
         for block in iter_blocks(stream, progress, self.parser.max_line):
@@ -148,7 +148,6 @@ class Replay:
             stats.problems.update(b["problems"])
             for index, data, n, _ in b["chunks"]:
                 sink.write_chunk(index, data, n)
-            metrics.add(b["metrics"])
             self._observe_security(b["security"])
 
     def _observe_security(self, rows: list[tuple[str, int, int, str | None]]) -> None:
@@ -200,6 +199,7 @@ class Replay:
             self._fail(f"cannot write the outputs: {e}")
         if delivered is False and getattr(self.sink, "stalled", False):
             self._fail(self.sink.stall_message())   # type: ignore[union-attr]
+        self.metrics.add(self.pipeline.take_metrics())   # what the batches counted
         points = self.metrics.take()
         path = self.output / "graphite.txt"
         n = 0
