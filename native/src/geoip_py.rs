@@ -13,7 +13,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use crate::doc::Map;
 use crate::geoip::address::{self, NOT_PUBLIC_V4, NOT_PUBLIC_V6};
 use crate::geoip::mmdb::{Mmdb, MmdbError};
-use crate::geoip::{Document, GeoIp, Top, FAILURE_TAG, WAZUH_DATASET};
+use crate::geoip::{Document, Found, GeoIp, Top, FAILURE_TAG, WAZUH_DATASET};
 use crate::parser_py::{map_to_py, to_py};
 
 fn mmdb_err(e: MmdbError) -> PyErr {
@@ -212,6 +212,53 @@ struct PyDoc<'a, 'py> {
     err: Option<PyErr>,
 }
 
+/// A found address's fragments as dicts, made once per cache entry (in `Found::host`):
+/// a hit copies them (and their one nested object), as the Python code did.
+struct PyFragments {
+    geo: Option<Py<PyDict>>,
+    asn: Option<Py<PyDict>>,
+    logstash: Option<Py<PyDict>>,
+    wazuh: Option<Py<PyDict>>,
+}
+
+impl PyFragments {
+    fn of<'a>(py: Python<'_>, found: &'a Found) -> PyResult<&'a PyFragments> {
+        if found.host.get().is_none() {
+            let dict = |m: &Option<Map>| -> PyResult<Option<Py<PyDict>>> {
+                m.as_ref()
+                    .map(|m| Ok(map_to_py(py, m)?.unbind()))
+                    .transpose()
+            };
+            let made = PyFragments {
+                geo: dict(&found.geo)?,
+                asn: dict(&found.asn)?,
+                logstash: dict(&found.logstash)?,
+                wazuh: dict(&found.wazuh)?,
+            };
+            let _ = found.host.set(Box::new(made));
+        }
+        let host = found.host.get().expect("set above");
+        host.downcast_ref::<PyFragments>()
+            .ok_or_else(|| PyValueError::new_err("GeoIP fragments of another host"))
+    }
+}
+
+/// A copy of a fragment for one document (documents must not share dicts), its nested
+/// object (`location`, `organization`) copied too.
+fn copied<'py>(
+    py: Python<'py>,
+    d: &Py<PyDict>,
+    nested: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let c = d.bind(py).copy()?;
+    if let Some(v) = c.get_item(nested)? {
+        if let Ok(inner) = v.cast::<PyDict>() {
+            c.set_item(nested, inner.copy()?)?;
+        }
+    }
+    Ok(c)
+}
+
 impl PyDoc<'_, '_> {
     fn keep<T>(&mut self, r: PyResult<T>) -> Option<T> {
         match r {
@@ -223,8 +270,14 @@ impl PyDoc<'_, '_> {
         }
     }
 
-    fn set(&mut self, d: &Bound<'_, PyDict>, key: &Bound<'_, PyString>, value: &Map) {
-        let r = map_to_py(d.py(), value).and_then(|v| d.set_item(key, v));
+    fn set(
+        &mut self,
+        d: &Bound<'_, PyDict>,
+        key: &Bound<'_, PyString>,
+        part: &Py<PyDict>,
+        nested: &Bound<'_, PyString>,
+    ) {
+        let r = copied(d.py(), part, nested).and_then(|v| d.set_item(key, v));
         self.keep(r);
     }
 }
@@ -258,8 +311,11 @@ impl Document for PyDoc<'_, '_> {
         true
     }
 
-    fn fill_target(&mut self, field: usize, _target: &str, geo: Option<&Map>, asn: Option<&Map>) {
+    fn fill_target(&mut self, field: usize, _target: &str, found: &Found) {
         let py = self.d.py();
+        let Some(frags) = self.keep(PyFragments::of(py, found)) else {
+            return;
+        };
         let target = self.keys[field].1.bind(py);
         let dest = match self.d.get_item(target) {
             Ok(Some(v)) if !v.is_none() => v,
@@ -278,24 +334,32 @@ impl Document for PyDoc<'_, '_> {
         let Ok(dest) = dest.cast_exact::<PyDict>() else {
             return;
         };
-        for (key, part) in [(intern!(py, "geo"), geo), (intern!(py, "as"), asn)] {
+        for (key, part, nested) in [
+            (intern!(py, "geo"), &frags.geo, intern!(py, "location")),
+            (intern!(py, "as"), &frags.asn, intern!(py, "organization")),
+        ] {
             if let Some(part) = part {
                 if self.keep(dest.contains(key)) == Some(false) {
-                    self.set(dest, key, part);
+                    self.set(dest, key, part, nested);
                 }
             }
         }
     }
 
-    fn put_absent(&mut self, key: Top, value: &Map) {
+    fn put_absent(&mut self, key: Top, found: &Found) {
         let py = self.d.py();
-        let key = match key {
-            Top::Logstash => intern!(py, "geoip"),
-            Top::Wazuh => intern!(py, "GeoLocation"),
+        let Some(frags) = self.keep(PyFragments::of(py, found)) else {
+            return;
+        };
+        let (key, part) = match key {
+            Top::Logstash => (intern!(py, "geoip"), &frags.logstash),
+            Top::Wazuh => (intern!(py, "GeoLocation"), &frags.wazuh),
         };
         let d = self.d;
-        if self.keep(d.contains(key)) == Some(false) {
-            self.set(d, key, value);
+        if let Some(part) = part {
+            if self.keep(d.contains(key)) == Some(false) {
+                self.set(d, key, part, intern!(py, "location"));
+            }
         }
     }
 
