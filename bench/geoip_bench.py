@@ -2,7 +2,8 @@
 """GeoIP enrichment cost on one core: lookups/s without and with the cache, the cache hit
 rate on the shipped samples, the replay time of the mixed corpus with enrichment on and
 off (goal: <= 20 % more with the cache on), and, when a throwaway venv with `geoip2` is
-given, geoip2's Reader against plain maxminddb on the same addresses. Run pinned:
+given, geoip2's Reader against plain maxminddb on the same addresses (lookups only: the
+fields are built natively now, from neither reader's objects). Run pinned:
 
     taskset -c 1 .venv/bin/python bench/geoip_bench.py [--lines 200000] [--city MMDB]
         [--geoip2-python /tmp/g2/bin/python]    # python3 -m venv /tmp/g2 && /tmp/g2/bin/pip install geoip2
@@ -180,7 +181,6 @@ def parse_enrich_loop(db: Path, n: int) -> dict:
 GEOIP2_SNIPPET = r"""
 import gc, json, sys, time
 import geoip2.database, maxminddb
-from streams.enrich.geoip import _city_fields
 db, addrs = sys.argv[1], json.loads(sys.stdin.read())
 def each(fn):  # results dropped at once, as in a pipeline: keeping 50k records would time the allocator
     for ip in addrs:
@@ -199,22 +199,10 @@ def g2(ip):
         return g.city(ip)
     except geoip2.errors.AddressNotFoundError:
         return None
-def g2_fields(ip):  # what we need out of the model: the same fields as _city_fields
-    c = g2(ip)
-    if c is None:
-        return None
-    return {"location": {"lat": c.location.latitude, "lon": c.location.longitude}, "timezone": c.location.time_zone,
-            "country_iso_code": c.country.iso_code, "country_name": c.country.name, "city_name": c.city.name,
-            "region_name": c.subdivisions.most_specific.name, "continent_code": c.continent.code,
-            "postal_code": c.postal.code}
-def mm_fields(ip):
-    rec = r.get(ip)
-    return _city_fields(rec) if rec else None
 import importlib.metadata as md
 each(r.get)  # fault the pages in once
 print(json.dumps({"geoip2_version": md.version("geoip2"), "maxminddb_version": md.version("maxminddb"),
-                  **rates(maxminddb_get_per_s=lambda: each(r.get), maxminddb_get_plus_fields_per_s=lambda: each(mm_fields),
-                          geoip2_city_per_s=lambda: each(g2), geoip2_city_plus_fields_per_s=lambda: each(g2_fields))}))
+                  **rates(maxminddb_get_per_s=lambda: each(r.get), geoip2_city_per_s=lambda: each(g2))}))
 """
 
 
@@ -226,8 +214,6 @@ def geoip2_compare(python: str, db: Path, n: int) -> dict:
         return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"}
     res = json.loads(p.stdout)
     res["geoip2_slowdown"] = round(res["maxminddb_get_per_s"] / res["geoip2_city_per_s"], 2)
-    res["geoip2_slowdown_with_fields"] = round(res["maxminddb_get_plus_fields_per_s"]
-                                               / res["geoip2_city_plus_fields_per_s"], 2)
     return res
 
 

@@ -1,5 +1,6 @@
 """Type stubs of streams._native, the Rust core built from native/ (see native/README.md)."""
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,3 +96,48 @@ class Parser:
     def has_hooks(self) -> bool: ...
     @property
     def max_line(self) -> int: ...
+
+# -- GeoIP (native/src/geoip.rs, native/src/geoip/, native/src/geoip_py.rs) ---------------
+
+class MaxMindDB:
+    """A MaxMind DB file, memory-mapped (replace it by rename, never write it in place).
+    OSError when it cannot be read, ValueError when it is not a MaxMind DB."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None: ...
+    @property
+    def database_type(self) -> str: ...
+    @property
+    def build_epoch(self) -> int: ...
+    @property
+    def node_count(self) -> int: ...
+    @property
+    def ip_version(self) -> int: ...
+    def get(self, ip: str) -> dict[str, Any] | None:
+        """The whole record of an address, or None (an IPv6 address in an IPv4-only file:
+        None too). ValueError for a text that is not an address or a damaged file."""
+    def close(self) -> None:
+        """Unmaps the file once no GeoIP holds it either."""
+
+class GeoIP:
+    """The enricher: lookups, the LRU of built fragments (per address text), the layouts
+    and the counters. `fields`: (dotted address field, ECS target) in order; `layouts`:
+    any of "ecs", "logstash", "wazuh". The batch pipeline calls its Rust `inner` directly."""
+
+    NOT_PUBLIC: dict[int, tuple[str, ...]]
+    def __init__(self, fields: Sequence[tuple[str, str]], layouts: Sequence[str], *,
+                 wazuh_alerts: bool = True, cache_size: int = 65536) -> None: ...
+    def set_database(self, kind: str, db: MaxMindDB | None) -> None:
+        """The `city` or `asn` database (None: none); the cache is cleared."""
+    def enrich(self, fields: dict[str, Any], tags: list[str]) -> None:
+        """Adds `<target>.geo`/`.as`, `geoip`, `GeoLocation` to `fields` in place, never
+        over a field already there; appends "_geoip_lookup_failure" to `tags` once when a
+        public address is in no database."""
+    def clear_cache(self) -> None: ...
+    def stats(self) -> dict[str, int]:
+        """lookups, hits, misses, cache_entries, enriched, failures, skipped_private,
+        skipped_invalid (hits and misses survive clear_cache)."""
+    @staticmethod
+    def address(text: str) -> tuple[int, int, str] | None:
+        """(version, integer, canonical text) of an address literal, else None."""
+    @staticmethod
+    def is_public(version: int, n: int) -> bool: ...

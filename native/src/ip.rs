@@ -30,7 +30,7 @@ pub fn unmapped(t: &str) -> &str {
 
 /// Python's `str(IPv6Address)`: lowercase hex groups, the longest run of two or more zero
 /// groups (the first of equal runs) as `::`.
-fn v6_text(a: &Ipv6Addr) -> String {
+pub fn v6_text(a: &Ipv6Addr) -> String {
     let g = a.segments();
     let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
     for (i, &x) in g.iter().enumerate() {

@@ -12,6 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 pub mod doc;
+pub mod geoip;
+mod geoip_py;
 pub mod grok;
 mod grok_py;
 pub mod header;
@@ -169,6 +171,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipeline_py::side_record, m)?)?;
     m.add_class::<grok_py::PyGrok>()?;
     m.add_class::<grok_py::GrokMatcher>()?;
+    geoip_py::register(m)?;
     m.add(
         "GrokLimitError",
         m.py().get_type::<grok_py::GrokLimitError>(),

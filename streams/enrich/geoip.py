@@ -1,7 +1,10 @@
 """GeoIP enrichment: source addresses -> geo and AS fields, in one or more layouts.
 
-MaxMind databases through `maxminddb` (its C extension when installed), an LRU cache in
-front (attack traffic repeats addresses, so most lookups are hits), never a DNS lookup.
+The lookups, the LRU cache in front of them (attack traffic repeats addresses, so most
+lookups are hits), the skipped ranges, the layouts and the counters are native
+(`native/src/geoip.rs`, `streams._native.GeoIP`, which the batch pipeline calls directly);
+this module keeps the configuration, the files' identity and hot reload, the age warnings,
+logging and telemetry. Never a DNS lookup.
 
 Layouts (`layouts`, any of them together):
 - `ecs` (default): `<target>.geo.*` (City) and `<target>.as.*` (ASN), where the target
@@ -32,20 +35,15 @@ again. Files are memory-mapped: replace them by rename, never by writing in plac
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
-from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
-from typing import Any, NamedTuple
+from typing import Any
 
-import maxminddb
-
+from .. import _native
 from ..clock import Clock, SystemClock
 
 log = logging.getLogger("streams.geoip")
@@ -67,30 +65,6 @@ class GeoIPError(ValueError):
     """A GeoIP setting or database cannot be used; the message names the path and why."""
 
 
-class _Skip:
-    """A cached lookup result that is not a record (the name is what stats() counts)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-_PRIVATE = _Skip("skipped_private")  # not a public address
-_INVALID = _Skip("skipped_invalid")  # not an address at all (a hostname, garbage)
-_NOT_FOUND = _Skip("failures")       # public, but in no database
-_EMPTY: dict = {}
-
-
-class _Found(NamedTuple):
-    """Per-layout fragments of one address, built once per cache miss (None: absent)."""
-
-    geo: dict | None
-    asn: dict | None
-    logstash: dict | None
-    wazuh: dict | None
-
-
 def default_city_database() -> Path | None:
     """The GeoLite2 City database of PyPI `maxminddb-geolite2`, when installed."""
     try:
@@ -101,144 +75,10 @@ def default_city_database() -> Path | None:
     return p if p.exists() else None
 
 
-def _en(rec: dict | None) -> str | None:
-    return ((rec or {}).get("names") or {}).get("en")
-
-
-def _city_fields(rec: dict[str, Any]) -> dict[str, Any]:
-    geo: dict[str, Any] = {}
-    loc = rec.get("location") or {}
-    if "latitude" in loc and "longitude" in loc:
-        geo["location"] = {"lat": loc["latitude"], "lon": loc["longitude"]}
-    if "time_zone" in loc:
-        geo["timezone"] = loc["time_zone"]
-    country = rec.get("country") or {}  # not registered_country: where the address is
-    if "iso_code" in country:
-        geo["country_iso_code"] = country["iso_code"]
-    if (name := _en(country)) is not None:
-        geo["country_name"] = name
-    if (city := _en(rec.get("city"))) is not None:
-        geo["city_name"] = city
-    subs = rec.get("subdivisions") or []
-    if subs:
-        sub = subs[0]
-        if (name := _en(sub)) is not None:
-            geo["region_name"] = name
-        if "iso_code" in sub and "iso_code" in country:
-            geo["region_iso_code"] = f"{country['iso_code']}-{sub['iso_code']}"
-    if (cont := (rec.get("continent") or {}).get("code")) is not None:
-        geo["continent_code"] = cont
-    if (postal := (rec.get("postal") or {}).get("code")) is not None:
-        geo["postal_code"] = postal
-    return geo
-
-
-def _asn_fields(rec: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if "autonomous_system_number" in rec:
-        out["number"] = rec["autonomous_system_number"]
-    if "autonomous_system_organization" in rec:
-        out["organization"] = {"name": rec["autonomous_system_organization"]}
-    return out
-
-
-def _logstash_fields(ip: str, city: dict | None, asn: dict | None) -> dict[str, Any]:
-    """logstash-filter-geoip's legacy `geoip.*` (its default City and ASN field sets)."""
-    out: dict[str, Any] = {"ip": ip}
-    if city:
-        loc = city.get("location") or {}
-        country = city.get("country") or {}
-        if (v := _en(city.get("city"))) is not None:
-            out["city_name"] = v
-        if (v := _en(country)) is not None:
-            out["country_name"] = v
-        if "iso_code" in country:
-            out["country_code2"] = out["country_code3"] = country["iso_code"]
-        if (v := (city.get("continent") or {}).get("code")) is not None:
-            out["continent_code"] = v
-        subs = city.get("subdivisions") or []
-        if subs:
-            if (v := _en(subs[0])) is not None:
-                out["region_name"] = v
-            if "iso_code" in subs[0]:
-                out["region_code"] = subs[0]["iso_code"]
-        if (v := (city.get("postal") or {}).get("code")) is not None:
-            out["postal_code"] = v
-        if "metro_code" in loc:
-            out["dma_code"] = loc["metro_code"]
-        if "time_zone" in loc:
-            out["timezone"] = loc["time_zone"]
-        if "latitude" in loc and "longitude" in loc:
-            out["latitude"], out["longitude"] = loc["latitude"], loc["longitude"]
-            out["location"] = {"lat": loc["latitude"], "lon": loc["longitude"]}
-    if asn:
-        if "autonomous_system_number" in asn:
-            out["asn"] = asn["autonomous_system_number"]
-        if "autonomous_system_organization" in asn:
-            out["as_org"] = asn["autonomous_system_organization"]
-    return out
-
-
-_WAZUH_KEYS = ("city_name", "country_name", "region_name", "location")  # what Wazuh's ingest pipeline asks for
-
-
-def _clone(d: dict, nested: str) -> dict:
-    """A copy per event (documents must not share dicts), its one nested object included."""
-    c = d.copy()
-    v = d.get(nested)
-    if v is not None:
-        c[nested] = v.copy()
-    return c
-
-
-# Not looked up: IPv4 ranges of the IANA special-purpose registry that are not globally
-# reachable (this network, private, CGNAT, loopback, link-local, IETF protocol, documentation,
-# benchmarking) and 224/3 (multicast, reserved, broadcast); IPv6 outside global unicast
-# 2000::/3 (loopback, ULA, link- and site-local, multicast, NAT64...) and, inside it, the
-# IETF protocol and documentation ranges. A table rather than ipaddress.is_global: several
-# times faster per miss, the same on every Python (3.11.10 and 3.12.4 changed is_global),
-# and is_global calls multicast global.
-_NOT_PUBLIC = {
-    4: ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-        "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
-        "203.0.113.0/24", "224.0.0.0/3"),
-    6: ("::/3", "2001::/23", "2001:db8::/32", "4000::/2", "8000::/1"),
-}
-
-
-def _ranges(nets: Iterable[str]) -> tuple[list[int], list[int]]:
-    pairs = sorted((int(n.network_address), int(n.broadcast_address)) for n in map(ipaddress.ip_network, nets))
-    return [a for a, _ in pairs], [b for _, b in pairs]
-
-
-_SKIP_RANGES = {v: _ranges(nets) for v, nets in _NOT_PUBLIC.items()}  # disjoint, sorted: bisect
-
-
-def _is_public(version: int, n: int) -> bool:
-    starts, ends = _SKIP_RANGES[version]
-    i = bisect_right(starts, n) - 1
-    return i < 0 or n > ends[i]
-
-
-def _address(ip: str) -> tuple[int, int, str] | None:
-    """(version, integer, canonical text) of an address literal; None for anything else.
-    inet_pton is strict and never resolves a name; ipaddress takes what it refuses (a
-    scope id: fe80::1%eth0). An IPv4-mapped IPv6 address is its IPv4 address."""
-    try:
-        return 4, int.from_bytes(inet_pton(AF_INET, ip), "big"), ip  # strict dotted quad: canonical
-    except (OSError, ValueError):
-        pass
-    try:
-        n = int.from_bytes(inet_pton(AF_INET6, ip), "big")
-    except (OSError, ValueError):
-        try:
-            n = int(ipaddress.IPv6Address(ip))
-        except ValueError:
-            return None
-    if n >> 32 == 0xFFFF:
-        n &= 0xFFFFFFFF
-        return 4, n, inet_ntop(AF_INET, n.to_bytes(4, "big"))
-    return 6, n, inet_ntop(AF_INET6, n.to_bytes(16, "big"))
+# the native side's address parse and skipped ranges (tests and benchmarks ask them)
+_address = _native.GeoIP.address
+_is_public = _native.GeoIP.is_public
+_NOT_PUBLIC = _native.GeoIP.NOT_PUBLIC
 
 
 def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -247,13 +87,6 @@ def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
 
 class _Changing(GeoIPError):
     """The file was replaced while being opened: look again at the next check."""
-
-
-def _get(reader: Any, addr: str) -> Any:
-    try:
-        return reader.get(addr)
-    except ValueError:  # maxminddb: an IPv6 address asked of an IPv4-only database: not in it
-        return None
 
 
 class _Database:
@@ -266,11 +99,11 @@ class _Database:
         except OSError as e:
             raise GeoIPError(f"{kind} database {path}: {e.strerror or e}") from None
         try:
-            reader = maxminddb.open_database(str(path))
-        except Exception as e:  # a damaged file makes the reader raise RuntimeError, ValueError, OSError...
+            reader = _native.MaxMindDB(path)
+        except (OSError, ValueError) as e:  # a damaged file: ValueError (the metadata, the tree's layout)
             raise GeoIPError(f"{kind} database {path}: not a readable MaxMind DB ({e})") from None
         try:
-            md = self._validate(reader)
+            self._validate(reader)
             try:
                 same = _signature(os.stat(path)) == self.signature
             except OSError:
@@ -281,27 +114,21 @@ class _Database:
             reader.close()
             raise
         self.reader = reader
-        self.type: str = md.database_type
-        self.build_epoch: int = md.build_epoch
+        self.type: str = reader.database_type
+        self.build_epoch: int = reader.build_epoch
         self.warned_old = False  # the age warning is given once per loaded database
 
-    def _validate(self, reader: Any) -> Any:
+    def _validate(self, reader: _native.MaxMindDB) -> None:
         where = f"{self.kind} database {self.path}"
-        try:
-            md = reader.metadata()
-            ok = isinstance(md.database_type, str) and isinstance(md.build_epoch, int) and md.node_count > 0
-        except Exception as e:
-            raise GeoIPError(f"{where}: metadata unreadable ({e})") from None
-        if not ok:
-            raise GeoIPError(f"{where}: metadata unreadable")
-        if not any(w in md.database_type for w in _KINDS[self.kind]):
-            raise GeoIPError(f"{where}: is a {md.database_type} database, expected {' or '.join(_KINDS[self.kind])}")
-        for ip in _PROBES + (_PROBES6 if md.ip_version == 6 else ()):
+        if reader.node_count <= 0:  # the metadata's types were checked when it was opened
+            raise GeoIPError(f"{where}: metadata unreadable (an empty search tree)")
+        if not any(w in reader.database_type for w in _KINDS[self.kind]):
+            raise GeoIPError(f"{where}: is a {reader.database_type} database, expected {' or '.join(_KINDS[self.kind])}")
+        for ip in _PROBES + (_PROBES6 if reader.ip_version == 6 else ()):
             try:
-                reader.get(ip)  # walks the tree and decodes a record: raises on a damaged file
-            except Exception as e:
+                reader.get(ip)  # walks the tree and decodes a whole record: ValueError on a damaged file
+            except ValueError as e:
                 raise GeoIPError(f"{where}: damaged, probe lookup of {ip} failed ({e})") from None
-        return md
 
     def age_days(self, now: float) -> float:
         return (now - self.build_epoch) / _DAY
@@ -346,16 +173,13 @@ class GeoIP:
         except GeoIPError:
             self.close()
             raise
-        # (first key, the rest, ECS target): most events lack most fields, so the first get decides
-        self.paths = [(f.split(".")[0], tuple(f.split(".")[1:]), target) for f, target in config.fields]
-        self._ecs = "ecs" in config.layouts
-        self._logstash = "logstash" in config.layouts
-        self._wazuh = "wazuh" in config.layouts
-        self._wazuh_alerts = config.wazuh_alerts and not self._wazuh
-        self.lookup = lru_cache(maxsize=config.cache_size)(self._lookup)
-        self.enriched = 0  # the hot counter, an attribute; the rare ones in a dict
-        self.counts = {"failures": 0, "skipped_private": 0, "skipped_invalid": 0, "reloads": 0, "reload_failures": 0}
-        self._past_hits = self._past_misses = 0  # cache counts from before a cache_clear()
+        # the enricher the batch pipeline hands to Rust; enrich() is its method, no Python frame
+        self.native = _native.GeoIP(list(config.fields), list(config.layouts), wazuh_alerts=config.wazuh_alerts,
+                                    cache_size=config.cache_size)
+        for kind, db in self.databases.items():
+            self.native.set_database(kind, db.reader)
+        self.enrich = self.native.enrich
+        self.counts = {"reloads": 0, "reload_failures": 0}
         self._next_check = float("-inf")
         self._failed: dict[str, tuple] = {}  # kind -> signature of a file that failed to load
         now = self.clock.now()
@@ -376,65 +200,12 @@ class GeoIP:
     def describe(self) -> dict[str, Any]:
         return {kind: db.describe() for kind, db in self.databases.items()}
 
-    # -- lookups ---------------------------------------------------------------------------
-
-    def _lookup(self, ip: str) -> _Found | _Skip:
-        parsed = _address(ip)
-        if parsed is None:
-            return _INVALID
-        version, n, addr = parsed
-        if not _is_public(version, n):
-            return _PRIVATE
-        city = _get(self.city, addr) if "city" in self.databases else None
-        asn = _get(self.asn, addr) if "asn" in self.databases else None
-        if not city and not asn:
-            return _NOT_FOUND
-        want_wazuh = city and (self._wazuh or self._wazuh_alerts)
-        geo = _city_fields(city) if city and (self._ecs or want_wazuh) else None
-        wazuh = {k: geo[k] for k in _WAZUH_KEYS if k in geo} if want_wazuh else None
-        as_ = _asn_fields(asn) if asn and self._ecs else None
-        legacy = _logstash_fields(addr, city, asn) if self._logstash else None
-        return _Found((geo or None) if self._ecs else None, as_ or None, legacy, wazuh or None)
-
     def enrich(self, fields: dict, tags: list[str]) -> None:
-        once = True  # the per-document layouts (logstash, wazuh) take the first address found
-        prev = prev_target = None  # a Wazuh alert has its data.srcip in source.ip too: look it up once
-        for first, rest, target in self.paths:
-            cur: Any = fields.get(first)
-            if cur is None:
-                continue
-            for part in rest:
-                if cur.__class__ is not dict:
-                    cur = None
-                    break
-                cur = cur.get(part)
-            if cur.__class__ is not str or (cur == prev and target == prev_target):
-                continue
-            prev, prev_target = cur, target
-            res = self.lookup(cur)
-            if res.__class__ is _Skip:
-                self.counts[res.name] += 1
-                if res is _NOT_FOUND and FAILURE_TAG not in tags:
-                    tags.append(FAILURE_TAG)
-                continue
-            self.enriched += 1
-            geo, asn, legacy, wazuh = res
-            if geo is not None or asn is not None:  # only built with the ecs layout
-                dest = fields.get(target)
-                if dest is None:
-                    dest = fields[target] = {}
-                if dest.__class__ is dict:
-                    if geo is not None and "geo" not in dest:
-                        dest["geo"] = _clone(geo, "location")
-                    if asn is not None and "as" not in dest:
-                        dest["as"] = _clone(asn, "organization")
-            if once:
-                once = False
-                if legacy is not None and "geoip" not in fields:
-                    fields["geoip"] = _clone(legacy, "location")
-                if wazuh is not None and "GeoLocation" not in fields and (
-                        self._wazuh or (fields.get("event") or _EMPTY).get("dataset") == WAZUH_DATASET):
-                    fields["GeoLocation"] = _clone(wazuh, "location")
+        """Adds `<target>.geo`, `<target>.as` (ecs), `geoip` (logstash), `GeoLocation`
+        (wazuh) to `fields` in place, never over a field already there; appends
+        FAILURE_TAG to `tags` once when a public address is in no database. (Replaced
+        per instance by the native method, which does exactly this.)"""
+        self.native.enrich(fields, tags)
 
     # -- hot reload ------------------------------------------------------------------------
 
@@ -456,14 +227,13 @@ class GeoIP:
                     self._warn_if_old(db, now)
                 continue
             old, self.databases[kind] = db, new
+            self.native.set_database(kind, new.reader)  # clears the native cache
             old.reader.close()
             self.counts["reloads"] += 1
             swapped = True
             log.info("GeoIP %s database reloaded", kind, extra={**new.describe(), "built": _iso(new.build_epoch),
                                                                   "previous_build_epoch": old.build_epoch})
             self._warn_if_old(new, now)
-        if swapped:
-            self.clear_cache()
         return swapped
 
     def _changed(self, db: _Database) -> _Database | None:
@@ -503,10 +273,7 @@ class GeoIP:
     # -- telemetry -------------------------------------------------------------------------
 
     def clear_cache(self) -> None:
-        info = self.lookup.cache_info()
-        self._past_hits += info.hits
-        self._past_misses += info.misses
-        self.lookup.cache_clear()
+        self.native.clear_cache()
 
     def stats(self, now: float | None = None) -> dict[str, float]:
         """Flat numbers for telemetry: lookups, hits, misses, hit_rate, cache_entries,
@@ -514,12 +281,13 @@ class GeoIP:
         per database <kind>_build_epoch, <kind>_age_days (kind: city, asn)."""
         if now is None:
             now = self.clock.now()
-        info = self.lookup.cache_info()
-        hits, misses = self._past_hits + info.hits, self._past_misses + info.misses
-        lookups = hits + misses
-        out: dict[str, float] = {"lookups": lookups, "hits": hits, "misses": misses,
-                                 "hit_rate": hits / lookups if lookups else 0.0, "cache_entries": info.currsize,
-                                 "enriched": self.enriched, **self.counts}
+        n = self.native.stats()
+        lookups, hits = n["lookups"], n["hits"]
+        out: dict[str, float] = {"lookups": lookups, "hits": hits, "misses": n["misses"],
+                                 "hit_rate": hits / lookups if lookups else 0.0,
+                                 **{k: n[k] for k in ("cache_entries", "enriched", "failures", "skipped_private",
+                                                      "skipped_invalid")},
+                                 **self.counts}
         for kind, db in self.databases.items():
             out[f"{kind}_build_epoch"] = db.build_epoch
             out[f"{kind}_age_days"] = round(db.age_days(now), 2)
@@ -531,7 +299,10 @@ class GeoIP:
         return {"hits": s["hits"], "misses": s["misses"], "size": s["cache_entries"], "hit_rate": s["hit_rate"]}
 
     def close(self) -> None:
-        for db in self.databases.values():
+        native = getattr(self, "native", None)  # absent when a database failed to open
+        for kind, db in self.databases.items():
+            if native is not None:
+                native.set_database(kind, None)
             db.reader.close()
 
 
