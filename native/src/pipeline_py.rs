@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::doc::{Map, Value};
+use crate::geoip_py::PyGeoIp;
 use crate::parser::{Parsed, Parser};
 use crate::parser_py::{decode, event_doc, from_py, map_to_py, PyParser};
 use crate::pipeline::{
@@ -31,6 +32,7 @@ pub struct PyPipeline {
     metrics: Metrics,
     /// output buffers for the next batch
     pool: Vec<Vec<u8>>,
+    geoip: Option<Py<PyGeoIp>>,
 }
 
 /// What one batch gives the Python side.
@@ -114,7 +116,8 @@ impl PyPipeline {
 #[pymethods]
 impl PyPipeline {
     #[new]
-    #[pyo3(signature = (parser, *, index_template, per_dataset, format = "bulk", bucket_seconds = 60, hooks = None))]
+    #[pyo3(signature = (parser, *, index_template, per_dataset, format = "bulk", bucket_seconds = 60, hooks = None, geoip = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         parser: Py<PyParser>,
         index_template: String,
@@ -122,6 +125,7 @@ impl PyPipeline {
         format: &str,
         bucket_seconds: i64,
         hooks: Option<Py<PyAny>>,
+        geoip: Option<Py<PyGeoIp>>,
     ) -> PyResult<Self> {
         let format = match format {
             "bulk" => Format::Bulk,
@@ -143,6 +147,7 @@ impl PyPipeline {
             hooks,
             metrics: Metrics::default(),
             pool: Vec::new(),
+            geoip,
         })
     }
 
@@ -171,6 +176,8 @@ impl PyPipeline {
         );
         let metrics = &mut self.metrics;
         let pool = std::mem::take(&mut self.pool);
+        let mut geo_guard = self.geoip.as_ref().map(|g| g.borrow_mut(py));
+        let mut geoip = geo_guard.as_mut().map(|g| &mut g.inner);
         let batch = py.detach(|| {
             let mut b = Batch {
                 lines: 0,
@@ -196,6 +203,9 @@ impl PyPipeline {
                 }
                 let mut p = Self::parse_one(parser, hooks, &text);
                 p.tags.extend(problems.iter().map(|s| s.to_string()));
+                if let Some(g) = geoip.as_mut() {
+                    g.enrich(&mut p.doc, &mut p.tags);
+                }
                 let doc = finish(p, host, &now_text);
                 b.tally.count_dataset(&doc);
                 b.tally.count_tags(&doc);
@@ -222,6 +232,7 @@ impl PyPipeline {
             b
         });
         drop(guard);
+        drop(geo_guard);
         batch_to_py(py, batch, &mut self.metrics, &mut self.pool)
     }
 
@@ -261,6 +272,8 @@ impl PyPipeline {
         );
         let metrics = &mut self.metrics;
         let pool = std::mem::take(&mut self.pool);
+        let mut geo_guard = self.geoip.as_ref().map(|g| g.borrow_mut(py));
+        let mut geoip = geo_guard.as_mut().map(|g| &mut g.inner);
         let (batch, failed) = py.detach(|| {
             let mut b = Batch {
                 lines: recs.len() as u64,
@@ -294,6 +307,9 @@ impl PyPipeline {
                     (Some(text), _) => {
                         let mut p = Self::parse_one(parser, hooks, &text);
                         p.tags.extend(rec.tags.iter().cloned());
+                        if let Some(g) = geoip.as_mut() {
+                            g.enrich(&mut p.doc, &mut p.tags);
+                        }
                         (finish(p, rec.peer_host.as_deref(), received), text, true)
                     }
                     (None, Some((mut doc, original))) => {
@@ -340,6 +356,7 @@ impl PyPipeline {
             (b, failed)
         });
         drop(guard);
+        drop(geo_guard);
         let d = batch_to_py(py, batch, &mut self.metrics, &mut self.pool)?;
         d.set_item("failed", failed)?;
         Ok(d)

@@ -93,14 +93,15 @@ class LineParser:
         ev = self._run_hooks(hooks, ev, line)
         return ev.fields, ev.message, ev.tags
 
-    def batch_pipeline(self, sink, bucket_seconds: int):
+    def batch_pipeline(self, sink, bucket_seconds: int, geoip=None):
         """The native batch pipeline over this parser, writing what `sink` takes
-        (`chunk_format`) under its index names."""
+        (`chunk_format`) under its index names, enriching with `geoip` (a GeoIP) if any."""
         from .._native import Pipeline
         namer = sink.namer
         return Pipeline(self.native, index_template=namer.template, per_dataset=list(namer.per_dataset.items()),
                         format=sink.chunk_format, bucket_seconds=bucket_seconds,
-                        hooks=self.hook_runner if self.has_hooks else None)
+                        hooks=self.hook_runner if self.has_hooks else None,
+                        geoip=None if geoip is None else geoip.native)
 
     def _hook(self, spec: str):
         fn = self._hooks.get(spec)

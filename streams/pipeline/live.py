@@ -279,7 +279,7 @@ class LivePipeline:
         else:
             self.sink = AppendingBulkFileSink(output / "elasticsearch", namer, stats=self._es)
         self.graphite: MetricsWriter = metrics_sink or GraphiteFileSink(output / "graphite.txt")
-        self.pipeline = parser.batch_pipeline(self.sink, self._bucket)
+        self.pipeline = parser.batch_pipeline(self.sink, self._bucket, geoip)
         self._tasks: list[asyncio.Task] = []
         self.queue = RecordQueue(queue_size)
         self.batch_size = batch_size

@@ -64,7 +64,7 @@ class Replay:
         self.sink = sink or BulkFileSink(output / "elasticsearch")
         self.clock = clock or SystemClock()
         self.stats = ReplayStats()
-        self.pipeline = parser.batch_pipeline(self.sink, self.metrics.bucket)
+        self.pipeline = parser.batch_pipeline(self.sink, self.metrics.bucket, geoip)
         self.interrupted: str | None = None   # the signal that stopped the replay
         self.failures: list[str] = []         # outputs that could not take the events
         self._halt = False                    # stop reading: interrupted, or an output failed
