@@ -467,7 +467,8 @@ fn batch_to_py<'py>(
     let side = PyList::empty(py);
     for s in t.side {
         side.append((
-            s.position, s.host, s.dataset, s.action, s.jail, s.address, s.queueid, s.removed,
+            s.position, s.host, s.dataset, s.action, s.jail, s.address, s.queueid, s.postfix,
+            s.removed,
         ))?;
     }
     d.set_item("side", side)?;

@@ -166,3 +166,42 @@ def test_the_counts_go_on_after_a_restart(tmp_path):
     second = service()
     second.restore()
     assert ban(second, "192.0.2.9", 200.0) == 4.0
+
+
+@pytest.mark.parametrize("sources", [("fail2ban", "postfix"), ("fail2ban", "postfix", "logs")])
+def test_live_batches_feed_the_index_as_documents_do(tmp_path, sources):
+    """The live pipeline feeds the index from the native batch's side records: the same
+    entries as the per-document feed gives for the same lines' documents."""
+    from streams.index.service import IndexService
+    from streams.parse.dispatch import LineParser
+    from streams.pipeline.live import LivePipeline, Received
+    from streams.telemetry import Telemetry
+    lines = [
+        "2026-11-24 00:47:24,273 fail2ban.actions [812]: NOTICE  [sshd] Ban 81.2.69.142",
+        "2026-11-24 00:47:25,273 fail2ban.actions [812]: NOTICE  [sshd] Ban 81.2.69.143",
+        "2026-11-24 00:48:25,273 fail2ban.actions [812]: NOTICE  [sshd] Unban 81.2.69.142",
+        "2026-11-24 00:49:00,000 fail2ban.actions [812]: NOTICE  [postfix-sasl] Ban 175.16.199.3",
+        "Nov 24 00:50:01 mx1 postfix/qmgr[1234]: A58820D8D0: from=<a@example.org>, size=100, nrcpt=1 (queue active)",
+        "Nov 24 00:50:02 mx1 postfix/qmgr[1234]: 08FD8A4251: from=<b@example.org>, size=100, nrcpt=1 (queue active)",
+        "Nov 24 00:50:03 mx1 postfix/qmgr[1234]: A58820D8D0: removed",
+        "Nov 24 00:50:04 mx1 sshd[4007]: Failed password for root from 81.2.69.142 port 44633 ssh2",
+    ]
+
+    def entries(svc):
+        return sorted((e.host, e.service, e.metric, e.ttl) for e in svc.query("true"))
+
+    clock = ManualClock(1764000000.0)
+    live_svc = IndexService(TTLIndex(clock), IndexFeed(sources), clock)
+    p = LivePipeline(LineParser(year=2026), tmp_path, Telemetry(), index=live_svc, clock=clock)
+    p.process([Received("relp", 1764000000.0, text=t, peer=("192.0.2.7", 514)) for t in lines])
+    doc_svc = IndexService(TTLIndex(clock), IndexFeed(sources), clock)
+    parser = LineParser(year=2026)
+    for t in lines:
+        doc = parser.parse(t).to_doc()
+        doc.setdefault("host", {}).setdefault("name", "192.0.2.7")
+        doc_svc.observe(Event(), doc, 1764000000.0)
+    got = entries(live_svc)
+    assert got == entries(doc_svc)
+    assert ("192.0.2.7", "fail2ban sshd", 1.0, pytest.approx(live_svc.feed.held_ttl)) in got
+    assert ("mx1", "postfix queue", 1.0, pytest.approx(live_svc.feed.held_ttl)) in got
+    assert any(s.startswith("log ") for _, s, _, _ in got) == ("logs" in sources)
