@@ -97,3 +97,36 @@ def test_a_hook_that_cannot_be_loaded_fails_at_start(tmp_path):
 
 def _upper(fields, ev, parser):
     fields["tag"]["upper"] = fields["tag"]["text"].upper()
+
+
+def test_replay_and_run_batches_run_the_python_hooks(tmp_path):
+    """The native batch pipeline calls a rule's Python hooks for its lines (taking the GIL
+    back for them), a failing one keeping the line as `_parser_error`, as the per-line face does."""
+    import json
+
+    from streams.cli import main
+    from streams.pipeline.live import LivePipeline, Received
+    from streams.telemetry import Telemetry
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "tag.grok").write_text("TAG_LINE tag %{GREEDYDATA:tag.text}\nBOOM_LINE boom %{GREEDYDATA:x}\n")
+    (tmp_path / "p" / "tag.yaml").write_text(
+        "parsers:\n  - name: tag\n    dataset: tag.log\n    programs: [tag, boom]\n    rules:\n"
+        "      - pattern: TAG_LINE\n        hooks: ['tests.unit.test_dispatch:_upper']\n"
+        "      - pattern: BOOM_LINE\n        hooks: ['tests.unit.test_dispatch:_explode']\n")
+    lines = ["Nov 24 00:00:00 h tag[1]: tag hi", "Nov 24 00:00:01 h boom[1]: boom now",
+             "Nov 24 00:00:02 h sshd[2]: Accepted publickey for bob from 192.0.2.1 port 2 ssh2"]
+    (tmp_path / "a.log").write_text("\n".join(lines) + "\n")
+    assert main(["replay", "-q", "--no-progress", "--no-geoip", "--year", "2026", "--patterns-dir",
+                 str(tmp_path / "p"), "-o", str(tmp_path / "out"), str(tmp_path / "a.log")]) == 0
+    docs = [json.loads(x) for f in sorted((tmp_path / "out" / "elasticsearch").glob("*.ndjson"))
+            for x in f.read_text().splitlines()[1::2]]
+    by = {d["event"]["original"]: d for d in docs}
+    assert by[lines[0]]["tag"] == {"text": "hi", "upper": "HI"}
+    assert "_parser_error" in by[lines[1]]["tags"]
+    assert by[lines[2]]["event"]["dataset"] == "sshd.log"
+    p = LivePipeline(LineParser([tmp_path / "p"], year=2026), tmp_path / "live", Telemetry())
+    p.process([Received("tcp", 1764000000.0, text=t) for t in lines])
+    p.close()
+    live = [json.loads(x) for f in (tmp_path / "live" / "elasticsearch").glob("*.ndjson")
+            for x in f.read_text().splitlines()[1::2]]
+    assert [d.get("tag") for d in live if d["event"]["original"] == lines[0]] == [{"text": "hi", "upper": "HI"}]
