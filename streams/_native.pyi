@@ -1,7 +1,7 @@
 """Type stubs of streams._native, the Rust core built from native/ (see native/README.md)."""
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __version__: str
@@ -141,3 +141,28 @@ class GeoIP:
         """(version, integer, canonical text) of an address literal, else None."""
     @staticmethod
     def is_public(version: int, n: int) -> bool: ...
+
+
+class Pipeline:
+    """The batch pipeline after the parse (`native/src/pipeline.rs`): GeoIP, host and time
+    defaults, `_id`, index, output bytes per index, the batch's counts; the GIL released."""
+
+    def __init__(self, parser: Parser, *, index_template: str, per_dataset: list[tuple[str, str]],
+                 format: str = "bulk", bucket_seconds: int = 60,
+                 hooks: Callable[..., tuple[dict[str, Any], str | None, list[str]]] | None = None,
+                 geoip: GeoIP | None = None) -> None: ...
+    def replay(self, data: bytes, *, source: str, first_line: int, now: float,
+               host: str | None = None) -> dict[str, Any]:
+        """lines, empty, events, chunks [(index, bytes, count, positions)], datasets,
+        problems, security [(address, bans, failures, country)], side."""
+    def live(self, items: list[Any], prepared: list[tuple[dict[str, Any], str] | None], *,
+             open_bucket: int, feed: int = 1) -> dict[str, Any]:
+        """As `replay`, plus `failed` [(position, why)]."""
+    def take_metrics(self, before: int | None = None) -> list[tuple[tuple[int, str, str, str], int]]: ...
+
+def event_id_of(parts: list[bytes]) -> str: ...
+def index_name(template: str, dataset: str, timestamp: str) -> str: ...
+def metric_counts(doc: dict[str, Any], bucket_seconds: int,
+                  bucket: int | None = None) -> list[tuple[tuple[int, str, str, str], int]]: ...
+def side_record(doc: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None, str | None,
+                                              str | None, bool, bool]: ...
