@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::doc::{Map, Value};
+use crate::geoip::GeoIp;
 use crate::geoip_py::PyGeoIp;
 use crate::parser::{Parsed, Parser};
 use crate::parser_py::{decode, event_doc, from_py, map_to_py, PyParser};
@@ -103,13 +104,79 @@ fn finish(p: Parsed, host: Option<&str>, now_text: &str) -> Map {
     doc
 }
 
-impl PyPipeline {
-    fn parse_one(parser: &mut Parser, hooks: Option<&Py<PyAny>>, text: &str) -> Parsed {
-        let p = parser.parse(text);
-        match hooks {
-            Some(runner) if !p.hooks.is_empty() => run_hooks(runner, p, text),
-            _ => p,
+/// What one batch works with: the pipeline's parts, borrowed for the call (the GIL
+/// released meanwhile), and the batch being filled.
+struct Work<'a> {
+    parser: &'a mut Parser,
+    geoip: Option<&'a mut GeoIp>,
+    namer: &'a mut IndexNamer,
+    hooks: Option<&'a Py<PyAny>>,
+    bucket: i64,
+    b: Batch,
+}
+
+impl Work<'_> {
+    /// A line parsed (its rule's Python hooks run, if any), its input's tags added, enriched.
+    fn parse(&mut self, text: &str, tags: impl IntoIterator<Item = String>) -> Parsed {
+        let mut p = self.parser.parse(text);
+        if let Some(runner) = self.hooks.filter(|_| !p.hooks.is_empty()) {
+            p = run_hooks(runner, p, text);
         }
+        p.tags.extend(tags);
+        if let Some(g) = self.geoip.as_mut() {
+            g.enrich(&mut p.doc, &mut p.tags);
+        }
+        p
+    }
+
+    /// A finished document into its index's chunk; counted, its metrics in `bucket`.
+    fn write(&mut self, doc: &Map, id: &str, position: usize, bucket: Option<i64>) {
+        let ts = doc.get("@timestamp").and_then(Value::as_str).unwrap_or("");
+        let index = self.namer.name(dataset_of(doc), ts);
+        self.b.out.write(index, id, doc, position);
+        if let Some(b) = bucket {
+            self.b.tally.observe_metrics(doc, b);
+        }
+        self.b.tally.count_dataset(doc);
+        self.b.events += 1;
+    }
+}
+
+impl PyPipeline {
+    /// Runs `f` over a new batch with the GIL released; the counts and buffers that
+    /// outlive a batch go back into the pipeline, the batch to Python.
+    fn run<'py, R: Send>(
+        &mut self,
+        py: Python<'py>,
+        f: impl FnOnce(&mut Work<'_>) -> R + Send,
+    ) -> PyResult<(Bound<'py, PyDict>, R)> {
+        let mut parser = self.parser.borrow_mut(py);
+        let mut geoip = self.geoip.as_ref().map(|g| g.borrow_mut(py));
+        let b = Batch {
+            lines: 0,
+            empty: 0,
+            events: 0,
+            out: Output::new(self.format, std::mem::take(&mut self.pool)),
+            tally: Tally {
+                metrics: std::mem::take(&mut self.metrics),
+                ..Tally::default()
+            },
+        };
+        let mut work = Work {
+            parser: &mut parser.inner,
+            geoip: geoip.as_mut().map(|g| &mut g.inner),
+            namer: &mut self.namer,
+            hooks: self.hooks.as_ref(),
+            bucket: self.bucket,
+            b,
+        };
+        let r = py.detach(|| f(&mut work));
+        let mut b = work.b;
+        drop(parser);
+        drop(geoip);
+        self.metrics = std::mem::take(&mut b.tally.metrics);
+        let d = batch_to_py(py, b, &mut self.pool)?;
+        Ok((d, r))
     }
 }
 
@@ -166,49 +233,24 @@ impl PyPipeline {
     ) -> PyResult<Bound<'py, PyDict>> {
         let now_text =
             format_timestamp(now).ok_or_else(|| PyValueError::new_err("now out of range"))?;
-        let mut guard = self.parser.borrow_mut(py);
-        let parser = &mut guard.inner;
-        let (namer, format, bucket, hooks) = (
-            &mut self.namer,
-            self.format,
-            self.bucket,
-            self.hooks.as_ref(),
-        );
-        let metrics = &mut self.metrics;
-        let pool = std::mem::take(&mut self.pool);
-        let mut geo_guard = self.geoip.as_ref().map(|g| g.borrow_mut(py));
-        let mut geoip = geo_guard.as_mut().map(|g| &mut g.inner);
-        let batch = py.detach(|| {
-            let mut b = Batch {
-                lines: 0,
-                empty: 0,
-                events: 0,
-                out: Output::new(format, pool),
-                tally: Tally {
-                    metrics: std::mem::take(metrics),
-                    ..Tally::default()
-                },
-            };
+        let (d, ()) = self.run(py, |w| {
             let data = data.strip_suffix(b"\n").unwrap_or(data);
             if data.is_empty() {
-                return b;
+                return;
             }
+            let mut digits = itoa::Buffer::new();
             for raw in data.split(|&c| c == b'\n') {
-                b.lines += 1;
-                let lineno = first_line + b.lines - 1;
-                let (text, problems) = decode(raw, parser.max_line);
+                w.b.lines += 1;
+                let lineno = first_line + w.b.lines - 1;
+                let (text, problems) = decode(raw, w.parser.max_line);
                 if text.chars().all(crate::pyunicode::is_space) {
-                    b.empty += 1;
+                    w.b.empty += 1;
                     continue;
                 }
-                let mut p = Self::parse_one(parser, hooks, &text);
-                p.tags.extend(problems.iter().map(|s| s.to_string()));
-                if let Some(g) = geoip.as_mut() {
-                    g.enrich(&mut p.doc, &mut p.tags);
-                }
+                let p = w.parse(&text, problems.iter().map(|s| s.to_string()));
                 let doc = finish(p, host, &now_text);
-                b.tally.count_dataset(&doc);
-                b.tally.count_tags(&doc);
+                w.b.tally.count_tags(&doc);
+                w.b.tally.observe_security(&doc);
                 let original = doc
                     .get("event")
                     .and_then(Value::as_map)
@@ -217,23 +259,15 @@ impl PyPipeline {
                     .unwrap_or("");
                 let id = event_id(&[
                     source.as_bytes(),
-                    lineno.to_string().as_bytes(),
+                    digits.format(lineno).as_bytes(),
                     original.as_bytes(),
                 ]);
                 let ts = doc.get("@timestamp").and_then(Value::as_str).unwrap_or("");
-                let index = namer.name(dataset_of(&doc), ts).to_string();
-                b.out.write(&index, &id, &doc, b.events as usize);
-                if let Some(e) = epoch_of(ts) {
-                    b.tally.observe_metrics(&doc, e - e.rem_euclid(bucket));
-                }
-                b.tally.observe_security(&doc);
-                b.events += 1;
+                let bucket = epoch_of(ts).map(|e| e - e.rem_euclid(w.bucket));
+                w.write(&doc, &id, w.b.events as usize, bucket);
             }
-            b
-        });
-        drop(guard);
-        drop(geo_guard);
-        batch_to_py(py, batch, &mut self.metrics, &mut self.pool)
+        })?;
+        Ok(d)
     }
 
     /// The derived counts (`[((bucket, host, dataset, name), n)]`) of the buckets before
@@ -262,29 +296,8 @@ impl PyPipeline {
             return Err(PyValueError::new_err("items and prepared differ in length"));
         }
         let recs = records(py, items, prepared)?;
-        let mut guard = self.parser.borrow_mut(py);
-        let parser = &mut guard.inner;
-        let (namer, format, bucket, hooks) = (
-            &mut self.namer,
-            self.format,
-            self.bucket,
-            self.hooks.as_ref(),
-        );
-        let metrics = &mut self.metrics;
-        let pool = std::mem::take(&mut self.pool);
-        let mut geo_guard = self.geoip.as_ref().map(|g| g.borrow_mut(py));
-        let mut geoip = geo_guard.as_mut().map(|g| &mut g.inner);
-        let (batch, failed) = py.detach(|| {
-            let mut b = Batch {
-                lines: recs.len() as u64,
-                empty: 0,
-                events: 0,
-                out: Output::new(format, pool),
-                tally: Tally {
-                    metrics: std::mem::take(metrics),
-                    ..Tally::default()
-                },
-            };
+        let (d, failed) = self.run(py, |w| {
+            w.b.lines = recs.len() as u64;
             let mut failed: Vec<(usize, String)> = Vec::new();
             // the records of one socket read share their receive time: formatted once
             let mut stamp = (f64::NAN, String::new());
@@ -305,11 +318,7 @@ impl PyPipeline {
                 let received = &stamp.1;
                 let (doc, original, parsed) = match (rec.text, rec.prepared) {
                     (Some(text), _) => {
-                        let mut p = Self::parse_one(parser, hooks, &text);
-                        p.tags.extend(rec.tags.iter().cloned());
-                        if let Some(g) = geoip.as_mut() {
-                            g.enrich(&mut p.doc, &mut p.tags);
-                        }
+                        let p = w.parse(&text, rec.tags);
                         (finish(p, rec.peer_host.as_deref(), received), text, true)
                     }
                     (None, Some((mut doc, original))) => {
@@ -340,24 +349,16 @@ impl PyPipeline {
                     })
                     .map_or_else(|| rec.listener.clone(), crate::pipeline::py_str);
                 let id = event_id(&[source.as_bytes(), ts.as_bytes(), b"0", original.as_bytes()]);
-                let index = namer.name(dataset_of(&doc), ts).to_string();
-                b.out.write(&index, &id, &doc, pos);
-                let arrived = rec.received_at as i64;
-                b.tally.observe_metrics(
-                    &doc,
-                    (arrived - arrived.rem_euclid(bucket)).max(open_bucket),
-                );
                 if parsed && feed > 0 {
-                    b.tally.observe_side(&doc, pos, feed > 1);
+                    w.b.tally.observe_side(&doc, pos, feed > 1);
                 }
-                b.tally.count_dataset(&doc);
-                b.events += 1;
+                // the interval it arrived in, unless that one was flushed already
+                let arrived = rec.received_at as i64;
+                let bucket = (arrived - arrived.rem_euclid(w.bucket)).max(open_bucket);
+                w.write(&doc, &id, pos, Some(bucket));
             }
-            (b, failed)
-        });
-        drop(guard);
-        drop(geo_guard);
-        let d = batch_to_py(py, batch, &mut self.metrics, &mut self.pool)?;
+            failed
+        })?;
         d.set_item("failed", failed)?;
         Ok(d)
     }
@@ -435,11 +436,9 @@ fn records(
 
 fn batch_to_py<'py>(
     py: Python<'py>,
-    mut b: Batch,
-    metrics: &mut Metrics,
+    b: Batch,
     pool: &mut Vec<Vec<u8>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    *metrics = std::mem::take(&mut b.tally.metrics);
     let d = PyDict::new(py);
     d.set_item("lines", b.lines)?;
     d.set_item("empty", b.empty)?;
