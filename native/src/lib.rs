@@ -26,6 +26,7 @@ pub mod pcre;
 pub mod pipeline;
 mod pipeline_py;
 pub mod pyunicode;
+pub mod riemann;
 pub mod syslog;
 pub mod timestamps;
 
@@ -169,6 +170,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipeline_py::index_name, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline_py::metric_counts, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline_py::side_record, m)?)?;
+    m.add_function(wrap_pyfunction!(riemann::py::decode_riemann, m)?)?;
     m.add_class::<grok_py::PyGrok>()?;
     m.add_class::<grok_py::GrokMatcher>()?;
     geoip_py::register(m)?;

@@ -1,23 +1,21 @@
-"""The upb-backed Riemann decoder (streams.protocols.riemann_upb) gives exactly the pure
-decoder's results and errors, and decodes canonical client messages without it."""
+"""The native Riemann decoder (`decode_fast`: native/src/riemann.rs, the pure decoder for
+what it does not read) gives exactly the pure decoder's results and errors, and decodes
+canonical client messages without it."""
 
 import random
 
 import pytest
 
 from streams.event import Event
-from streams.protocols import riemann_upb
-from streams.protocols.riemann import RiemannDecodeError, decode_msg, encode_msg
+from streams.protocols import riemann
+from streams.protocols.riemann import RiemannDecodeError, decode_fast, decode_msg, encode_msg
 
 from .test_riemann_protocol import BIG_MSG, C_CLIENT_MSG, ROUND_TRIP, UNKNOWN_FIELDS, key, ld, msg_of, vi
 
 
 @pytest.fixture(scope="module")
-def upb():
-    decoder = riemann_upb.msg_decoder()
-    if decoder is decode_msg:
-        pytest.skip("protobuf with the upb backend is not installed")
-    return decoder
+def native():
+    return decode_fast
 
 
 def outcome(decode, data: bytes) -> str:
@@ -47,23 +45,23 @@ SAMPLES = [
 
 
 @pytest.mark.parametrize("data", SAMPLES, ids=range(len(SAMPLES)))
-def test_same_result_or_error_as_the_pure_decoder(upb, data):
-    assert outcome(upb, data) == outcome(decode_msg, data)
+def test_same_result_or_error_as_the_pure_decoder(native, data):
+    assert outcome(native, data) == outcome(decode_msg, data)
 
 
-def test_mutated_input_same_outcome_as_pure_decoder(upb):
+def test_mutated_input_same_outcome_as_pure_decoder(native):
     rng = random.Random(23)
     for _ in range(3000):
         data = bytearray(rng.choice(SAMPLES[:4]))
         for _ in range(rng.randint(1, 3)):
             i = rng.randrange(len(data))
             data[i:i + rng.randint(0, 1)] = bytes([rng.randrange(256)] * rng.randint(0, 1))
-        assert outcome(upb, bytes(data)) == outcome(decode_msg, bytes(data)), bytes(data).hex()
+        assert outcome(native, bytes(data)) == outcome(decode_msg, bytes(data)), bytes(data).hex()
 
 
-def test_canonical_input_needs_no_pure_decoder(upb, monkeypatch):
-    monkeypatch.setattr(riemann_upb, "decode_msg", None)   # calling it would fail the test
+def test_canonical_input_needs_no_pure_decoder(native, monkeypatch):
+    monkeypatch.setattr(riemann, "decode_msg", None)   # calling it would fail the test
     events = [Event(time=1700000000.5, host="web1", service="cpu", state="ok", metric=0.25, ttl=60.0,
                     description="d", tags=["a", "é"], attributes={"k": "v"}), Event(metric=3), Event()]
-    assert upb(encode_msg(events=events)).events == events
-    assert upb(encode_msg(ok=True, query="service = \"cpu\"")).query == 'service = "cpu"'
+    assert native(encode_msg(events=events)).events == events
+    assert native(encode_msg(ok=True, query="service = \"cpu\"")).query == 'service = "cpu"'
