@@ -394,9 +394,11 @@ class LivePipeline:
         flush the sink, then resolve the acks. Each record is counted once: `sent` or
         `dead_lettered` once flushed, else `failed`."""
         es = self._es
-        prepared = [None if item.text is not None else self._structured(item) for item in batch]
+        unusable: dict[int, Exception] = {}   # structured events whose document cannot be made
+        prepared = [None if item.text is not None else self._structured(item, pos, unusable)
+                    for pos, item in enumerate(batch)]
         b = self.pipeline.live(batch, prepared, open_bucket=self._open_bucket, feed=self._feed_level())
-        bad: dict[int, Exception] = {pos: _Unprocessable(why) for pos, why in b["failed"]}
+        bad: dict[int, Exception] = {pos: unusable.get(pos) or _Unprocessable(why) for pos, why in b["failed"]}
         write_error: Exception | None = None
         for index, data, n, positions in b["chunks"]:
             try:
@@ -405,7 +407,7 @@ class LivePipeline:
                 write_error = e if isinstance(e, OSError) else write_error
                 for pos in memoryview(positions).cast("I"):
                     bad[pos] = e
-        self._derive(batch, prepared, b)
+        self._derive(batch, prepared, b, bad)
         refused: set[int] = set()   # nak'ed: not even in the dead-letter file
         dead = failed = 0
         for pos, e in bad.items():
@@ -473,16 +475,20 @@ class LivePipeline:
         feed = getattr(self.index, "feed", None)
         return 2 if "logs" in getattr(feed, "sources", ()) else 1
 
-    def _structured(self, item: Received) -> tuple[dict, str]:
-        """A Riemann event's document and the text its `_id` is made of."""
+    def _structured(self, item: Received, pos: int, unusable: dict[int, Exception]) -> tuple[dict, str] | None:
+        """A Riemann event's document and the text its `_id` is made of; None (and the
+        reason in `unusable`) when it cannot be made: the core then fails that record."""
         ev = item.event
-        assert ev is not None
-        if item.tags:
-            ev.tags.extend(item.tags)
-        ev.fields.setdefault("event", {}).setdefault("dataset", "riemann")
-        return ev.to_doc(), ev.service or ""
+        try:
+            if item.tags:
+                ev.tags.extend(item.tags)
+            ev.fields.setdefault("event", {}).setdefault("dataset", "riemann")
+            return ev.to_doc(), ev.service or ""
+        except Exception as e:  # noqa: BLE001 - dead-lettered with its reason
+            unusable[pos] = e
+            return None
 
-    def _derive(self, batch: list[Received], prepared: list, b: dict) -> None:
+    def _derive(self, batch: list[Received], prepared: list, b: dict, bad: dict[int, Exception]) -> None:
         """The TTL index from the batch's side records; the structured events (Riemann's)
         one by one: their metric passes through, their state is an entry. (The native
         pipeline keeps the derived counts until a flush takes them.)"""
@@ -495,7 +501,7 @@ class LivePipeline:
                 except Exception as e:  # noqa: BLE001
                     self._derive_failed(item, e)
         for pos, prep in enumerate(prepared):
-            if prep is None:
+            if prep is None or pos in bad:
                 continue
             item = batch[pos]
             ev = item.event

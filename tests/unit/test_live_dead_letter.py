@@ -48,3 +48,20 @@ def test_nak_when_the_dead_letter_file_fails_too(tmp_path):
     (tmp_path / "dead-letter.ndjson").mkdir()  # cannot be opened as a file
     assert run(p, [BAD]) == [(BAD, False)]
     assert p.telemetry.snapshot()["sink.elasticsearch_files"]["failed"] == 1
+
+
+def test_a_structured_event_without_a_document_is_dead_lettered_alone(tmp_path):
+    """A Riemann event whose document cannot be made (here its fields are not an object)
+    goes to the dead-letter file with that reason; the lines of its batch are written."""
+    from streams.event import Event
+    p = LivePipeline(LineParser(year=2026), tmp_path, Telemetry())
+    acks = []
+    broken = Event(service="s", fields=["not", "an", "object"])
+    p.process([Received("relp", 1764000000.0, text=GOOD, ack=lambda ok: acks.append(("good", ok))),
+               Received("riemann", 1764000000.0, event=broken, ack=lambda ok: acks.append(("broken", ok)))])
+    p.close()
+    dead = [json.loads(x) for x in (tmp_path / "dead-letter.ndjson").read_text().splitlines()]
+    assert len(dead) == 1 and dead[0]["listener"] == "riemann" and "AttributeError" in dead[0]["error"]
+    assert acks == [("good", True), ("broken", True)]
+    es = p.telemetry.snapshot()["sink.elasticsearch_files"]
+    assert es["sent"] == 1 and es["dead_lettered"] == 1
