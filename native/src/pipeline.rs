@@ -721,6 +721,41 @@ mod tests {
     }
 
     #[test]
+    fn the_default_host_fills_only_a_missing_name() {
+        let host = |doc: &Map| doc.get("host").cloned();
+        let mut doc = Map::new();
+        default_host(&mut doc, "mx9");
+        assert_eq!(
+            host(&doc),
+            Some(Value::Map(Map(vec![("name".into(), Value::str("mx9"))])))
+        );
+        let mut doc = Map(vec![(
+            "host".into(),
+            Value::Map(Map(vec![("ip".into(), Value::str("1"))])),
+        )]);
+        default_host(&mut doc, "mx9");
+        let want = Map(vec![
+            ("ip".into(), Value::str("1")),
+            ("name".into(), Value::str("mx9")),
+        ]);
+        assert_eq!(host(&doc), Some(Value::Map(want)));
+        let mut doc = Map(vec![(
+            "host".into(),
+            Value::Map(Map(vec![("name".into(), Value::str("mx1"))])),
+        )]);
+        default_host(&mut doc, "mx9");
+        assert_eq!(
+            doc.get("host")
+                .and_then(Value::as_map)
+                .and_then(|h| h.get("name")),
+            Some(&Value::str("mx1"))
+        );
+        let mut doc = Map(vec![("host".into(), Value::str("web"))]);
+        default_host(&mut doc, "mx9");
+        assert_eq!(host(&doc), Some(Value::str("web")));
+    }
+
+    #[test]
     fn epochs_of_iso_stamps() {
         assert_eq!(epoch_of("1970-01-01T00:01:00.000Z"), Some(60));
         assert_eq!(epoch_of("1970-01-01T01:00:00+01:00"), Some(0));

@@ -6,23 +6,13 @@ host is where the line came from, as other shippers say it: in `replay` the `--h
 given (`[replay] host`), else the machine streams runs on (Logstash's and Vector's file
 inputs take the local hostname); in `run` the sender's address (rsyslog's `fromhost-ip`).
 `host.hostname` stays what the line says, absent when it says nothing, and `streams
-parse` adds no host: it prints what the line holds.
+parse` adds no host: it prints what the line holds. The native batch pipeline fills it in
+(`default_host` in native/src/pipeline.rs); this module names the local host.
 """
 
 from __future__ import annotations
 
 import socket
-
-
-def default_host(doc: dict, name: str | None) -> None:
-    """Give `doc` the host `name` unless its line named one (or `name` is None)."""
-    if name is None:
-        return
-    host = doc.get("host")
-    if host is None:
-        doc["host"] = {"name": name}
-    elif "name" not in host:
-        host["name"] = name
 
 
 def local_host_name() -> str:

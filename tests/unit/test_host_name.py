@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from streams.enrich.host import default_host
 from streams.enrich.metrics import DerivedMetrics
 from streams.event import Event
 from streams.parse.dispatch import LineParser
@@ -16,16 +15,18 @@ F2B_OWN = "2026-11-24 00:10:00,100 fail2ban.actions        [812]: NOTICE  [sshd]
 SYSLOG = "Nov 24 00:05:02 mx1 sshd[4007]: Failed password for root from 81.2.69.142 port 44633 ssh2"
 
 
-def test_default_host_fills_only_a_missing_name():
-    doc: dict = {}
-    default_host(doc, "mx9")
-    assert doc == {"host": {"name": "mx9"}}
-    doc = {"host": {"hostname": "mx1", "name": "mx1"}}
-    default_host(doc, "mx9")
-    assert doc == {"host": {"hostname": "mx1", "name": "mx1"}}  # the line's own host wins
-    doc = {}
-    default_host(doc, None)
-    assert doc == {}
+def test_the_default_host_fills_only_a_missing_name(tmp_path):
+    """(The batch pipeline's `default_host`; its other cases in its Rust tests.) A line
+    without a host gets the one given, a line's own name wins; no host given: none made."""
+    from streams.sinks.bulk_files import BulkFileSink
+    p = LineParser(year=2026)
+    pipe = p.batch_pipeline(BulkFileSink(tmp_path), 60)
+    lines = [F2B_OWN, SYSLOG]
+    b = pipe.replay(("\n".join(lines) + "\n").encode(), source="a", first_line=1, now=1.7e9, host="mx9")
+    hosts = [json.loads(x).get("host") for _, data, _, _ in b["chunks"] for x in data.splitlines()[1::2]]
+    assert sorted(map(json.dumps, hosts)) == sorted(map(json.dumps, [{"name": "mx9"}, {"hostname": "mx1", "name": "mx1"}]))
+    b = pipe.replay((F2B_OWN + "\n").encode(), source="a", first_line=1, now=1.7e9)
+    assert [json.loads(x).get("host") for _, data, _, _ in b["chunks"] for x in data.splitlines()[1::2]] == [None]
 
 
 def test_run_gives_a_hostless_line_its_sender(tmp_path):
