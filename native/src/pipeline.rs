@@ -139,9 +139,10 @@ pub struct Output {
     pool: Vec<Vec<u8>>,
 }
 
-/// Buffers kept for the next batch, and the largest one kept.
-const POOL: usize = 16;
-const POOLED_BYTES: usize = 64 << 20;
+/// The bytes of buffers kept for the next batch (memory stays flat whatever the number
+/// of indices a batch writes to), and the size a new chunk's buffer starts at.
+const POOLED_BYTES: usize = 8 << 20;
+const FIRST_CAPACITY: usize = 64 << 10;
 
 pub struct Chunk {
     pub index: String,
@@ -163,13 +164,19 @@ impl Output {
 
     /// The buffers of this batch's chunks, emptied, for the next one.
     pub fn recycle(mut self) -> Vec<Vec<u8>> {
+        let mut kept: usize = self.pool.iter().map(Vec::capacity).sum();
+        // the largest first: the busiest index of the next batch needs no growth either
+        self.chunks
+            .sort_by_key(|c| std::cmp::Reverse(c.data.capacity()));
         for c in self.chunks {
-            if self.pool.len() < POOL && c.data.capacity() <= POOLED_BYTES {
+            if kept + c.data.capacity() <= POOLED_BYTES {
+                kept += c.data.capacity();
                 let mut d = c.data;
                 d.clear();
                 self.pool.push(d);
             }
         }
+        self.pool.sort_by_key(Vec::capacity); // pop() hands out the largest first
         self.pool
     }
 
@@ -180,7 +187,7 @@ impl Output {
                 let data = self
                     .pool
                     .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(1 << 20));
+                    .unwrap_or_else(|| Vec::with_capacity(FIRST_CAPACITY));
                 self.chunks.push(Chunk {
                     index: index.to_string(),
                     data,
