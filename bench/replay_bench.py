@@ -16,14 +16,16 @@ the peak-RSS flatness check), each written by bench/corpus.py:
    streams names them; from its start until every line is in its output file (polled from
    another core), then SIGTERM; CPU seconds and VmHWM read at that moment;
 3. instructions per line: `perf stat -e instructions -x,` (user + kernel) around every run
-   above, and around a run on an empty file: (I(N) - I(0)) / N. Where perf cannot count
+   above, and around a run on an empty file: the marginal (I(N) - I(N/10)) / lines between,
+   and (I(N) - I(0)) / N. Where perf cannot count
    instructions (a VM without a PMU says <not supported>), valgrind cachegrind instead
-   (user-space only, every thread), on --instr-lines lines, minus the empty-file run;
+   (user-space only, every thread) on --instr-lines N' and N'/2 lines: the marginal cost
+   (I(N') - I(N'/2)) / lines between (start-up and warm-up left out), and (I(N') - I(0)) / N';
 4. the ratio streams (GeoIP on) / syslog-ng + geoip2, of lines/s and of CPU time; the goals
    of issue 15 (>= 200,000 lines/s, >= 3x syslog-ng + geoip2, peak RSS flat) checked.
 
     taskset -c 0 .venv/bin/python bench/replay_bench.py [--lines 1000000] [--repeat 1]
-        [--rss-10m] [--instructions auto|perf|cachegrind|off] [--instr-lines 50000]
+        [--rss-10m] [--instructions auto|perf|cachegrind|off] [--instr-lines 100000]
         [--no-syslog-ng] [--geoip-city DB] [--core 0]
 
 Uses the installed GeoLite2 City database when present (`streams[geolite]`), else MaxMind's
@@ -161,30 +163,35 @@ def best(runs: list[dict]) -> dict:
 # -- instructions -----------------------------------------------------------------------------
 
 def instructions_cachegrind(d: Path, db: Path, core: int | None, n: int, do_sng: bool) -> dict:
-    """User-space instructions per line under cachegrind: N lines minus an empty file."""
+    """User-space instructions per line under cachegrind, on an empty file, N/2 and N lines:
+    per_line is the marginal cost (I(N) - I(N/2)) / (lines(N) - lines(N/2)), which leaves out
+    start-up and one-off warm-up (lazily built patterns, caches filling); per_line_from_empty
+    is (I(N) - I(0)) / lines(N), which keeps the warm-up."""
     res: dict = {"tool": f"{valgrind_version()} --tool=cachegrind --cache-sim=no",
-                 "counts": "user space only, all threads", "lines": n}
+                 "counts": "user space only, all threads", "lines": n,
+                 "per_line": f"(I({n:,}) - I({n // 2:,})) / lines between: the marginal cost"}
     empty = d / "empty.log"
     empty.write_text("")
-    f = corpus_file(d, n)
-    lines, docs = file_lines(f)
-    confs = [("streams_geoip", db), ("streams_nogeoip", None)]
-    for key, cdb in confs:
-        ir = {}
-        for k, path, nl in ((n, f, lines), (0, empty, 0)):
+    files = [(0, empty, 0, 0)]
+    for k in (n // 2, n):
+        f = corpus_file(d, k)
+        files.append((k, f, *file_lines(f)))
+    counts = {}
+    for key, cdb in (("streams_geoip", db), ("streams_nogeoip", None), ("syslog_ng_geoip2", db)):
+        if key.startswith("syslog") and not do_sng:
+            continue
+        ir, nl = {}, {}
+        for k, path, lines, docs in files:
             out = d / f"cg-{key}-{k}.out"
-            run_streams(path, d / "out-cg", cdb, core, nl, wrapper=valgrind(out))
-            ir[k] = cachegrind_ir(out)
-        res[f"{key}_per_line"] = round((ir[n] - ir[0]) / lines)
-        res[f"{key}_ir"] = {"with_lines": ir[n], "empty_file": ir[0]}
-    if do_sng:
-        ir = {}
-        for k, path, nd in ((n, f, docs), (0, empty, 0)):
-            out = d / f"cg-syslog-ng-{k}.out"
-            run_peer(d / "sng-cg", path, nd, db, core, lines, wrapper=valgrind(out), stall=VALGRIND_STALL)
-            ir[k] = cachegrind_ir(out)
-        res["syslog_ng_geoip2_per_line"] = round((ir[n] - ir[0]) / lines)
-        res["syslog_ng_geoip2_ir"] = {"with_lines": ir[n], "empty_file": ir[0]}
+            if key.startswith("syslog"):
+                run_peer(d / "sng-cg", path, docs, db, core, lines, wrapper=valgrind(out), stall=VALGRIND_STALL)
+            else:
+                run_streams(path, d / "out-cg", cdb, core, lines, wrapper=valgrind(out))
+            ir[k], nl[k] = cachegrind_ir(out), lines
+        res[f"{key}_per_line"] = round((ir[n] - ir[n // 2]) / (nl[n] - nl[n // 2]))
+        res[f"{key}_per_line_from_empty"] = round((ir[n] - ir[0]) / nl[n])
+        counts[key] = {str(k): {"lines": nl[k], "instructions": ir[k]} for k in ir}
+    res["counts_by_run"] = counts
     return res
 
 
@@ -200,7 +207,8 @@ def main() -> None:
                     help="the syslog-ng + geoip2 peer (default on)")
     ap.add_argument("--instructions", choices=("auto", "perf", "cachegrind", "off"), default="auto",
                     help="auto: perf stat when it counts instructions here, else valgrind cachegrind")
-    ap.add_argument("--instr-lines", type=int, default=50_000, help="lines for the cachegrind runs")
+    ap.add_argument("--instr-lines", type=int, default=100_000,
+                    help="N for the cachegrind runs (on N/2 and N lines, and an empty file)")
     ap.add_argument("--geoip-city", type=Path, default=None)
     ap.add_argument("--core", type=int, default=0, help="the core both are pinned to (taskset -c)")
     ap.add_argument("--report", action="store_true", help="print the tables of bench/results/replay.json, run nothing")
@@ -304,13 +312,18 @@ def main() -> None:
             res["rss"]["syslog_ng_geoip2"] = {str(n): res[f"syslog_ng_geoip2_{n}"]["peak_rss_mib"] for n in sizes}
 
         if use_perf:
+            lo, hi = sizes
             res["instructions"] = {"tool": "perf stat -e instructions -x,", "counts": "user + kernel, all threads",
-                                   "lines": args.lines, "empty_file": ir0}
+                                   "lines": args.lines, "empty_file": ir0,
+                                   "per_line": f"(I({hi:,}) - I({lo:,})) / lines between: the marginal cost"}
             for key, tag in (("geoip", "streams_geoip"), ("nogeoip", "streams_nogeoip"),
                              ("syslog_ng_geoip2", "syslog_ng_geoip2")):
-                r = res.get(f"{key}_{args.lines}", {})
-                if "instructions_per_line" in r:
-                    res["instructions"][f"{tag}_per_line"] = r["instructions_per_line"]
+                a, b = res.get(f"{key}_{lo}", {}), res.get(f"{key}_{hi}", {})
+                if a.get("instructions") is not None and b.get("instructions") is not None:
+                    res["instructions"][f"{tag}_per_line"] = round(
+                        (b["instructions"] - a["instructions"]) / (b["lines"] - a["lines"]))
+                if "instructions_per_line" in b:
+                    res["instructions"][f"{tag}_per_line_from_empty"] = b["instructions_per_line"]
         elif mode == "cachegrind":
             res["instructions"] = instructions_cachegrind(d, db, core, args.instr_lines, do_sng)
         else:
@@ -376,7 +389,7 @@ def report(res: dict, sizes: list[int]) -> None:
                   f"{res[f'ratio_streams_to_syslog_ng_cpu_{n}']:.2f}x CPU time")
     print(f"start-up (empty file), seconds: {res['startup_seconds']}")
     print(f"instructions per line ({ins.get('tool', '-')}; {ins.get('counts', ins.get('skipped', ''))}; "
-          f"{ins.get('lines', 0):,} lines minus an empty file): {per_line}")
+          f"{ins.get('per_line', str(ins.get('lines', 0)) + ' lines minus an empty file')}): {per_line}")
     for name, g in res["goals"].items():
         print(f"goal {name}: {g['goal']} -> {g['measured']} {'met' if g['met'] else 'NOT met'}"
               + (f" ({g['caveat']})" if "caveat" in g else ""))
@@ -399,8 +412,8 @@ def report(res: dict, sizes: list[int]) -> None:
     if f"ratio_streams_to_syslog_ng_{n}" in res:
         print(f"| **streams (GeoIP) / syslog-ng + geoip2** | **{res[f'ratio_streams_to_syslog_ng_{n}']:.2f}x** | "
               f"**{res[f'ratio_streams_to_syslog_ng_cpu_{n}']:.2f}x** | | |")
-    print(f"\n¹ {ins.get('tool', '-')}, {ins.get('counts', ins.get('skipped', ''))}: "
-          f"(run on {ins.get('lines', 0):,} lines − run on an empty file) / lines. "
+    how = ins.get("per_line") or f"(run on {ins.get('lines', 0):,} lines − run on an empty file) / lines"
+    print(f"\n¹ {ins.get('tool', '-')}, {ins.get('counts', ins.get('skipped', ''))}: {how}. "
           f"streams {res.get('streams_commit')}, {res.get('syslog_ng_version', '')}, "
           f"{res['machine']['processor']} ({res['machine']['cpus']} vCPU), "
           f"load average {res['loadavg_at_start'][0]:.1f} at start.")
