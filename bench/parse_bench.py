@@ -41,7 +41,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -55,16 +54,21 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import mixed_lines, near_miss, scaled, write  # noqa: E402
-from syslog_ng import syslog_ng_available  # noqa: E402
+from measure import DRIVER, cachegrind_ir, corpus_file, valgrind, vmhwm_mib  # noqa: E402
+from syslog_ng import (  # noqa: E402
+    SYSLOG_NG_MODULES,
+    SYSLOG_NG_PATTERNS,
+    VALGRIND_STALL,
+    expected_docs,
+    run_syslog_ng,
+    syslog_ng_available,
+    syslog_ng_version,
+)
 
 from streams.inputs import iter_blocks  # noqa: E402
 from streams.parse.dispatch import LineParser  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CORPUS_PY = Path(__file__).resolve().parent / "corpus.py"
-SYSLOG_NG_MODULES = ("regexp-parser", "json-plugin", "syslogformat", "affile")  # what its configuration below needs
-STALL = 60.0            # seconds without progress before a syslog-ng run is declared stuck
-VALGRIND_STALL = 300.0  # the same under valgrind (start-up alone takes a while there)
 
 
 def best_of_both(fn, data, n: int, repeat: int = 3) -> tuple[float, float]:
@@ -230,217 +234,7 @@ def pygrok_loop(parser: LineParser):
     return run
 
 
-# -- syslog-ng: regexp-parser -> JSON on the same lines -------------------------------------
-# What streams extracts for the corpus' main products (sshd 31 %, Postfix 27 %, Fail2ban's
-# own log 15 % of the distinct lines), as PCRE with named groups. One regexp-parser per
-# product, its patterns tried in order (syslog-ng stops at the first match), dispatched on
-# the program as streams does. Group names cannot hold dots: the parser's prefix gives
-# `sshd.user`, which format-json nests as {"sshd": {"user": ...}}.
-SYSLOG_NG_PATTERNS: dict[str, list[str]] = {
-    "sshd": [
-        r"^Failed (?<method>[\w/-]+) for (?:(?<invalid_user>invalid user) )?(?<user>.*?) from "
-        r"(?<source_address>\S+)(?: port (?<source_port>\d+))?(?: ssh\d?)?(?:: (?<auth_info>.*))?$",
-        r"^(?<pam_module>pam_\w+)\(sshd:auth\): authentication failure; logname=(?<pam_logname>\S*) "
-        r"uid=(?<pam_uid>\d*) euid=(?<pam_euid>\d*) tty=(?<pam_tty>\S*) ruser=(?<pam_ruser>\S*) "
-        r"rhost=(?<source_address>\S*)(?:\s+user=(?<user>\S*))?\s*$",
-        r"^[Ii]nvalid user (?<user>.*?) from (?<source_address>\S+)(?: port (?<source_port>\d+))?"
-        r"(?<preauth> \[preauth\])?$",
-        r"^(?<close>Connection closed by|Connection reset by|Disconnected from) (?:(?<invalid_user>invalid) "
-        r"|authenticating )?user (?<user>.*?) (?<source_address>\S+) port (?<source_port>\d+)(?<preauth> \[preauth\])?$",
-        r"^(?<close>Connection closed by|Connection reset by|Disconnected from) (?<source_address>\S+) "
-        r"port (?<source_port>\d+)(?<preauth> \[preauth\])?$",
-        r"^Accepted (?<method>[\w/-]+) for (?<user>.*?) from (?<source_address>\S+)(?: port (?<source_port>\d+))?"
-        r"(?: ssh\d?)?(?:: (?<key_type>\w+) (?<key_fingerprint>\S+)(?: (?<auth_info>.*))?)?$",
-        r"^Received disconnect from (?<source_address>\S+)(?: port (?<source_port>\d+))?: ?(?<disconnect_code>\d+): "
-        r"(?<reason>.*?)(?<preauth> \[preauth\])?$",
-        r"^(?<pam_module>pam_\w+)\(sshd:session\): session (?<session_action>opened|closed) for user "
-        r"(?<user>[^\s(]+)(?:\(uid=(?<uid>\d+)\))?(?: by (?<by>.*))?$",
-    ],
-    "postfix": [
-        r"^connect from (?<client_hostname>[^\[\s]+)\[(?<client_ip>[^\]]+)\](?::(?<client_port>\d+))?$",
-        r"^disconnect from (?<client_hostname>[^\[\s]+)\[(?<client_ip>[^\]]+)\](?::(?<client_port>\d+))?"
-        r"(?: (?<command_counters>.*))?$",
-        r"^(?<level>warning): (?<client_hostname>[^\[\s]+)\[(?<client_ip>[^\]]+)\]: SASL (?<sasl_method>[\w-]+) "
-        r"authentication failed(?:: (?<sasl_failure_reason>[^,]*))?(?:, sasl_username=(?<sasl_username>\S*))?$",
-        r"^(?<queueid>[0-9A-Za-z]+): to=<(?<to>[^>]*)>,(?: orig_to=<(?<orig_to>[^>]*)>,)? relay=(?<relay>[^,]+),"
-        r"(?: conn_use=\d+,)? delay=(?<delay>[\d.]+), delays=(?<delays>[\d./]+), dsn=(?<dsn>[\d.]+), "
-        r"status=(?<status>\w+)(?: \((?<smtp_response>.*)\))?$",
-        r"^(?<queueid>[0-9A-Za-z]+): message-id=<?(?<message_id>[^<>]*)>?$",
-        r"^(?<queueid>[0-9A-Za-z]+): client=(?<client_hostname>[^\[\s]+)\[(?<client_ip>[^\]]+)\]"
-        r"(?::(?<client_port>\d+))?(?:, (?<keyvalue_data>.*))?$",
-        r"^(?<queueid>[0-9A-Za-z]+): from=<(?<from>[^>]*)>, size=(?<size>\d+), nrcpt=(?<nrcpt>\d+) \(queue active\)$",
-        r"^(?<queueid>[0-9A-Za-z]+): (?<message>removed)$",
-        r"^(?<tls_trustlevel>\w+) TLS connection established (?:from|to) (?<peer_hostname>[^\[\s]+)"
-        r"\[(?<peer_ip>[^\]]+)\](?::(?<peer_port>\d+))?: (?<tls_handshake>.*)$",
-        r"^(?<queueid>NOQUEUE|[0-9A-Za-z]+): (?<action>[a-z][\w-]*): (?<smtp_stage>\S+)(?: from "
-        r"(?<client_hostname>[^\[\s]+)\[(?<client_ip>[^\]]+)\](?::\d+)?)?: (?<status_code>\d{3}) "
-        r"(?<status_ext>\d\.\d+\.\d+) (?<reason>.*?)(?:; (?<keyvalue_data>.*))?$",
-    ],
-    "fail2ban": [
-        r"^(?:(?<level>[A-Z]+) +)?\[(?<jail>[^\]]+)\] +(?<action>Found|Ban|Unban|Restore Ban) (?<address>\S+)"
-        r"(?: - (?<date>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d))?\s*$",
-        r"^(?:(?<level>[A-Z]+) +)?\[(?<jail>[^\]]+)\] +(?<address>\S+) already banned$",
-    ],
-}
-# Fail2ban's own log (`2026-11-24 00:05:03,693 fail2ban.filter [812]: INFO [sshd] Found ...`) is
-# no syslog line: its head is parsed by this pattern (as streams' _F2B_OWN) and date-parser,
-# then the fail2ban patterns run on the rest.
-SYSLOG_NG_F2B_HEAD = (r"^(?<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[,.]\d+)?) (?<logger>fail2ban(?:\.[\w-]+)*) *"
-                      r"(?:\[(?<pid>\d+)\])? *: +(?:(?<level>[A-Z]+) +)?(?<body>.*)$")
-SYSLOG_NG_PRODUCTS = {  # product -> the programs it is dispatched on: (name, prefix match)
-    "sshd": [("sshd", False), ("sshd-session", False)],
-    "postfix": [("postfix/", True), ("postfix-", True)],   # postfix-incoming/smtpd: a second instance
-    "fail2ban": [("fail2ban", True)],
-}
-
-
-
-
-
-def _sng_patterns(patterns: list[str]) -> str:
-    for p in patterns:
-        assert "'" not in p, p   # single-quoted syslog-ng strings: no escapes, no quote inside
-    return "\n    ".join(f"'{p}'" for p in patterns)
-
-
-def syslog_ng_config(corpus: Path, out: Path) -> str:
-    """file() (no parsing at the source) -> JSON line? json-parser : Fail2ban's own log?
-    its head + the fail2ban patterns : syslog-parser + the product's regexp-parser by program
-    -> file() with format-json. A parser that fails inside `if { }` lets the line go on
-    unchanged (it is written too, without the product's fields)."""
-    parsers, branches = [], []
-    for product, patterns in SYSLOG_NG_PATTERNS.items():
-        parsers.append(f'parser p_{product} {{ regexp-parser(prefix("{product}.") patterns(\n    '
-                       f"{_sng_patterns(patterns)})); }};")
-        conds = " or ".join(f'program("{name}" type(string){" flags(prefix)" if prefix else ""})'
-                            for name, prefix in SYSLOG_NG_PRODUCTS[product])
-        branches.append(f"{'elif' if branches else 'if'} ({conds}) {{ if {{ parser(p_{product}); }}; }}")
-    parsers.append(f'parser p_f2b_head {{ regexp-parser(prefix(".f2b.") patterns(\n    '
-                   f"{_sng_patterns([SYSLOG_NG_F2B_HEAD])})); }};")
-    keys = " ".join(f"--key {p}.*" for p in SYSLOG_NG_PATTERNS)
-    template = ("$(format-json --omit-empty-values --pair @timestamp=$ISODATE "
-                "--pair event.original=$RAWMSG --pair host.hostname=$HOST "
-                "--pair process.name=$PROGRAM --pair process.pid=$PID "
-                "--pair log.logger=${.f2b.logger} --pair log.level=${.f2b.level} "
-                f"--pair message=$MESSAGE {keys} --key json.*)\\n")
-    return "\n".join([
-        "@version: 3.38",
-        "options { stats-freq(0); use-dns(no); dns-cache(no); use-fqdn(no); keep-hostname(yes);",
-        "          chain-hostnames(no); frac-digits(3); log-msg-size(65536); };",
-        f'source s_corpus {{ file("{corpus}" flags(no-parse, store-raw-message) follow-freq(1) log-fetch-limit(1000) '
-        "log-iw-size(10000)); };",
-        *parsers,
-        f'destination d_json {{ file("{out}" template("{template}")); }};',
-        "log {",
-        "  source(s_corpus);",
-        '  if (message("{" type(string) flags(prefix))) {',
-        '    if { parser { json-parser(prefix("json.")); };',
-        '         rewrite { set("${json.full_log}" value("MESSAGE") condition("${json.full_log}" ne "")); }; }; }',
-        "  elif { parser(p_f2b_head);",
-        '         parser { date-parser(format("%Y-%m-%d %H:%M:%S,%f" "%Y-%m-%d %H:%M:%S") template("${.f2b.ts}")); };',
-        '         rewrite { set("${.f2b.body}" value("MESSAGE")); set("${.f2b.pid}" value("PID")); };',
-        "         if { parser(p_fail2ban); }; }",
-        "  else {",
-        "    parser { syslog-parser(); };",
-        *(f"    {b}" for b in branches), "    ;",
-        "  };",
-        "  destination(d_json);",
-        "  flags(flow-control);",
-        "};",
-        ""])
-
-
-def expected_docs(lines: list[str]) -> int:
-    """The lines syslog-ng reads from the file `write(lines)` made: a corpus line holding a
-    newline is two lines there; syslog-ng skips an empty line."""
-    return sum(1 for x in lines for piece in x.split("\n") if piece)
-
-
-def _pin_elsewhere(core: int) -> set[int] | None:
-    """Move this process off `core` (for the poller); the old affinity to restore."""
-    old = os.sched_getaffinity(0)
-    others = set(range(os.cpu_count() or 1)) - {core}
-    if not others:
-        return None
-    try:
-        os.sched_setaffinity(0, others)
-    except OSError:
-        return None
-    return old
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _stop(p: subprocess.Popen, timeout: float = 30) -> None:
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def run_syslog_ng(work: Path, corpus: Path, n_docs: int, core: int | None, wrapper: list[str] | None = None,
-                  stall: float = STALL) -> dict:
-    """One fresh syslog-ng (its own persist file, so it reads the corpus from the start):
-    Popen -> the output file holds n_docs lines (polled from another core), then SIGTERM.
-    With n_docs 0: until it logged its start-up."""
-    argv, env, why = syslog_ng_available(SYSLOG_NG_MODULES)
-    if argv is None:
-        raise RuntimeError(why)
-    work.mkdir(parents=True, exist_ok=True)
-    out = work / "out.ndjson"
-    conf = work / "syslog-ng.conf"
-    conf.write_text(syslog_ng_config(corpus, out))
-    files = ["-f", str(conf), "-R", str(work / "persist"), "-c", str(work / "ctl"), "-p", str(work / "pid")]
-    check = subprocess.run([*argv, "--syntax-only", *files], capture_output=True, text=True, timeout=30, env=env)
-    if check.returncode != 0:
-        raise RuntimeError(f"syslog-ng --syntax-only rejects the config: {check.stdout}{check.stderr}")
-    cmd = [*(wrapper or []), *argv, "-F", "--stderr", *files]
-    if core is not None and shutil.which("taskset"):
-        cmd = ["taskset", "-c", str(core), *cmd]
-    log_path = work / "syslog-ng.stderr"
-    with open(log_path, "wb") as log:
-        t0 = time.perf_counter()
-        sng = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-        old = _pin_elsewhere(core) if core is not None else None
-        try:
-            docs, pos, last_change = 0, 0, time.monotonic()
-            while True:
-                if n_docs == 0:
-                    if b"syslog-ng starting up" in log_path.read_bytes():
-                        t1 = time.perf_counter()
-                        cpu = _cpu_seconds(sng.pid)
-                        break
-                elif out.exists():
-                    with open(out, "rb") as fh:
-                        fh.seek(pos)
-                        chunk = fh.read()
-                    if chunk:
-                        pos += len(chunk)
-                        docs += chunk.count(b"\n")
-                        last_change = time.monotonic()
-                    t1 = time.perf_counter()
-                    if docs >= n_docs:
-                        cpu = _cpu_seconds(sng.pid)
-                        break
-                if sng.poll() is not None:
-                    raise RuntimeError(f"syslog-ng exited ({sng.returncode}) at {docs}/{n_docs} lines: "
-                                       f"{log_path.read_text(errors='replace')[-2000:]}")
-                if time.monotonic() - last_change > stall:
-                    raise RuntimeError(f"syslog-ng: stuck at {docs}/{n_docs} lines for {stall:.0f}s")
-                time.sleep(0.005)
-        finally:
-            _stop(sng)
-            if old is not None:
-                os.sched_setaffinity(0, old)
-    return {"seconds": t1 - t0, "cpu_seconds": cpu, "docs": docs, "out": out}
-
+# -- syslog-ng: regexp-parser -> JSON on the same lines (its configuration: bench/syslog_ng.py)
 
 def syslog_ng_share(out: Path, lines: list[str]) -> dict:
     """How many of syslog-ng's documents carry a field its patterns extracted (per product),
@@ -514,8 +308,7 @@ def bench_syslog_ng(work: Path, lines: list[str], core: int | None, parser: Line
     best = min(runs, key=lambda r: r["seconds"])
     best_cpu = min(r["cpu_seconds"] for r in runs)
     share = syslog_ng_share(best["out"], lines)
-    argv, env, _ = syslog_ng_available(SYSLOG_NG_MODULES)
-    version = subprocess.run([*argv, "--version"], capture_output=True, text=True, env=env).stdout.split("\n")[0]
+    version = syslog_ng_version()
     ours, per_line = streams_share(parser, lines)
     # the lines the syslog-ng patterns are for (streams' datasets of those products): the
     # share each side matched there
@@ -544,12 +337,7 @@ def bench_syslog_ng(work: Path, lines: list[str], core: int | None, parser: Line
 
 
 # -- the CLI, its peak RSS ------------------------------------------------------------------
-# `streams parse FILE > /dev/null` with its peak RSS: VmHWM of the process itself at the end
-# (/proc/self/status: the memory of this exec only; ru_maxrss would also carry the high-water
-# mark of the forking parent, which holds the corpus).
-DRIVER = ("import sys; from streams.cli import main; rc = main(sys.argv[1:]); "
-          "hwm = [x for x in open('/proc/self/status') if x.startswith('VmHWM:')][0].split()[1]; "
-          "sys.stderr.write('VmHWM_kib ' + hwm + '\\n'); sys.exit(rc)")
+# `streams parse FILE > /dev/null` with its peak RSS (measure.DRIVER: VmHWM of the process itself).
 
 
 def cli_run(path: Path, n: int) -> dict:
@@ -559,16 +347,7 @@ def cli_run(path: Path, n: int) -> dict:
     sec = time.perf_counter() - t
     if p.returncode != 0:
         raise RuntimeError(f"streams parse exited {p.returncode}: {p.stderr[-2000:]}")
-    hwm = int(next(x for x in p.stderr.splitlines() if x.startswith("VmHWM_kib")).split()[1])
-    return {"lines": n, "seconds": round(sec, 3), "lines_per_s": n / sec, "peak_rss_mib": round(hwm / 1024, 1)}
-
-
-def corpus_file(d: Path, n: int) -> Path:
-    """N mixed lines, written by a child process (corpus.py) so that this one never holds them."""
-    f = d / f"mixed-{n}.log"
-    if not f.exists():
-        subprocess.run([sys.executable, str(CORPUS_PY), str(n), str(f)], check=True)
-    return f
+    return {"lines": n, "seconds": round(sec, 3), "lines_per_s": n / sec, "peak_rss_mib": vmhwm_mib(p.stderr)}
 
 
 # -- instructions per line (valgrind cachegrind) --------------------------------------------
@@ -586,17 +365,6 @@ def instr_child(variant_key: str, n: int, loop: int) -> None:
     run(data)
 
 
-def _valgrind(out: Path) -> list[str]:
-    return ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}", "--quiet"]
-
-
-def _ir(out: Path) -> int:
-    for x in out.read_text().splitlines():
-        if x.startswith("summary:"):
-            return int(x.split()[1])
-    raise RuntimeError(f"no summary in {out}")
-
-
 def instructions(work: Path, variants: list[Variant], lines: list[str], n: int, do_sng: bool) -> dict:
     if shutil.which("valgrind") is None:
         return {"skipped": "valgrind not found (apt-get install -y --no-install-recommends valgrind)"}
@@ -607,12 +375,12 @@ def instructions(work: Path, variants: list[Variant], lines: list[str], n: int, 
         ir = {}
         for loop in (n, 0):
             out = work / f"cg-{v.key}-{loop}.out"
-            p = subprocess.run([*_valgrind(out), sys.executable, __file__, "--instr-child", v.key, str(n), str(loop)],
+            p = subprocess.run([*valgrind(out), sys.executable, __file__, "--instr-child", v.key, str(n), str(loop)],
                                env=env, stderr=subprocess.PIPE, text=True)
             if p.returncode != 0:
                 res[f"{v.key}_skipped"] = f"exit {p.returncode}: {p.stderr[-500:]}"
                 break
-            ir[loop] = _ir(out)
+            ir[loop] = cachegrind_ir(out)
         else:
             res[f"{v.key}_per_line"] = (ir[n] - ir[0]) / n
             res[f"{v.key}_ir"] = {"with_lines": ir[n], "without": ir[0]}
@@ -622,8 +390,8 @@ def instructions(work: Path, variants: list[Variant], lines: list[str], n: int, 
         for k, part in ((n, sub), (0, [])):
             corpus = write(work / f"sng-{k}.log", part)
             r = run_syslog_ng(work / f"sng-cg-{k}", corpus, expected_docs(part), None,
-                              wrapper=_valgrind(work / f"cg-syslog-ng-{k}.out"), stall=VALGRIND_STALL)
-            ir[k] = _ir(work / f"cg-syslog-ng-{k}.out")
+                              wrapper=valgrind(work / f"cg-syslog-ng-{k}.out"), stall=VALGRIND_STALL)
+            ir[k] = cachegrind_ir(work / f"cg-syslog-ng-{k}.out")
             res[f"syslog_ng_docs_{k}"] = r["docs"]
         res["syslog_ng_per_line"] = (ir[n] - ir[0]) / n
         res["syslog_ng_ir"] = {"with_lines": ir[n], "without": ir[0]}
