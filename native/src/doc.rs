@@ -356,11 +356,9 @@ fn any_special(x: u64) -> bool {
 fn plain(bytes: &[u8]) -> bool {
     let n = bytes.len();
     if n < 8 {
-        let mut word = 0x6161_6161_6161_6161u64; // "aaaaaaaa"
-        for (k, &b) in bytes.iter().enumerate() {
-            word = (word & !(0xff << (8 * k))) | (u64::from(b) << (8 * k));
-        }
-        return !any_special(word);
+        let mut word = *b"aaaaaaaa";
+        word[..n].copy_from_slice(bytes);
+        return !any_special(u64::from_le_bytes(word));
     }
     let word_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
     let mut i = 0;

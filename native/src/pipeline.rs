@@ -134,6 +134,7 @@ pub struct Output {
     format: Format,
     pub chunks: Vec<Chunk>,
     at: HashMap<String, usize>,
+    last: Option<usize>,
     /// emptied buffers of earlier batches: a batch's megabytes are not allocated (and
     /// zeroed by the kernel, page by page) anew each time
     pool: Vec<Vec<u8>>,
@@ -158,6 +159,7 @@ impl Output {
             format,
             chunks: Vec::new(),
             at: HashMap::new(),
+            last: None,
             pool,
         }
     }
@@ -181,8 +183,10 @@ impl Output {
     }
 
     pub fn write(&mut self, index: &str, id: &str, doc: &Map, position: usize) {
-        let i = match self.at.get(index) {
-            Some(&i) => i,
+        // consecutive lines mostly go to one index: the last chunk made, else a lookup
+        let hit = self.last.filter(|&i| self.chunks[i].index == index);
+        let i = match hit.or_else(|| self.at.get(index).copied()) {
+            Some(i) => i,
             None => {
                 let data = self
                     .pool
@@ -198,6 +202,7 @@ impl Output {
                 self.chunks.len() - 1
             }
         };
+        self.last = Some(i);
         let chunk = &mut self.chunks[i];
         let out = &mut chunk.data;
         match self.format {
@@ -311,8 +316,9 @@ impl Group {
 /// What a batch counts, merged by the Python side into its totals (per key, not per line).
 #[derive(Default)]
 pub struct Tally {
-    pub datasets: HashMap<String, u64>,
-    pub problems: HashMap<String, u64>,
+    /// (few distinct keys: a vector searched in order beats hashing each line's)
+    pub datasets: Vec<(String, u64)>,
+    pub problems: Vec<(String, u64)>,
     pub metrics: Metrics,
     /// address -> (bans, failures, country of the last one that had one)
     pub security: HashMap<String, (u64, u64, Option<String>)>,
@@ -627,12 +633,7 @@ impl Tally {
                 .and_then(|e| e.get("dataset")),
             "unknown",
         );
-        match self.datasets.get_mut(ds.as_ref()) {
-            Some(n) => *n += 1,
-            None => {
-                self.datasets.insert(ds.into_owned(), 1);
-            }
-        }
+        count(&mut self.datasets, &ds);
     }
 
     /// Each tag of the document's `tags` once per occurrence.
@@ -641,13 +642,15 @@ impl Tally {
             return;
         };
         for t in tags.iter().filter_map(Value::as_str) {
-            match self.problems.get_mut(t) {
-                Some(n) => *n += 1,
-                None => {
-                    self.problems.insert(t.to_string(), 1);
-                }
-            }
+            count(&mut self.problems, t);
         }
+    }
+}
+
+fn count(counts: &mut Vec<(String, u64)>, key: &str) {
+    match counts.iter_mut().find(|(k, _)| k == key) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((key.to_string(), 1)),
     }
 }
 

@@ -3,6 +3,8 @@
 //! gives back the output bytes per index and what the batch counts; the GIL is released
 //! while the lines are parsed, enriched and written.
 
+use std::collections::HashMap;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -456,8 +458,14 @@ fn batch_to_py<'py>(
     d.set_item("chunks", chunks)?;
     *pool = b.out.recycle();
     let t = b.tally;
-    d.set_item("datasets", t.datasets)?;
-    d.set_item("problems", t.problems)?;
+    d.set_item(
+        "datasets",
+        t.datasets.into_iter().collect::<HashMap<_, _>>(),
+    )?;
+    d.set_item(
+        "problems",
+        t.problems.into_iter().collect::<HashMap<_, _>>(),
+    )?;
     let security = PyList::empty(py);
     for (ip, (bans, failures, cc)) in t.security {
         security.append((ip, bans, failures, cc))?;
