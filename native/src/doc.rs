@@ -325,8 +325,8 @@ fn write_float(out: &mut Vec<u8>, f: f64) {
         out.extend_from_slice(b"null");
         return;
     }
-    let s = format!("{f:?}");
-    out.extend_from_slice(s.as_bytes());
+    // straight into the output (a `format!` allocated a String per number)
+    let _ = write!(StrOut(out), "{f:?}");
 }
 
 /// The bytes a JSON string cannot hold as they are: `"`, `\\` and the controls.
