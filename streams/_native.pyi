@@ -166,3 +166,110 @@ def metric_counts(doc: dict[str, Any], bucket_seconds: int,
                   bucket: int | None = None) -> list[tuple[tuple[int, str, str, str], int]]: ...
 def side_record(doc: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None, str | None,
                                               str | None, bool, bool]: ...
+
+# -- syslog framing (native/src/framing.rs, framing_py.rs) ------------------------------
+# `streams/protocols/framing.py` names these; the listeners use the record paths.
+
+DEFAULT_MAX_SIZE: int
+DEFAULT_MAX_COUNT: int
+
+class Frame:
+    """One syslog message (its line end stripped) and what went wrong with it."""
+
+    data: bytes
+    truncated: bool
+    unterminated: bool
+    error: str | None
+    def __init__(self, data: bytes, truncated: bool = False, unterminated: bool = False,
+                 error: str | None = None) -> None: ...
+    @property
+    def ok(self) -> bool: ...
+
+class SyslogFramer:
+    """RFC 6587 stream framing for one TCP connection (sans-IO)."""
+
+    max_size: int
+    max_count: int
+    framing: str | None
+    buffered: int
+    def __init__(self, max_size: int = ..., max_count: int = ...) -> None: ...
+    def receive_data(self, data: bytes) -> list[Frame]: ...
+    def end_of_stream(self) -> list[Frame]: ...
+    def receive_records(self, data: bytes, factory: Callable[..., Any], listener: str, now: float,
+                        peer: Any) -> tuple[list[Any], int, int, list[str]]:
+        """(records, frames, empty, errors): `factory(listener, now, text, None, tags, peer)`
+        per frame with text (decoded as `decode_line` does)."""
+    def end_of_stream_records(self, factory: Callable[..., Any], listener: str, now: float,
+                              peer: Any) -> tuple[list[Any], int, int, list[str]]: ...
+
+def datagram_frame(data: bytes, max_size: int = ...) -> Frame | None: ...
+def datagram_record(data: bytes, max_size: int, factory: Callable[..., Any], listener: str, now: float,
+                    peer: Any) -> Any | None: ...
+def detect_framing(prefix: bytes) -> str | None: ...
+def strip_eol(data: bytes) -> bytes: ...
+def decode_line(raw: bytes) -> tuple[str, tuple[str, ...]]:
+    """As `streams.inputs.decode_line`."""
+
+# -- RELP (native/src/relp.rs, relp_py.rs) -----------------------------------------------
+# `streams/protocols/relp.py` names these.
+
+RELP_DEFAULT_MAX_FRAME: int
+RELP_MAX_TXNR: int
+RELP_VERSION: int
+
+class Open:
+    txnr: int
+    offers: dict[str, str]
+    def __init__(self, txnr: int, offers: dict[str, str]) -> None: ...
+
+class Syslog:
+    txnr: int
+    message: bytes
+    def __init__(self, txnr: int, message: bytes) -> None: ...
+
+class Close:
+    txnr: int
+    def __init__(self, txnr: int) -> None: ...
+
+class ProtocolError:
+    reason: str
+    txnr: int | None
+    fatal: bool
+    def __init__(self, reason: str, txnr: int | None = None, fatal: bool = True) -> None: ...
+
+class RelpAck:
+    """A record's ack: `ack(ok)` answers its txnr into the connection's outbox."""
+
+    txnr: int
+    def __call__(self, ok: bool) -> None: ...
+
+class RelpServerConnection:
+    """One RELP session, server side (sans-IO)."""
+
+    max_frame: int
+    software: str
+    is_open: bool
+    failed: bool
+    closing: bool
+    unacked: tuple[int, ...]
+    buffered: int
+    pending: int
+    def __init__(self, max_frame: int = ..., software: str | None = None, *,
+                 notify: Callable[[bool, bool, bool], None] | None = None,
+                 nak_reason: str | None = None) -> None: ...
+    def receive_data(self, data: bytes) -> list[Open | Syslog | Close | ProtocolError]: ...
+    def receive_records(self, data: bytes, factory: Callable[..., Any], listener: str, now: float,
+                        peer: Any) -> tuple[list[Any], list[Open | Close | ProtocolError]]:
+        """(records, other events): `factory(listener, now, text, None, tags, peer, RelpAck)`
+        per syslog frame."""
+    def take_replies(self) -> bytes: ...
+    def answer_open(self, txnr: int | None = None) -> bytes: ...
+    def ack(self, txnr: int) -> bytes: ...
+    def nak(self, txnr: int, reason: str = "error") -> bytes: ...
+    def answer_close(self, txnr: int) -> bytes: ...
+    @staticmethod
+    def server_close() -> bytes: ...
+
+def build_frame(txnr: int, command: str, data: bytes = b"") -> bytes: ...
+def parse_offers(data: bytes) -> dict[str, str]: ...
+def next_txnr(txnr: int) -> int: ...

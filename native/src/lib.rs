@@ -12,6 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 pub mod doc;
+pub mod framing;
+mod framing_py;
 pub mod geoip;
 mod geoip_py;
 pub mod grok;
@@ -26,6 +28,8 @@ pub mod pcre;
 pub mod pipeline;
 mod pipeline_py;
 pub mod pyunicode;
+pub mod relp;
+mod relp_py;
 pub mod riemann;
 pub mod syslog;
 pub mod timestamps;
@@ -174,6 +178,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<grok_py::PyGrok>()?;
     m.add_class::<grok_py::GrokMatcher>()?;
     geoip_py::register(m)?;
+    framing_py::register(m)?;
+    relp_py::register(m)?;
     m.add(
         "GrokLimitError",
         m.py().get_type::<grok_py::GrokLimitError>(),

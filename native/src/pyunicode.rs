@@ -88,6 +88,48 @@ pub fn is_decimal(s: &str) -> bool {
     !s.is_empty() && s.chars().all(is_digit)
 }
 
+/// `str.isdigit()` of one character (decimal digits, and superscripts and the like).
+pub fn is_py_digit(c: char) -> bool {
+    is_digit(c) || in_ranges(&DIGIT_EXTRA, c)
+}
+
+/// `str.isprintable()` of one character.
+pub fn is_printable(c: char) -> bool {
+    if c.is_ascii() {
+        return (' '..='~').contains(&c);
+    }
+    !in_ranges(&NOT_PRINTABLE, c)
+}
+
+/// Python's `repr()` of a str.
+pub fn repr_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if is_printable(c) => out.push(c),
+            c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +140,9 @@ mod tests {
         assert_eq!(digit('٣'), Some(3)); // ARABIC-INDIC DIGIT THREE
         assert_eq!(digit('３'), Some(3)); // FULLWIDTH
         assert_eq!(digit('²'), None); // isdigit() but not isdecimal()
+        assert!(is_py_digit('²') && is_py_digit('7') && !is_py_digit('x'));
+        assert!(is_printable('é') && !is_printable('\u{ad}') && !is_printable('\u{e000}'));
+        assert_eq!(repr_str("\u{2028}\u{1f600}"), "'\\u2028\u{1f600}'");
         assert!(is_space('\u{a0}') && is_space('\u{2028}') && is_space('\x1c'));
         assert!(!is_space('\u{200b}'));
         assert!(is_word('é') && is_word('_') && is_word('٣') && !is_word('-'));

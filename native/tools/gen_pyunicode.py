@@ -62,6 +62,10 @@ def main():
         f"pub(crate) static DIGITS: [(u32, u32, u32); {len(digits)}] = [\n{body}];\n"
         + table("SPACE", ranges(str.isspace))
         + table("WORD", ranges(lambda c: c.isalnum() or c == "_"))
+        + "\n// str.isdigit() beyond str.isdecimal() (superscripts, circled digits...), and the\n"
+        "// characters str.isprintable() refuses (what repr() escapes)\n"
+        + table("DIGIT_EXTRA", ranges(lambda c: c.isdigit() and not c.isdecimal()))
+        + table("NOT_PRINTABLE", ranges(lambda c: not c.isprintable()))
     )
     Path(__file__).resolve().parent.parent.joinpath("src", "pyunicode_tables.rs").write_text(text)
 

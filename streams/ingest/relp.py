@@ -1,6 +1,7 @@
 """RELP over TCP (rsyslog's omrelp, librelp's dialect), on top of `RelpServerConnection`.
 
-Every `syslog` frame becomes a record carrying an ack callback. The live pipeline calls
+Every `syslog` frame becomes a record carrying an ack callback (native: the connection's
+`receive_records` makes the records and their acks; no Python runs per message). The live pipeline calls
 it once the record's batch was written by the bulk-file sink and flushed to the OS (see
 `streams.pipeline.live` for the exact guarantee: page cache, not fsync); only then is
 `rsp 200 OK` written (`RelpServerConnection.ack` keeps the replies in txnr order). A
@@ -22,9 +23,8 @@ import contextlib
 import logging
 from typing import Any
 
-from ..inputs import decode_line
 from ..pipeline.live import Received
-from ..protocols.relp import DEFAULT_MAX_FRAME, Close, Open, ProtocolError, RelpServerConnection, Syslog
+from ..protocols.relp import DEFAULT_MAX_FRAME, Close, Open, ProtocolError, RelpServerConnection
 from .base import Connection, TcpListener
 
 log = logging.getLogger("streams.ingest.relp")
@@ -36,31 +36,31 @@ LINGER_SECONDS = 2.0   # at shutdown, how long to wait for the client to close a
 class RelpConnection(Connection):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.relp = RelpServerConnection(self.listener.cfg.max_message or DEFAULT_MAX_FRAME)
-        self.pending = 0                 # records queued and not yet acked or nak'ed
-        self.settled = asyncio.Event()   # pending == 0
+        # the records' acks answer into the connection's outbox and call `_notified` only
+        # when there is something to do here
+        self.relp = RelpServerConnection(self.listener.cfg.max_message or DEFAULT_MAX_FRAME,
+                                         notify=self._notified, nak_reason=NAK_REASON)
+        self.settled = asyncio.Event()   # no record queued and not yet acked or nak'ed
         self.settled.set()
-        self._replies: list[bytes] = []  # resolved acks not yet written
         self._loop = asyncio.get_running_loop()
+
+    @property
+    def pending(self) -> int:
+        """Records queued and not yet acked or nak'ed."""
+        return self.relp.pending
 
     async def serve(self) -> None:
         relp, listener, stats = self.relp, self.listener, self.stats
-        name = listener.name
+        name, clock, peer = listener.name, listener.clock, self.peer
         while not relp.failed and not relp.closing:
             data = await self.read()
             if not data:
                 break
-            records: list[Received] = []
-            now = listener.clock.now()
-            events = relp.receive_data(data)
-            if events:
+            records, events = relp.receive_records(data, Received, name, clock.now(), peer)
+            if records or events:
                 self.active(opened=False)   # the session starts with the client's `open`
             for ev in events:
-                if isinstance(ev, Syslog):
-                    text, problems = decode_line(ev.message)
-                    records.append(Received(name, now, text=text or "", tags=problems, peer=self.peer,
-                                            ack=self._acker(ev.txnr)))
-                elif isinstance(ev, Open):
+                if isinstance(ev, Open):
                     self.opened = True
                     self.send(relp.answer_open(ev.txnr))
                     log.info("session opened", extra={"listener": name, "peer": self.peer_text,
@@ -76,41 +76,32 @@ class RelpConnection(Connection):
             self.hold(relp.buffered)
             if records:
                 stats["received"] += len(records)
-                self.pending += len(records)
                 self.settled.clear()
                 await listener.pipeline.put(records)
             await self.drain()
 
-    def _acker(self, txnr: int):
-        def ack(ok: bool) -> None:
-            relp = self.relp
-            if ok:
-                reply = relp.ack(txnr)
-            else:
-                self.stats["nak"] += 1
-                reply = relp.nak(txnr, NAK_REASON)
-            if reply:
-                if not self._replies:   # the worker resolves a whole batch: one write for it
-                    self._loop.call_soon(self.send_replies)
-                self._replies.append(reply)
-            self.pending -= 1
-            if not self.pending:
-                self.settled.set()
-        return ack
+    def _notified(self, ok: bool, wake: bool, settled: bool) -> None:
+        """A record's ack was resolved: `ok` False for a nak (counted), `wake` when it put
+        the first reply into the outbox (the worker resolves a whole batch: one write for
+        it), `settled` when no record is left pending."""
+        if not ok:
+            self.stats["nak"] += 1
+        if wake:
+            self._loop.call_soon(self.send_replies)
+        if settled:
+            self.settled.set()
 
     def owes_replies(self) -> bool:
-        return self.pending > 0
+        return self.relp.pending > 0
 
     def send(self, data: bytes) -> None:
         """Write now, behind the acks still waiting for their batch's write (replies must
         leave in txnr order)."""
-        self._replies.append(data)
-        self.send_replies()
+        self.write(self.relp.take_replies() + data)
 
     def send_replies(self) -> None:
-        if self._replies:
-            data = b"".join(self._replies)
-            self._replies.clear()
+        data = self.relp.take_replies()
+        if data:
             self.write(data)
 
     async def wait_until_finished(self) -> None:

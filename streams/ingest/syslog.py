@@ -1,6 +1,7 @@
 """Syslog over UDP (one message per datagram) and TCP (LF or octet-counted framing,
 detected per connection by `SyslogFramer`).
 
+The framer (native) hands back the records themselves: no Python runs per message.
 Messages are decoded as UTF-8; invalid bytes are kept as backslash escapes and the event
 is tagged `_invalid_utf8` (as replay does for files). A message cut at the size limit is
 tagged `_message_truncated`; bytes skipped by a framing error are still delivered, tagged
@@ -14,62 +15,45 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..inputs import decode_line
 from ..pipeline.live import Received
-from ..protocols.framing import DEFAULT_MAX_SIZE, Frame, SyslogFramer, datagram_frame
+from ..protocols.framing import DEFAULT_MAX_SIZE, SyslogFramer, datagram_record
 from .base import Connection, TcpListener, UdpListener
 
 log = logging.getLogger("streams.ingest.syslog")
 
+# the tags the native framer sets (`native/src/framing_py.rs`)
 TRUNCATED_TAG = "_message_truncated"
 FRAMING_TAG = "_framing_error"
-
-
-def frame_record(listener: str, frame: Frame, now: float, peer: Any) -> Received | None:
-    text, problems = decode_line(frame.data)
-    if not text or text.isspace():
-        return None
-    if frame.truncated:
-        problems += (TRUNCATED_TAG,)
-    if frame.error:
-        problems += (FRAMING_TAG,)
-    return Received(listener, now, text=text, tags=problems, peer=peer)
 
 
 class SyslogTcpConnection(Connection):
     async def serve(self) -> None:
         listener = self.listener
         framer = SyslogFramer(listener.cfg.max_message or DEFAULT_MAX_SIZE)
+        name, clock, peer = listener.name, listener.clock, self.peer
         while True:
             data = await self.read()
             if not data:
                 break
-            frames = framer.receive_data(data)
+            got = framer.receive_records(data, Received, name, clock.now(), peer)
             self.hold(framer.buffered)
-            if frames:
+            if got[1]:
                 self.active()
-            await self._deliver(frames)
-        await self._deliver(framer.end_of_stream())
+            await self._deliver(*got)
+        await self._deliver(*framer.end_of_stream_records(Received, name, clock.now(), peer))
 
-    async def _deliver(self, frames: list[Frame]) -> None:
-        """The records of one read go to the queue as one list."""
+    async def _deliver(self, records: list[Received], frames: int, empty: int, errors: list[str]) -> None:
+        """The records of one read go to the queue as one list (the framer made them:
+        `frames` messages, `empty` of them without text, `errors` the framing errors)."""
         if not frames:
             return
-        listener, stats, peer = self.listener, self.stats, self.peer
-        name = listener.name
-        now = listener.clock.now()
-        records = []
-        for f in frames:
-            if f.error:
-                stats["errors"] += 1
-                log.warning("framing error: %s", f.error, extra={"listener": name, "peer": self.peer_text})
-            rec = frame_record(name, f, now, peer)
-            if rec is None:
-                stats["empty"] += 1
-            else:
-                records.append(rec)
-        stats["received"] += len(frames)
-        await listener.pipeline.put(records)
+        stats = self.stats
+        for error in errors:
+            stats["errors"] += 1
+            log.warning("framing error: %s", error, extra={"listener": self.listener.name, "peer": self.peer_text})
+        stats["empty"] += empty
+        stats["received"] += frames
+        await self.listener.pipeline.put(records)
 
 
 class SyslogTcpListener(TcpListener):
@@ -79,9 +63,9 @@ class SyslogTcpListener(TcpListener):
 class SyslogUdpListener(UdpListener):
     def handle(self, data: bytes, addr: Any) -> None:
         stats = self.stats
-        frame = datagram_frame(data, self.cfg.max_message or DEFAULT_MAX_SIZE)
         stats["received"] += 1
-        rec = None if frame is None else frame_record(self.name, frame, self.clock.now(), addr)
+        rec = datagram_record(data, self.cfg.max_message or DEFAULT_MAX_SIZE, Received, self.name, self.clock.now(),
+                              addr)
         if rec is None:  # empty, or a line end alone
             stats["empty"] += 1
         elif not self.pipeline.offer([rec]):
