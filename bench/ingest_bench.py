@@ -17,10 +17,15 @@ less, so old and new code compare better on it.
 3. Riemann TCP, batches of 100 events, the client waiting for each `ok` reply;
 4. syslog over UDP at increasing paced rates; share lost (listener `dropped`: queue full;
    `lost_in_kernel`: sent but never received by the listener);
-5. peer figure: the private syslog-ng 3.38 (deploy/dev/install-syslog-ng-private), pinned like
-   the server, receiving the same octet-counted stream as 1. (`network(transport("framed"))`,
-   RFC 3164 parsing) into a `file()`: first byte sent until the file holds every line; the
-   ratio streams / syslog-ng is reported.
+5. peer figures: the private syslog-ng 3.38 (deploy/dev/install-syslog-ng-private), pinned like
+   the server, receiving the same octet-counted stream as 1. (`network(transport("framed"))`),
+   first byte sent until its file holds every line, with its CPU time meanwhile (/CPU-s):
+   a. same parsing (issue 15's goal, `≥ 1.0×`): no parsing at the source, then the log path
+      bench/syslog_ng.py's syslog_ng_config gives syslog-ng in parse_bench/replay_bench
+      (syslog-parser, the product's regexp-parser patterns dispatched on the program) ->
+      `file()` with format-json; the lines holding each product's fields are counted after;
+   b. plain, a reference: RFC 3164 parsing at the source -> `file()`, default template;
+   the ratios streams / syslog-ng (wall clock and per CPU second) to both are reported.
 
     python3 bench/ingest_bench.py [--syslog 200000] [--relp 100000] [--riemann 200000]
                                   [--udp-rates 2000,5000,10000,30000,100000] [--udp-seconds 2] [--geoip]
@@ -50,7 +55,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from syslog_ng import syslog_ng_available  # noqa: E402
+from measure import cpu_seconds  # noqa: E402
+from syslog_ng import SYSLOG_NG_MODULES, SYSLOG_NG_PATTERNS, syslog_ng_available, syslog_ng_config  # noqa: E402
 
 from streams.event import Event  # noqa: E402
 from streams.protocols.riemann import encode_msg, frame, ok_reply  # noqa: E402
@@ -359,23 +365,56 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_syslog_ng(work: Path, n: int) -> dict:
-    """The same octet-counted stream as bench_syslog_tcp into syslog-ng -> file()."""
-    argv, env, why = syslog_ng_available()
+SYSLOG_NG_PEERS = {   # the --syslog peers: key in ingest.json, the table's label, its goal column
+    "parsing": ("syslog_ng_tcp_octet_parsing",
+                "syslog-ng TCP octet-counted, same parsing -> format-json file", "peer (issue 15 goal)"),
+    "plain": ("syslog_ng_tcp_octet_file",
+              "syslog-ng TCP octet-counted, plain (RFC 3164 header only, no patterns) -> file",
+              "reference, no parsing"),
+}
+
+
+def syslog_ng_peer_config(port: int, out: Path, parsing: bool) -> str:
+    """The peer's configuration: the same listener either way, network() + transport("framed")
+    (octet-counted framing; syslog() would parse the messages as RFC 5424, which these lines
+    are not). `parsing`: no parsing at the source, then syslog_ng_config's log path (JSON?
+    Fail2ban's own log? syslog-parser + the product's regexp-parser by program) -> file() with
+    format-json, as parse_bench/replay_bench give syslog-ng. Plain: RFC 3164 parsing at the
+    source into a file() with the default template, nothing more."""
+    network = (f'network(ip(127.0.0.1) port({port}) transport("framed") max-connections(10)'
+               " log-iw-size(10000)")
+    if parsing:
+        return syslog_ng_config(None, out, source=f"{network} flags(no-parse, store-raw-message))")
+    return ("@version: 3.38\noptions { stats-freq(0); };\n"
+            f"source s {{ {network}); }};\n"
+            f'destination d {{ file("{out}"); }};\n'
+            "log { source(s); destination(d); };\n")
+
+
+def product_lines(out: Path) -> dict[str, int]:
+    """Lines of the peer's format-json output holding each product's fields (what its
+    regexp-parsers captured): the check that it parsed."""
+    keys = {p: b'"%s":{' % p.encode() for p in SYSLOG_NG_PATTERNS}
+    counts = dict.fromkeys(keys, 0)
+    with open(out, "rb") as fh:
+        for line in fh:
+            for p, k in keys.items():
+                if k in line:
+                    counts[p] += 1
+    return counts
+
+
+def bench_syslog_ng(work: Path, n: int, parsing: bool) -> dict:
+    """The same octet-counted stream as bench_syslog_tcp into syslog-ng pinned like the server:
+    first byte sent until the file holds every line, and syslog-ng's CPU time meanwhile."""
+    argv, env, why = syslog_ng_available(SYSLOG_NG_MODULES if parsing else ())
     if argv is None:
         return {"skipped": why}
     payload = octet_counted(n)
     port = free_port()
     out = work / "sng-out.log"
     conf = work / "syslog-ng.conf"
-    # network() + transport("framed"): octet-counted framing, RFC 3164 parsing of each message
-    # (syslog() would parse them as RFC 5424, which these lines are not)
-    conf.write_text(
-        "@version: 3.38\noptions { stats-freq(0); };\n"
-        f'source s {{ network(ip(127.0.0.1) port({port}) transport("framed") max-connections(10)'
-        " log-iw-size(10000)); };\n"
-        f'destination d {{ file("{out}"); }};\n'
-        "log { source(s); destination(d); };\n")
+    conf.write_text(syslog_ng_peer_config(port, out, parsing))
     files = ["-f", str(conf), "-R", str(work / "sng.persist"), "-c", str(work / "sng.ctl"),
              "-p", str(work / "sng.pid")]
     check = subprocess.run([*argv, "--syntax-only", *files], capture_output=True, text=True, timeout=20, env=env)
@@ -401,7 +440,7 @@ def bench_syslog_ng(work: Path, n: int) -> dict:
             s.settimeout(None)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             view = memoryview(payload)
-            t0 = time.perf_counter()
+            cpu0, t0 = cpu_seconds(sng.pid), time.perf_counter()   # taskset execs: sng.pid is syslog-ng
             for i in range(0, len(view), 65536):
                 s.sendall(view[i:i + 65536])
             t_sent = time.perf_counter()
@@ -418,6 +457,7 @@ def bench_syslog_ng(work: Path, n: int) -> dict:
                         last_change = time.monotonic()
                 t1 = time.perf_counter()
                 if lines >= n:
+                    cpu = cpu_seconds(sng.pid) - cpu0
                     break
                 if sng.poll() is not None:
                     raise RuntimeError(f"syslog-ng exited ({sng.returncode}) at {lines}/{n} lines: "
@@ -429,10 +469,18 @@ def bench_syslog_ng(work: Path, n: int) -> dict:
         finally:
             stop_process(sng, 15)
     version = subprocess.run([*argv, "--version"], capture_output=True, text=True, env=env).stdout.split("\n")[0]
-    return {"messages": n, "seconds": round(t1 - t0, 3), "msg_per_s": round(n / (t1 - t0)),
-            "lines_in_file": lines, "missing": n - lines, "bytes": len(payload),
-            "send_seconds": round(t_sent - t0, 3), "version": version,
-            "pinned": cmd[0] == "taskset", "source": 'network(transport("framed"))', "destination": "file()"}
+    res = {"messages": n, "seconds": round(t1 - t0, 3), "msg_per_s": round(n / (t1 - t0)),
+           "server_cpu_seconds": round(cpu, 2), "msg_per_server_cpu_s": round(n / cpu) if cpu else None,
+           "lines_in_file": lines, "missing": n - lines, "bytes": len(payload),
+           "send_seconds": round(t_sent - t0, 3), "version": version, "pinned": cmd[0] == "taskset",
+           "source": 'network(transport("framed"))' + (" flags(no-parse, store-raw-message)" if parsing else "")}
+    if parsing:
+        res.update(parsing="bench/syslog_ng.py syslog_ng_config's log path (syslog-parser + regexp-parser "
+                           "by program, sshd/postfix/fail2ban)", destination="file() with format-json",
+                   lines_with_product_fields=product_lines(out))
+    else:
+        res.update(parsing="RFC 3164 at the source only", destination="file(), default template")
+    return res
 
 
 # ---------------------------------------------------------------- main
@@ -472,12 +520,23 @@ def main() -> None:
         r = run("syslog_tcp_octet", bench_syslog_tcp, args.syslog, args.geoip)
         rows.append(row("syslog TCP octet-counted", r, "≥ 1.0× syslog-ng (same parsing)"))
         if args.syslog_ng:
-            p = run("syslog_ng_tcp_octet_file", bench_syslog_ng, args.syslog)
-            rows.append(row("syslog-ng TCP octet-counted -> file", p, "peer"))
-            if "msg_per_s" in r and "msg_per_s" in p:
-                ratio = r["msg_per_s"] / p["msg_per_s"]
-                res["ratio_streams_to_syslog_ng"] = round(ratio, 3)
-                rows.append(("ratio streams / syslog-ng", "-", f"{ratio:.2f}", ""))
+            ratios = []
+            for kind in ("parsing", "plain"):
+                key, label, goal = SYSLOG_NG_PEERS[kind]
+                p = run(key, bench_syslog_ng, args.syslog, kind == "parsing")
+                rows.append(row(label, p, goal))
+                if "msg_per_s" in r and "msg_per_s" in p:
+                    ratio = r["msg_per_s"] / p["msg_per_s"]
+                    cpu = (r["msg_per_server_cpu_s"] / p["msg_per_server_cpu_s"]
+                           if r.get("msg_per_server_cpu_s") and p.get("msg_per_server_cpu_s") else None)
+                    suffix = "" if kind == "parsing" else "_plain"
+                    res[f"ratio_streams_to_syslog_ng{suffix}"] = round(ratio, 3)
+                    res[f"cpu_ratio_streams_to_syslog_ng{suffix}"] = None if cpu is None else round(cpu, 3)
+                    what = "same parsing (goal)" if kind == "parsing" else "plain, no parsing"
+                    ratios.append((f"ratio streams / syslog-ng {what}", "-",
+                                   f"{ratio:.2f}x" + ("" if cpu is None else f" (per CPU-s {cpu:.2f}x)"),
+                                   "≥ 1.0" if kind == "parsing" else ""))
+            rows.extend(ratios)
     if args.relp:
         r = run("relp_rsyslog", bench_relp, args.relp, args.geoip, args.relp_window)
         rows.append(row(f"RELP rsyslog omrelp (window {args.relp_window})", r, "≥ 100,000, 0 lost"))

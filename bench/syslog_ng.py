@@ -3,7 +3,8 @@ deploy/dev/install-syslog-ng-private, as tests/integration/test_syslog_ng_sender
 and the configuration they give it: file() source -> JSON line? json-parser : Fail2ban's own
 log? its head + the Fail2ban patterns : syslog-parser + the product's regexp-parser by program
 [-> geoip2() on the source address the patterns captured] -> file() with format-json
-(bench/parse_bench.py without GeoIP, bench/replay_bench.py with it)."""
+(bench/parse_bench.py without GeoIP, bench/replay_bench.py with it; bench/ingest_bench.py
+gives it a network() source instead of the file())."""
 
 from __future__ import annotations
 
@@ -122,7 +123,13 @@ def _sng_patterns(patterns: list[str]) -> str:
     return "\n    ".join(f"'{p}'" for p in patterns)
 
 
-def syslog_ng_config(corpus: Path, out: Path, geoip_db: Path | None = None) -> str:
+def file_source(corpus: Path) -> str:
+    """The source driver syslog_ng_config reads `corpus` with: file(), no parsing at the source."""
+    return (f'file("{corpus}" flags(no-parse, store-raw-message) follow-freq(1) log-fetch-limit(1000) '
+            "log-iw-size(10000))")
+
+
+def syslog_ng_config(corpus: Path | None, out: Path, geoip_db: Path | None = None, source: str | None = None) -> str:
     """file() (no parsing at the source) -> JSON line? json-parser : Fail2ban's own log?
     its head + the fail2ban patterns : syslog-parser + the product's regexp-parser by program
     -> file() with format-json. A parser that fails inside `if { }` lets the line go on
@@ -130,7 +137,15 @@ def syslog_ng_config(corpus: Path, out: Path, geoip_db: Path | None = None) -> s
 
     With `geoip_db`: after a product's patterns captured a source address, geoip2() looks it
     up in that City database and the output carries SYSLOG_NG_GEO_PAIRS as source.geo.*
-    (an address not in the database, or no address: the line goes on without them)."""
+    (an address not in the database, or no address: the line goes on without them).
+
+    With `source`: that source driver (e.g. `network(... transport("framed") flags(no-parse,
+    store-raw-message))`, bench/ingest_bench.py) instead of file_source(corpus); it must not
+    parse either (flags(no-parse, store-raw-message)), the log path's syslog-parser does."""
+    if source is None:
+        if corpus is None:
+            raise ValueError("syslog_ng_config: a corpus file or a source driver")
+        source = file_source(corpus)
     parsers, branches = [], []
 
     def parse(product: str) -> str:
@@ -163,8 +178,7 @@ def syslog_ng_config(corpus: Path, out: Path, geoip_db: Path | None = None) -> s
         "@version: 3.38",
         "options { stats-freq(0); use-dns(no); dns-cache(no); use-fqdn(no); keep-hostname(yes);",
         "          chain-hostnames(no); frac-digits(3); log-msg-size(65536); };",
-        f'source s_corpus {{ file("{corpus}" flags(no-parse, store-raw-message) follow-freq(1) log-fetch-limit(1000) '
-        "log-iw-size(10000)); };",
+        f"source s_corpus {{ {source}; }};",
         *parsers,
         f'destination d_json {{ file("{out}" template("{template}")); }};',
         "log {",
