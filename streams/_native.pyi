@@ -155,9 +155,10 @@ class Pipeline:
                host: str | None = None) -> dict[str, Any]:
         """lines, empty, events, chunks [(index, bytes, count, positions)], datasets,
         problems, security [(address, bans, failures, country)], side."""
-    def live(self, items: list[Any], prepared: list[tuple[dict[str, Any], str] | None], *,
+    def live(self, items: list[Any], structured: Callable[[Any, int], tuple[dict[str, Any], str] | None], *,
              open_bucket: int, feed: int = 1) -> dict[str, Any]:
-        """As `replay`, plus `failed` [(position, why)]."""
+        """As `replay`, plus `failed` [(position, why)], `acks` [(position, ack)] and
+        `structured` [(position, document)] of the structured (Riemann) events written."""
     def take_metrics(self, before: int | None = None) -> list[tuple[tuple[int, str, str, str], int]]: ...
 
 def event_id_of(parts: list[bytes]) -> str: ...
@@ -273,3 +274,7 @@ class RelpServerConnection:
 def build_frame(txnr: int, command: str, data: bytes = b"") -> bytes: ...
 def parse_offers(data: bytes) -> dict[str, str]: ...
 def next_txnr(txnr: int) -> int: ...
+
+def decode_riemann(payload: bytes, event_class: type, msg_class: type) -> Any | None:
+    """The `Msg` of a Riemann protobuf payload with its `Event`s, or None where the pure
+    decoder must answer (native/src/riemann.rs)."""

@@ -280,24 +280,26 @@ impl PyPipeline {
     }
 
     /// A live batch: the worker's records (`Received`: a syslog line in `text`, parsed
-    /// here, or a structured event whose `(document, original)` is in `prepared` at the
-    /// same position). Metrics count in the bucket the record arrived in (never before
+    /// here, or a structured event whose `(document, original)` `structured(item, position)`
+    /// gives). Besides the batch: `acks` [(position, ack)] of the records that carry one,
+    /// `structured` [(position, document)] of the structured events written. Metrics count in the bucket the record arrived in (never before
     /// `open_bucket`, the first one not flushed yet); `feed`: 0 no side records, 1 those of
     /// lines that move an index count, 2 every line's. `failed`: (position, why) of
     /// records that could not be handled (dead-lettered by the caller).
-    #[pyo3(signature = (items, prepared, *, open_bucket, feed = 1))]
+    #[pyo3(signature = (items, structured, *, open_bucket, feed = 1))]
     fn live<'py>(
         &mut self,
         py: Python<'py>,
         items: &Bound<'py, PyList>,
-        prepared: &Bound<'py, PyList>,
+        structured: &Bound<'py, PyAny>,
         open_bucket: i64,
         feed: u8,
     ) -> PyResult<Bound<'py, PyDict>> {
-        if items.len() != prepared.len() {
-            return Err(PyValueError::new_err("items and prepared differ in length"));
-        }
-        let recs = records(py, items, prepared)?;
+        let Records {
+            records: recs,
+            acks,
+            structured,
+        } = records(py, items, structured)?;
         let (d, failed) = self.run(py, |w| {
             w.b.lines = recs.len() as u64;
             let mut failed: Vec<(usize, String)> = Vec::new();
@@ -362,6 +364,8 @@ impl PyPipeline {
             failed
         })?;
         d.set_item("failed", failed)?;
+        d.set_item("acks", acks)?;
+        d.set_item("structured", structured)?;
         Ok(d)
     }
 }
@@ -377,44 +381,74 @@ struct Record {
     listener: String,
 }
 
-fn records(
-    py: Python<'_>,
-    items: &Bound<'_, PyList>,
-    prepared: &Bound<'_, PyList>,
-) -> PyResult<Vec<Result<Record, String>>> {
-    let (text_k, tags_k, at_k, peer_k, listener_k) = (
+/// The worker's records as the core reads them, and what goes back to Python per record
+/// type: the acks to resolve, the structured events' documents (the index takes those).
+struct Records<'py> {
+    records: Vec<Result<Record, String>>,
+    acks: Vec<(usize, Bound<'py, PyAny>)>,
+    structured: Vec<(usize, Bound<'py, PyAny>)>,
+}
+
+/// Reads the records; a structured one (`text` None) gets its `(document, original)` from
+/// `structured(item, position)` (None: it cannot be made, the record fails).
+fn records<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyList>,
+    structured: &Bound<'py, PyAny>,
+) -> PyResult<Records<'py>> {
+    let (text_k, tags_k, at_k, peer_k, listener_k, ack_k) = (
         pyo3::intern!(py, "text"),
         pyo3::intern!(py, "tags"),
         pyo3::intern!(py, "received_at"),
         pyo3::intern!(py, "peer"),
         pyo3::intern!(py, "listener"),
+        pyo3::intern!(py, "ack"),
     );
-    let mut out = Vec::with_capacity(items.len());
-    for (item, prep) in items.iter().zip(prepared.iter()) {
-        let text: Option<String> = match item.getattr(text_k)?.extract::<Option<String>>() {
+    let mut out = Records {
+        records: Vec::with_capacity(items.len()),
+        acks: Vec::new(),
+        structured: Vec::new(),
+    };
+    for (pos, item) in items.iter().enumerate() {
+        let ack = item.getattr(ack_k)?;
+        if !ack.is_none() {
+            out.acks.push((pos, ack));
+        }
+        let raw_text = item.getattr(text_k)?;
+        let text: Option<String> = match raw_text.extract::<Option<String>>() {
             Ok(t) => t,
             // a lone surrogate: parsed as its escape, as the per-line face does
             Err(_) => Some(
-                item.getattr(text_k)?
+                raw_text
                     .call_method1("encode", ("utf-8", "surrogatepass"))?
                     .call_method1("decode", ("utf-8", "backslashreplace"))?
                     .extract()?,
             ),
         };
-        let prepared = if prep.is_none() {
+        let prepared = if text.is_some() {
             None
         } else {
+            let prep = structured.call1((&item, pos))?;
+            if prep.is_none() {
+                out.records
+                    .push(Err("the event's document could not be made".to_string()));
+                continue;
+            }
             let (doc, original): (Bound<'_, PyAny>, String) = prep.extract()?;
             match from_py(&doc) {
-                Ok(Value::Map(m)) => Some((m, original)),
+                Ok(Value::Map(m)) => {
+                    out.structured.push((pos, doc));
+                    Some((m, original))
+                }
                 Ok(_) => {
-                    out.push(Err(
+                    out.records.push(Err(
                         "TypeError: the event's document is not an object".to_string()
                     ));
                     continue;
                 }
                 Err(e) => {
-                    out.push(Err(format!("{}: {}", e.get_type(py).name()?, e.value(py))));
+                    out.records
+                        .push(Err(format!("{}: {}", e.get_type(py).name()?, e.value(py))));
                     continue;
                 }
             }
@@ -424,7 +458,7 @@ fn records(
             Ok(t) if !t.is_empty() => Some(t.get_item(0)?.str()?.to_string()),
             _ => None,
         };
-        out.push(Ok(Record {
+        out.records.push(Ok(Record {
             text,
             prepared,
             tags: item.getattr(tags_k)?.extract()?,

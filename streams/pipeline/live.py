@@ -41,6 +41,7 @@ events get `event.dataset = "riemann"`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import socket
@@ -395,9 +396,8 @@ class LivePipeline:
         `dead_lettered` once flushed, else `failed`."""
         es = self._es
         unusable: dict[int, Exception] = {}   # structured events whose document cannot be made
-        prepared = [None if item.text is not None else self._structured(item, pos, unusable)
-                    for pos, item in enumerate(batch)]
-        b = self.pipeline.live(batch, prepared, open_bucket=self._open_bucket, feed=self._feed_level())
+        b = self.pipeline.live(batch, functools.partial(self._structured, unusable=unusable),
+                               open_bucket=self._open_bucket, feed=self._feed_level())
         bad: dict[int, Exception] = {pos: unusable.get(pos) or _Unprocessable(why) for pos, why in b["failed"]}
         write_error: Exception | None = None
         for index, data, n, positions in b["chunks"]:
@@ -407,7 +407,7 @@ class LivePipeline:
                 write_error = e if isinstance(e, OSError) else write_error
                 for pos in memoryview(positions).cast("I"):
                     bad[pos] = e
-        self._derive(batch, prepared, b, bad)
+        self._derive(batch, b, bad)
         refused: set[int] = set()   # nak'ed: not even in the dead-letter file
         dead = failed = 0
         for pos, e in bad.items():
@@ -423,7 +423,7 @@ class LivePipeline:
                 failed += 1
                 refused.add(pos)
         sent = len(batch) - dead - failed
-        acks = [(item.ack, pos not in refused) for pos, item in enumerate(batch) if item.ack is not None]
+        acks = [(ack, pos not in refused) for pos, ack in b["acks"]]
         try:
             self.sink.flush()
             self._dlq.flush()
@@ -475,7 +475,7 @@ class LivePipeline:
         feed = getattr(self.index, "feed", None)
         return 2 if "logs" in getattr(feed, "sources", ()) else 1
 
-    def _structured(self, item: Received, pos: int, unusable: dict[int, Exception]) -> tuple[dict, str] | None:
+    def _structured(self, item: Received, pos: int, *, unusable: dict[int, Exception]) -> tuple[dict, str] | None:
         """A Riemann event's document and the text its `_id` is made of; None (and the
         reason in `unusable`) when it cannot be made: the core then fails that record."""
         ev = item.event
@@ -488,7 +488,7 @@ class LivePipeline:
             unusable[pos] = e
             return None
 
-    def _derive(self, batch: list[Received], prepared: list, b: dict, bad: dict[int, Exception]) -> None:
+    def _derive(self, batch: list[Received], b: dict, bad: dict[int, Exception]) -> None:
         """The TTL index from the batch's side records; the structured events (Riemann's)
         one by one: their metric passes through, their state is an entry. (The native
         pipeline keeps the derived counts until a flush takes them.)"""
@@ -500,8 +500,8 @@ class LivePipeline:
                     index.observe_side(side[1:], item.received_at)
                 except Exception as e:  # noqa: BLE001
                     self._derive_failed(item, e)
-        for pos, prep in enumerate(prepared):
-            if prep is None or pos in bad:
+        for pos, doc in b["structured"]:
+            if pos in bad:
                 continue
             item = batch[pos]
             ev = item.event
@@ -510,7 +510,7 @@ class LivePipeline:
                     arrived = int(item.received_at)
                     self.metrics.point(ev.host or "unknown", "riemann", ev.service, ev.metric, ev.time or arrived)
                 if index is not None and item.listener != INDEX_LISTENER:
-                    index.observe(ev, prep[0], item.received_at)
+                    index.observe(ev, doc, item.received_at)
             except Exception as e:  # noqa: BLE001
                 self._derive_failed(item, e)
 
