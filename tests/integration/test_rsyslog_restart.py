@@ -4,6 +4,11 @@ forever) to `python -m streams.cli run` on a fixed RELP port; the server is rest
 (SIGTERM, exit 0, started again on the same port) while rsyslog is sending. Afterwards every
 number is in the output NDJSON; duplicates are allowed, counted and printed.
 
+The lines are appended to rsyslog's input file at a steady pace (the whole file in about
+`PRODUCE_SECONDS`), so both restarts fall while lines still flow however fast the server is:
+written at once, the file was all relayed before the first restart had ended once the
+pipeline ran natively.
+
 The test runs 20,000 lines (seconds); `bench/restart_bench.py` runs the same scenario at the
 full 100,000.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,7 +27,19 @@ from . import LISTENERS, RunProcess
 from .test_real_senders import rsyslog_module, rsyslogd
 
 N = 20_000
+PRODUCE_SECONDS = 5.0   # how long the input file takes to be written
 NUMBER = re.compile(rb'"original":\s*"Nov 24 00:00:00 host app\[1\]: msg (\d+)"')
+
+
+def produce(path: Path, count: int, seconds: float = PRODUCE_SECONDS) -> None:
+    """Append the numbered lines to `path` in steps, `count` of them over about `seconds`."""
+    steps = 50
+    per = -(-count // steps)
+    with path.open("a") as f:
+        for start in range(0, count, per):
+            f.write("".join(f"Nov 24 00:00:00 host app[1]: msg {i}\n" for i in range(start, min(start + per, count))))
+            f.flush()
+            time.sleep(seconds / steps)
 
 
 def free_port() -> int:
@@ -66,7 +84,8 @@ def run_scenario(tmp_path: Path, count: int, deadline_s: float = 90.0) -> dict:
     port = free_port()
     cfg.write_text(config(out, port))
     src = tmp_path / "input.log"
-    src.write_text("".join(f"Nov 24 00:00:00 host app[1]: msg {i}\n" for i in range(N)))
+    src.write_text("")
+    producer = threading.Thread(target=produce, args=(src, N), daemon=True)
     body = (f'module(load="omrelp")\n'
             f'template(name="line" type="string" string="%rawmsg%")\n'
             f'input(type="imfile" File="{src}" Tag="app" ruleset="relp")\n'
@@ -81,6 +100,7 @@ def run_scenario(tmp_path: Path, count: int, deadline_s: float = 90.0) -> dict:
         procs.append(RunProcess(cfg, out))
         assert procs[-1].ports["relp"] == port
         with rsyslogd(tmp_path, body) as rs:
+            producer.start()
             deadline = t0 + DEADLINE
             pending = list(RESTART_AT)
             got: Counter = Counter()
