@@ -278,3 +278,6 @@ def next_txnr(txnr: int) -> int: ...
 def decode_riemann(payload: bytes, event_class: type, msg_class: type) -> Any | None:
     """The `Msg` of a Riemann protobuf payload with its `Event`s, or None where the pure
     decoder must answer (native/src/riemann.rs)."""
+
+def settle(acks: list[tuple[int, Callable[[bool], None]]], refused: set[int], failed: bool) -> list[BaseException]:
+    """Calls each ack with ok (unless `failed` or its position is refused); the errors raised."""

@@ -174,6 +174,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipeline_py::index_name, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline_py::metric_counts, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline_py::side_record, m)?)?;
+    m.add_function(wrap_pyfunction!(pipeline_py::settle, m)?)?;
     m.add_function(wrap_pyfunction!(riemann::py::decode_riemann, m)?)?;
     m.add_class::<grok_py::PyGrok>()?;
     m.add_class::<grok_py::GrokMatcher>()?;

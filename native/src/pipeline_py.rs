@@ -586,3 +586,23 @@ pub fn side_record(
         s.host, s.dataset, s.action, s.jail, s.address, s.queueid, s.postfix, s.removed,
     ))
 }
+
+/// Resolves a batch's acks (`live`'s `acks`, [(position, ack)]): `ack(ok)` with `ok`
+/// unless the whole batch failed or the position is in `refused`; one callback raising
+/// does not keep the others from their answer. Returns the errors raised, to be logged.
+#[pyfunction]
+pub fn settle<'py>(
+    acks: &Bound<'py, PyList>,
+    refused: &Bound<'py, PyAny>,
+    failed: bool,
+) -> PyResult<Vec<PyErr>> {
+    let mut errors = Vec::new();
+    for entry in acks.iter() {
+        let (pos, ack): (usize, Bound<'py, PyAny>) = entry.extract()?;
+        let ok = !failed && !refused.contains(pos)?;
+        if let Err(e) = ack.call1((ok,)) {
+            errors.push(e);
+        }
+    }
+    Ok(errors)
+}

@@ -53,6 +53,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from .._native import settle
 from ..clock import Clock, SystemClock
 from ..enrich.geoip import GeoIP
 from ..enrich.metrics import DerivedMetrics
@@ -221,13 +222,12 @@ class AppendingBulkFileSink(BulkFileSink):
             out.close_file()
 
 
-def _settle(acks: list[tuple[Ack, bool]]) -> None:
-    """Resolve each ack; one callback failing does not keep the others from their answer."""
-    for ack, ok in acks:
-        try:
-            ack(ok)
-        except Exception:
-            log.exception("ack callback failed")
+def _settle(acks: list[tuple[int, Ack]], refused: set[int], failed: bool) -> None:
+    """Resolve a batch's acks (in the core: no Python per record): ok unless the batch
+    failed or the record was refused; one callback failing does not keep the others from
+    their answer."""
+    for error in settle(acks, refused, failed):
+        log.error("ack callback failed: %s", error, exc_info=error)
 
 
 @dataclass
@@ -374,7 +374,7 @@ class LivePipeline:
             except Exception:  # never let the worker die: the batch is nak'ed, counted
                 log.exception("batch processing failed")
                 self._es["failed"] += len(batch)
-                _settle([(item.ack, False) for item in batch if item.ack is not None])
+                _settle([(pos, item.ack) for pos, item in enumerate(batch) if item.ack is not None], set(), True)
             finally:
                 queue.task_done(len(batch))
 
@@ -423,7 +423,7 @@ class LivePipeline:
                 failed += 1
                 refused.add(pos)
         sent = len(batch) - dead - failed
-        acks = [(ack, pos not in refused) for pos, ack in b["acks"]]
+        batch_failed = False
         try:
             self.sink.flush()
             self._dlq.flush()
@@ -433,7 +433,7 @@ class LivePipeline:
             write_error = e
             failed += sent + dead
             sent = dead = 0
-            acks = [(a, False) for a, _ in acks]
+            batch_failed = True
         es["sent"] += sent
         es["dead_lettered"] += dead
         es["failed"] += failed
@@ -442,7 +442,7 @@ class LivePipeline:
         for ds, n in b["datasets"].items():
             self.stats.datasets[ds] = self.stats.datasets.get(ds, 0) + n
         self._outputs_state(write_error, failed)
-        _settle(acks)
+        _settle(b["acks"], refused, batch_failed)
 
     def _outputs_state(self, error: Exception | None, failed: int) -> None:
         """What /health says of the outputs: failing from a batch that could not be written

@@ -65,3 +65,21 @@ def test_a_structured_event_without_a_document_is_dead_lettered_alone(tmp_path):
     assert acks == [("good", True), ("broken", True)]
     es = p.telemetry.snapshot()["sink.elasticsearch_files"]
     assert es["sent"] == 1 and es["dead_lettered"] == 1
+
+
+def test_acks_are_settled_in_the_core_and_one_failing_callback_stops_no_other(caplog):
+    from streams.pipeline.live import _settle
+    got = []
+
+    def ack(name):
+        def f(ok):
+            if name == "boom":
+                raise RuntimeError("ack bug")
+            got.append((name, ok))
+        return f
+    _settle([(0, ack("a")), (1, ack("boom")), (2, ack("refused")), (5, ack("b"))], {2}, False)
+    assert got == [("a", True), ("refused", False), ("b", True)]
+    assert "ack callback failed: ack bug" in caplog.text
+    got.clear()
+    _settle([(0, ack("a")), (3, ack("b"))], set(), True)   # the batch could not be flushed
+    assert got == [("a", False), ("b", False)]
