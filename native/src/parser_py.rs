@@ -82,40 +82,18 @@ pub fn map_to_py<'py>(py: Python<'py>, m: &Map) -> PyResult<Bound<'py, PyDict>> 
     Ok(d)
 }
 
-/// One line of a batch as `streams.inputs.decode_line` reads it: CR dropped, invalid
-/// UTF-8 as backslash escapes (`_invalid_utf8`), NUL bytes flagged, cut at `max_line`.
+/// One line of a batch as `streams.inputs.decode_line` reads it (`framing::decode_message`:
+/// CR dropped, invalid UTF-8 as backslash escapes, NUL bytes flagged), cut at `max_line`.
 pub(crate) fn decode(raw: &[u8], max_line: usize) -> (Cow<'_, str>, Vec<&'static str>) {
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let d = crate::framing::decode_message(raw);
     let mut problems = Vec::new();
-    let mut text = match std::str::from_utf8(raw) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => {
-            problems.push("_invalid_utf8");
-            let mut out = String::with_capacity(raw.len() + 8);
-            let mut rest = raw;
-            loop {
-                match std::str::from_utf8(rest) {
-                    Ok(s) => {
-                        out.push_str(s);
-                        break;
-                    }
-                    Err(e) => {
-                        let good = e.valid_up_to();
-                        out.push_str(std::str::from_utf8(&rest[..good]).expect("valid"));
-                        let bad = e.error_len().unwrap_or(rest.len() - good);
-                        for b in &rest[good..good + bad] {
-                            out.push_str(&format!("\\x{b:02x}"));
-                        }
-                        rest = &rest[good + bad..];
-                    }
-                }
-            }
-            Cow::Owned(out)
-        }
-    };
-    if text.contains('\0') {
+    if d.invalid {
+        problems.push("_invalid_utf8");
+    }
+    if d.nul {
         problems.push("_nul_bytes");
     }
+    let mut text = d.text;
     if let Some(at) = cut_at(&text, max_line) {
         text = match text {
             Cow::Borrowed(s) => Cow::Borrowed(&s[..at]),
