@@ -1,7 +1,8 @@
-"""Real servers for the integration tests: an Elasticsearch node and a Graphite carbon-cache.
+"""Real servers for the integration tests: an Elasticsearch node, a Graphite carbon-cache and a
+Kafka broker.
 
 They are started once per test session through the project's own scripts,
-`deploy/dev/elasticsearch` and `deploy/dev/carbon`, on free ports of 127.0.0.1, with their data
+`deploy/dev/elasticsearch`, `deploy/dev/carbon` and `deploy/dev/kafka`, on free ports of 127.0.0.1, with their data
 under `.cache/run/test-*`, and stopped (and removed) at the end. Fixtures:
 
 - `es_server`: an `ElasticsearchServer` (`url`, `port`, `stop()`, `start()`, `restart()`, `kill()`,
@@ -9,13 +10,18 @@ under `.cache/run/test-*`, and stopped (and removed) at the end. Fixtures:
 - `elasticsearch_url`: its URL, e.g. `http://127.0.0.1:40123`.
 - `carbon`: a `CarbonServer` (`host`, `port` = TCP, `udp_port`, `data_dir`, `send()`, `fetch()`,
   `wait_points()`, and the same `stop()`/`start()`/`restart()`).
+- `kafka`: a `KafkaServer` (`bootstrap` = `127.0.0.1:PORT`, `topics(...)` = kafka-topics, the same
+  `stop()`/`start()`/`restart()`/`kill()`); its controller listens on another port of the script's
+  choosing (PORT+1 or a free one).
 
 `STREAMS_TEST_ES_URL=http://HOST:PORT` or `STREAMS_TEST_CARBON=HOST:PORT` (with
-`STREAMS_TEST_CARBON_DIR=` its whisper directory, for `fetch()`) use servers already running
+`STREAMS_TEST_CARBON_DIR=` its whisper directory, for `fetch()`) or `STREAMS_TEST_KAFKA=HOST:PORT`
+use servers already running
 instead; those cannot be stopped by fault tests, which then skip.
 
 Nothing is skipped for a missing Java, Maven or carbon: the fixture fails with the script's
-message, since CI must prove the real thing. The scripts install what is missing (Maven Central
+message, since CI must prove the real thing. One exception: the Kafka broker is skipped with a
+reason when neither its jars are installed nor Java >= 17 and mvn are there, and CI is not set. The scripts install what is missing (Maven Central
 through mvn, Debian packages through apt-get); `scripts/test` runs the installs up front.
 
 Register the fixtures once per session (`pytest_plugins = ["tests.integration.servers"]` in
@@ -44,6 +50,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ES_SCRIPT = REPO / "deploy" / "dev" / "elasticsearch"
 CARBON_SCRIPT = REPO / "deploy" / "dev" / "carbon"
+KAFKA_SCRIPT = REPO / "deploy" / "dev" / "kafka"
 RUN = REPO / ".cache" / "run"
 START_TIMEOUT = 600.0     # a cold install (mvn download, apt-get) is part of the first start
 
@@ -123,8 +130,8 @@ def _reap_stale_runs() -> None:
         if pid and _pid_alive(pid):
             continue
         kind, _, port = d.name.removeprefix("test-").partition("-")
-        script, var = {"es": (ES_SCRIPT, "ES_RUN_DIR"), "carbon": (CARBON_SCRIPT, "CARBON_RUN_DIR")}.get(
-            kind, (None, ""))
+        script, var = {"es": (ES_SCRIPT, "ES_RUN_DIR"), "carbon": (CARBON_SCRIPT, "CARBON_RUN_DIR"),
+                       "kafka": (KAFKA_SCRIPT, "KAFKA_RUN_DIR")}.get(kind, (None, ""))
         if script is not None and port.isdigit():
             subprocess.run(["bash", str(script), "clean", port], capture_output=True, timeout=120,
                            env={**os.environ, var: str(d)}, cwd=REPO)
@@ -320,6 +327,54 @@ class CarbonServer(_Managed):
             time.sleep(0.2)
 
 
+class KafkaServer(_Managed):
+    script = KAFKA_SCRIPT
+    kind = "kafka"
+    env_var = "KAFKA_RUN_DIR"
+
+    def __init__(self, port: int | None = None, external: str | None = None) -> None:
+        if external:
+            port = int(external.rpartition(":")[2])
+        super().__init__(port, external)
+        self.bootstrap = external or f"127.0.0.1:{self.port}"
+
+    def pid(self) -> int | None:
+        return self._read_pid("kafka.pid")
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "logs" / "server.log"
+
+    def topics(self, *args: str, timeout: float = 120.0) -> str:
+        """Runs kafka-topics (org.apache.kafka.tools.TopicCommand, through `deploy/dev/kafka topics`)
+        against this broker, e.g. `topics("--create", "--topic", "raw", "--partitions", "2")`;
+        returns its output, fails the test with it on an error."""
+        host, _, port = self.bootstrap.rpartition(":")
+        if host not in ("127.0.0.1", "localhost"):
+            pytest.skip(f"kafka-topics only runs against a local broker, not {self.bootstrap}")
+        p = subprocess.run(["bash", str(self.script), "topics", port, *args], capture_output=True, text=True,
+                           timeout=timeout, env={**os.environ, **self._env}, cwd=REPO)
+        if p.returncode != 0:
+            pytest.fail(f"kafka-topics {' '.join(args)} failed (exit {p.returncode}):\n{p.stderr}{p.stdout}",
+                        pytrace=False)
+        return p.stdout
+
+
+def _kafka_missing_tools() -> str | None:
+    """Why the broker cannot be installed here (no jars cached, and no Java >= 17 or no mvn), or None."""
+    if os.environ.get("STREAMS_TEST_KAFKA"):
+        return None
+    if any(REPO.glob(".cache/kafka-*/.complete")):
+        java_ok = subprocess.run(["bash", str(KAFKA_SCRIPT), "java"], capture_output=True, timeout=60).returncode == 0
+        return None if java_ok else "no Java >= 17 (deploy/dev/kafka java)"
+    missing = []
+    if subprocess.run(["bash", str(KAFKA_SCRIPT), "java"], capture_output=True, timeout=60).returncode != 0:
+        missing.append("Java >= 17")
+    if shutil.which("mvn") is None:
+        missing.append("mvn (Debian: maven)")
+    return f"no {' and no '.join(missing)} to install the Kafka broker" if missing else None
+
+
 # One server of each kind per session, whichever module asks first; stopped at the session's end.
 _servers: dict[str, _Managed] = {}
 _servers_lock = threading.Lock()
@@ -330,6 +385,8 @@ _prestart_error: dict[str, BaseException] = {}
 def _new_server(kind: str) -> _Managed:
     if kind == "es":
         return ElasticsearchServer(external=os.environ.get("STREAMS_TEST_ES_URL") or None)
+    if kind == "kafka":
+        return KafkaServer(external=os.environ.get("STREAMS_TEST_KAFKA") or None)
     ext = os.environ.get("STREAMS_TEST_CARBON") or None
     data = os.environ.get("STREAMS_TEST_CARBON_DIR")
     return CarbonServer(external=ext, data_dir=Path(data) if data else None)
@@ -403,4 +460,18 @@ def elasticsearch_url(es_server: ElasticsearchServer) -> str:
 def carbon(pytestconfig: pytest.Config) -> CarbonServer:
     server = _get_server("carbon", pytestconfig)
     assert isinstance(server, CarbonServer)
+    return server
+
+
+@pytest.fixture(scope="session")
+def kafka(pytestconfig: pytest.Config) -> KafkaServer:
+    """A Kafka broker for the session. Skipped (with the reason) only when Java or mvn is missing
+    and CI is not set; in CI, or when they are there, a broker that does not start fails."""
+    why = _kafka_missing_tools()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; CI is set, so this is a failure, not a skip", pytrace=False)
+        pytest.skip(why)
+    server = _get_server("kafka", pytestconfig)
+    assert isinstance(server, KafkaServer)
     return server
