@@ -75,7 +75,8 @@ class Parser:
                  match_limit: int = 1_000_000, depth_limit: int = 10_000) -> None: ...
     def parse(self, line: str) -> tuple[dict[str, Any], str | None, list[str], str | None, list[str] | None]:
         """(fields, message, tags, rule, Python hooks still to run or None) of one line."""
-    def parse_batch(self, data: bytes) -> bytes:
+    def parse_batch(self, data: bytes,
+                    hooks: Callable[..., tuple[dict[str, Any], str | None, list[str]]] | None = None) -> bytes:
         """NDJSON of the documents of the non-blank lines of `data` (whole lines; decoded,
         cut and flagged as `streams.inputs.iter_lines` does), the GIL released."""
     def parse_docs(self, data: bytes) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::doc::{path, Map, Value};
+use crate::doc::{path, py_str, Map, Value};
 use crate::grok::{py_float, py_int, to_pcre, Value as GValue};
 use crate::ip::as_ip;
 use crate::pcre::{Limits, MatchError, Regex};
@@ -1594,21 +1594,6 @@ fn with_var(cx: &mut Cx, env: &dyn Env, var: &str, ops: &[Op]) -> Result<(), Mat
     std::mem::swap(cx.doc, &mut obj);
     cx.vars[i].1 = Value::Map(obj);
     r
-}
-
-/// Python's `str()` of a value.
-fn py_str(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Str(s) => s.clone(),
-        other => {
-            let mut out = Vec::new();
-            crate::doc::write_json(&mut out, other);
-            String::from_utf8_lossy(&out).into_owned()
-        }
-    }
 }
 
 fn next_char(s: &str, at: usize) -> usize {

@@ -122,8 +122,72 @@ pub(crate) fn event_doc(p: Parsed) -> Map {
     doc
 }
 
+/// Runs a line's Python hooks, the GIL taken back for it (never on the common path).
+fn run_hooks(runner: &Py<PyAny>, p: Parsed, line: &str) -> Parsed {
+    let rule = p.rule.clone();
+    let result = Python::attach(|py| -> PyResult<Parsed> {
+        let out = runner.call1(
+            py,
+            (
+                map_to_py(py, &p.doc)?,
+                p.message.clone(),
+                p.tags.clone(),
+                p.hooks.clone(),
+                line,
+            ),
+        )?;
+        let (fields, message, tags): (Bound<'_, PyAny>, Option<String>, Vec<String>) =
+            out.extract(py)?;
+        let Value::Map(doc) = from_py(&fields)? else {
+            return Err(PyValueError::new_err("a hook runner must give back a dict"));
+        };
+        Ok(Parsed {
+            doc,
+            message,
+            tags,
+            rule: rule.clone(),
+            hooks: Vec::new(),
+        })
+    });
+    result.unwrap_or_else(|e| {
+        // the runner itself keeps hook failures as `_parser_error` events; this is a bug
+        // of the runner: the line is kept all the same
+        Python::attach(|py| e.print(py));
+        let mut doc = Map::new();
+        let mut ev = Map::new();
+        ev.push("original", Value::str(line));
+        doc.push("event", Value::Map(ev));
+        Parsed {
+            doc,
+            message: Some(line.to_string()),
+            tags: vec!["_parser_error".to_string()],
+            rule,
+            hooks: Vec::new(),
+        }
+    })
+}
+
+/// A line parsed, its rule's Python hooks (if any) run by `hooks`, the runner the batches
+/// are given (`LineParser.hook_runner`): the one way the batch APIs parse a line.
+pub(crate) fn parse_with_hooks(
+    parser: &mut Parser,
+    hooks: Option<&Py<PyAny>>,
+    text: &str,
+) -> Parsed {
+    let p = parser.parse(text);
+    match hooks {
+        Some(runner) if !p.hooks.is_empty() => run_hooks(runner, p, text),
+        _ => p,
+    }
+}
+
 /// The lines of a batch that `streams parse` writes (blank ones are skipped), parsed.
-fn batch(parser: &mut Parser, data: &[u8], mut each: impl FnMut(Parsed)) {
+fn batch(
+    parser: &mut Parser,
+    hooks: Option<&Py<PyAny>>,
+    data: &[u8],
+    mut each: impl FnMut(Parsed),
+) {
     let data = data.strip_suffix(b"\n").unwrap_or(data);
     if data.is_empty() {
         return;
@@ -135,7 +199,7 @@ fn batch(parser: &mut Parser, data: &[u8], mut each: impl FnMut(Parsed)) {
             continue;
         }
         parser.stats.add("lines");
-        let mut p = parser.parse(&text);
+        let mut p = parse_with_hooks(parser, hooks, &text);
         p.tags.extend(problems.iter().map(|s| s.to_string()));
         for &k in &problems {
             parser.stats.add(k);
@@ -229,12 +293,18 @@ impl PyParser {
     }
 
     /// NDJSON of the documents of the lines in `data` (what `streams parse` writes), the
-    /// GIL released while it runs.
-    fn parse_batch<'py>(&mut self, py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+    /// GIL released while it runs; `hooks` runs a rule's Python hooks (see `parse_with_hooks`).
+    #[pyo3(signature = (data, hooks = None))]
+    fn parse_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+        hooks: Option<Py<PyAny>>,
+    ) -> Bound<'py, PyBytes> {
         let inner = &mut self.inner;
         let out = py.detach(|| {
             let mut out = Vec::with_capacity(data.len() * 6);
-            batch(inner, data, |p| {
+            batch(inner, hooks.as_ref(), data, |p| {
                 write_map(&mut out, &event_doc(p));
                 out.push(b'\n');
             });
@@ -248,7 +318,7 @@ impl PyParser {
         let inner = &mut self.inner;
         let docs = py.detach(|| {
             let mut docs = Vec::new();
-            batch(inner, data, |p| docs.push(event_doc(p)));
+            batch(inner, None, data, |p| docs.push(event_doc(p)));
             docs
         });
         let list = PyList::empty(py);

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::doc::{write_map, Map, Value};
+use crate::doc::{py_str, write_map, Map, Value};
 use crate::timestamps::{days_from_civil, fromisoformat};
 
 /// What the output bytes are: `_bulk` lines (an action line, then the document) as
@@ -370,56 +370,6 @@ fn push_py_str(out: &mut String, v: &Value) {
     }
 }
 
-/// `str(v)` for the values a metric name takes (scalars; containers as JSON).
-pub fn py_str(v: &Value) -> String {
-    match v {
-        Value::Str(s) => s.clone(),
-        Value::Int(n) => n.to_string(),
-        Value::BigInt(d) => d.clone(),
-        Value::Float(f) => py_float(*f),
-        Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
-        Value::Null => "None".to_string(),
-        other => {
-            let mut out = Vec::new();
-            crate::doc::write_json(&mut out, other);
-            String::from_utf8(out).unwrap_or_default()
-        }
-    }
-}
-
-/// `repr(float)`: the shortest round-trip digits, positional for exponents -4..16.
-pub fn py_float(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    let sci = format!("{f:e}"); // "-1.5e16", "5e0"
-    let (mant, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("an integer exponent");
-    let (sign, mant) = mant.strip_prefix('-').map_or(("", mant), |m| ("-", m));
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    if !(-4..16).contains(&exp) {
-        let m = if digits.len() > 1 {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        } else {
-            digits
-        };
-        let es = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{m}e{es}{:02}", exp.abs());
-    }
-    if exp < 0 {
-        return format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize));
-    }
-    let int_len = exp as usize + 1;
-    if digits.len() <= int_len {
-        format!("{sign}{digits}{}.0", "0".repeat(int_len - digits.len()))
-    } else {
-        format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
-    }
-}
-
 /// Epoch seconds of an ISO 8601 `@timestamp` (what `datetime.fromisoformat` reads; a
 /// naive one as UTC), truncated as `int()` does; None when it is no time.
 pub fn epoch_of(ts: &str) -> Option<i64> {
@@ -712,22 +662,6 @@ mod tests {
         // hashlib.blake2b(b"a\0" b"1\0" b"line", digest_size=12).hexdigest()
         assert_eq!(event_id(&[b"a", b"1", b"line"]), "1044802f12e5072a13903de2");
         assert_eq!(event_id(&[b"a", b"1", b"line"]).len(), 24);
-    }
-
-    #[test]
-    fn floats_print_as_python_repr() {
-        for (f, s) in [
-            (5.0, "5.0"),
-            (1e16, "1e+16"),
-            (1.5e16, "1.5e+16"),
-            (123456789012345.6, "123456789012345.6"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (-2.5, "-2.5"),
-            (1e300, "1e+300"),
-        ] {
-            assert_eq!(py_float(f), s);
-        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::doc::{Map, Value};
 use crate::geoip::GeoIp;
 use crate::geoip_py::PyGeoIp;
 use crate::parser::{Parsed, Parser};
-use crate::parser_py::{decode, event_doc, from_py, map_to_py, PyParser};
+use crate::parser_py::{decode, event_doc, from_py, parse_with_hooks, PyParser};
 use crate::pipeline::{
     dataset_of, default_host, epoch_of, event_id, Format, IndexNamer, MetricKey, Metrics, Output,
     Tally,
@@ -47,51 +47,6 @@ struct Batch {
     tally: Tally,
 }
 
-/// Runs a line's Python hooks, the GIL taken back for it (never on the common path).
-fn run_hooks(runner: &Py<PyAny>, p: Parsed, line: &str) -> Parsed {
-    let rule = p.rule.clone();
-    let result = Python::attach(|py| -> PyResult<Parsed> {
-        let out = runner.call1(
-            py,
-            (
-                map_to_py(py, &p.doc)?,
-                p.message.clone(),
-                p.tags.clone(),
-                p.hooks.clone(),
-                line,
-            ),
-        )?;
-        let (fields, message, tags): (Bound<'_, PyAny>, Option<String>, Vec<String>) =
-            out.extract(py)?;
-        let Value::Map(doc) = from_py(&fields)? else {
-            return Err(PyValueError::new_err("a hook runner must give back a dict"));
-        };
-        Ok(Parsed {
-            doc,
-            message,
-            tags,
-            rule: rule.clone(),
-            hooks: Vec::new(),
-        })
-    });
-    result.unwrap_or_else(|e| {
-        // the runner itself keeps hook failures as `_parser_error` events; this is a bug
-        // of the runner: the line is kept all the same
-        Python::attach(|py| e.print(py));
-        let mut doc = Map::new();
-        let mut ev = Map::new();
-        ev.push("original", Value::str(line));
-        doc.push("event", Value::Map(ev));
-        Parsed {
-            doc,
-            message: Some(line.to_string()),
-            tags: vec!["_parser_error".to_string()],
-            rule,
-            hooks: Vec::new(),
-        }
-    })
-}
-
 /// Everything after the parse, for one document: GeoIP, the host and time defaults.
 /// Returns the document and its `@timestamp`.
 fn finish(p: Parsed, host: Option<&str>, now_text: &str) -> Map {
@@ -120,10 +75,7 @@ struct Work<'a> {
 impl Work<'_> {
     /// A line parsed (its rule's Python hooks run, if any), its input's tags added, enriched.
     fn parse(&mut self, text: &str, tags: impl IntoIterator<Item = String>) -> Parsed {
-        let mut p = self.parser.parse(text);
-        if let Some(runner) = self.hooks.filter(|_| !p.hooks.is_empty()) {
-            p = run_hooks(runner, p, text);
-        }
+        let mut p = parse_with_hooks(self.parser, self.hooks, text);
         p.tags.extend(tags);
         if let Some(g) = self.geoip.as_mut() {
             g.enrich(&mut p.doc, &mut p.tags);
@@ -351,7 +303,7 @@ impl PyPipeline {
                             .flatten()
                             .find(|v| v.truthy())
                     })
-                    .map_or_else(|| rec.listener.clone(), crate::pipeline::py_str);
+                    .map_or_else(|| rec.listener.clone(), crate::doc::py_str);
                 let id = event_id(&[source.as_bytes(), ts.as_bytes(), b"0", original.as_bytes()]);
                 if parsed && feed > 0 {
                     w.b.tally.observe_side(&doc, pos, feed > 1);

@@ -10,17 +10,14 @@ an event (`_grokparsefailure`, `event.original` kept).
 from __future__ import annotations
 
 import importlib
-import io
 import logging
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-import orjson
-
 from ..clock import Clock, SystemClock
 from ..event import Event
-from ..inputs import DEFAULT_MAX_LINE, iter_lines
+from ..inputs import DEFAULT_MAX_LINE
 from .grok import PatternError
 from .native import native_parser
 
@@ -134,21 +131,8 @@ class LineParser:
 
     def parse_batch(self, data: bytes) -> bytes:
         """NDJSON of the documents of the non-blank lines of `data` (whole lines), the GIL
-        released while the core runs (line by line when a rule names a Python hook)."""
-        if self.has_hooks:
-            return b"".join(orjson.dumps(d) + b"\n" for d in self._docs_with_hooks(data))
+        released while the core runs (taken back for the lines whose rule names a Python hook)."""
         if self._set_now is not None:
             self._set_now(self.clock.now())
-        return self.native.parse_batch(data)
-
-    def _docs_with_hooks(self, data: bytes):
-        for text, problems in iter_lines(io.BytesIO(data), max_line=self.max_line):
-            if not text or text.isspace():
-                continue
-            self._problems["lines"] += 1
-            ev = self.parse(text)
-            if problems:
-                ev.tags.extend(problems)
-                self.count(problems)
-            yield ev.to_doc()
+        return self.native.parse_batch(data, self.hook_runner if self.has_hooks else None)
 
