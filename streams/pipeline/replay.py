@@ -232,7 +232,7 @@ class _Interrupted(Exception):
 
 
 class _Reader:
-    """An input as `iter_lines` reads it: each read is a point where a signal may stop it."""
+    """An input as `iter_blocks` reads it: each read is a point where a signal may stop it."""
 
     def __init__(self, stream: BinaryIO, replay: Replay) -> None:
         self._stream, self._replay = stream, replay

@@ -186,8 +186,9 @@ class ElasticsearchSink:
     chunk_format = "spool"   # what the native pipeline writes for write_chunk()
 
     def write_chunk(self, index: str, data: bytes, count: int, timeout: float | None = None) -> None:
-        """`count` spool records of one index, as the native pipeline wrote them; waits for
-        room as `write()` does."""
+        """`count` spool records of one index, as the native pipeline wrote them. A full spool
+        waits (`block_when_full`) up to `timeout` (SpoolFull), or while documents are delivered
+        at least every `stall_timeout` (OutputStalled), or until `abort()` (OutputAborted)."""
         if self.block_when_full and not self.spool.has_room():
             self._wait_room(timeout)
         self.spool.append(data, timeout, self.block_when_full, count)
@@ -195,15 +196,9 @@ class ElasticsearchSink:
         self.stats["spooled"] += count
 
     def write(self, doc: dict, doc_id: str, timeout: float | None = None) -> None:
-        """Spool a document; a full spool waits (`block_when_full`) up to `timeout`
-        (SpoolFull), or while documents are delivered at least every `stall_timeout`
-        (OutputStalled), or until `abort()` (OutputAborted)."""
+        """Spool one document (the pipelines write chunks; this is for a single one)."""
         index = self.namer.for_doc(doc)
-        if self.block_when_full and not self.spool.has_room():
-            self._wait_room(timeout)
-        self.spool.append(record(index, doc_id, doc), timeout, self.block_when_full)
-        self.counts[index] = self.counts.get(index, 0) + 1
-        self.stats["spooled"] += 1
+        self.write_chunk(index, record(index, doc_id, doc), 1, timeout)
 
     def _wait_room(self, timeout: float | None) -> None:
         start = time.monotonic()
