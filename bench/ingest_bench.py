@@ -56,7 +56,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from measure import cpu_seconds  # noqa: E402
-from syslog_ng import SYSLOG_NG_MODULES, SYSLOG_NG_PATTERNS, syslog_ng_available, syslog_ng_config  # noqa: E402
+from syslog_ng import (  # noqa: E402
+    SYSLOG_NG_MODULES,
+    SYSLOG_NG_PATTERNS,
+    AppendedLines,
+    syslog_ng_available,
+    syslog_ng_config,
+)
 
 from streams.event import Event  # noqa: E402
 from streams.protocols.riemann import encode_msg, frame, ok_reply  # noqa: E402
@@ -444,17 +450,9 @@ def bench_syslog_ng(work: Path, n: int, parsing: bool) -> dict:
             for i in range(0, len(view), 65536):
                 s.sendall(view[i:i + 65536])
             t_sent = time.perf_counter()
-            # poll the file's line count, reading only what was appended since the last look
-            lines, pos, last_change = 0, 0, time.monotonic()
+            written = AppendedLines(out)
             while True:
-                if out.exists():
-                    with open(out, "rb") as fh:
-                        fh.seek(pos)
-                        chunk = fh.read()
-                    if chunk:
-                        pos += len(chunk)
-                        lines += chunk.count(b"\n")
-                        last_change = time.monotonic()
+                lines = written.poll()
                 t1 = time.perf_counter()
                 if lines >= n:
                     cpu = cpu_seconds(sng.pid) - cpu0
@@ -462,7 +460,7 @@ def bench_syslog_ng(work: Path, n: int, parsing: bool) -> dict:
                 if sng.poll() is not None:
                     raise RuntimeError(f"syslog-ng exited ({sng.returncode}) at {lines}/{n} lines: "
                                        f"{log_path.read_text(errors='replace')[-2000:]}")
-                if time.monotonic() - last_change > STALL:
+                if time.monotonic() - written.last_change > STALL:
                     raise RuntimeError(f"syslog-ng: stuck at {lines}/{n} lines in the file for {STALL}s")
                 time.sleep(0.02)
             s.close()

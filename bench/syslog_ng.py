@@ -235,6 +235,25 @@ def _vmhwm_mib(pid: int) -> float | None:
     return None
 
 
+class AppendedLines:
+    """The lines of a file another process appends to, counted by reading only what was
+    appended since the last look; `last_change`: when the count last moved."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.pos, self.lines, self.last_change = path, 0, 0, time.monotonic()
+
+    def poll(self) -> int:
+        if self.path.exists():
+            with open(self.path, "rb") as fh:
+                fh.seek(self.pos)
+                chunk = fh.read()
+            if chunk:
+                self.pos += len(chunk)
+                self.lines += chunk.count(b"\n")
+                self.last_change = time.monotonic()
+        return self.lines
+
+
 def run_syslog_ng(work: Path, corpus: Path, n_docs: int, core: int | None, wrapper: list[str] | None = None,
                   stall: float = STALL, geoip_db: Path | None = None) -> dict:
     """One fresh syslog-ng (its own persist file, so it reads the corpus from the start):
@@ -263,7 +282,7 @@ def run_syslog_ng(work: Path, corpus: Path, n_docs: int, core: int | None, wrapp
         old = pin_elsewhere(core) if core is not None else None
         pid = None
         try:
-            docs, pos, last_change = 0, 0, time.monotonic()
+            written = AppendedLines(out)
             while True:
                 pid = pid or _pid(work / "pid")
                 if n_docs == 0:
@@ -272,29 +291,22 @@ def run_syslog_ng(work: Path, corpus: Path, n_docs: int, core: int | None, wrapp
                         pid = pid or _pid(work / "pid") or sng.pid
                         cpu, rss = cpu_seconds(pid), _vmhwm_mib(pid)
                         break
-                elif out.exists():
-                    with open(out, "rb") as fh:
-                        fh.seek(pos)
-                        chunk = fh.read()
-                    if chunk:
-                        pos += len(chunk)
-                        docs += chunk.count(b"\n")
-                        last_change = time.monotonic()
+                else:
                     t1 = time.perf_counter()
-                    if docs >= n_docs:
+                    if written.poll() >= n_docs:
                         pid = pid or sng.pid
                         cpu, rss = cpu_seconds(pid), _vmhwm_mib(pid)
                         break
                 if sng.poll() is not None:
-                    raise RuntimeError(f"syslog-ng exited ({sng.returncode}) at {docs}/{n_docs} lines: "
+                    raise RuntimeError(f"syslog-ng exited ({sng.returncode}) at {written.lines}/{n_docs} lines: "
                                        f"{log_path.read_text(errors='replace')[-2000:]}")
-                if time.monotonic() - last_change > stall:
-                    raise RuntimeError(f"syslog-ng: stuck at {docs}/{n_docs} lines for {stall:.0f}s")
+                if time.monotonic() - written.last_change > stall:
+                    raise RuntimeError(f"syslog-ng: stuck at {written.lines}/{n_docs} lines for {stall:.0f}s")
                 time.sleep(0.005)
         finally:
             stop(sng, pid=pid)
             if old is not None:
                 os.sched_setaffinity(0, old)
-    return {"seconds": t1 - t0, "cpu_seconds": cpu, "peak_rss_mib": rss, "docs": docs, "out": out}
+    return {"seconds": t1 - t0, "cpu_seconds": cpu, "peak_rss_mib": rss, "docs": written.lines, "out": out}
 
 
