@@ -134,7 +134,6 @@ pub struct Output {
     format: Format,
     pub chunks: Vec<Chunk>,
     at: HashMap<String, usize>,
-    last: Option<usize>,
     /// emptied buffers of earlier batches: a batch's megabytes are not allocated (and
     /// zeroed by the kernel, page by page) anew each time
     pool: Vec<Vec<u8>>,
@@ -159,7 +158,6 @@ impl Output {
             format,
             chunks: Vec::new(),
             at: HashMap::new(),
-            last: None,
             pool,
         }
     }
@@ -183,9 +181,7 @@ impl Output {
     }
 
     pub fn write(&mut self, index: &str, id: &str, doc: &Map, position: usize) {
-        // consecutive lines mostly go to one index: the last chunk made, else a lookup
-        let hit = self.last.filter(|&i| self.chunks[i].index == index);
-        let i = match hit.or_else(|| self.at.get(index).copied()) {
+        let i = match self.at.get(index).copied() {
             Some(i) => i,
             None => {
                 let data = self
@@ -202,7 +198,6 @@ impl Output {
                 self.chunks.len() - 1
             }
         };
-        self.last = Some(i);
         let chunk = &mut self.chunks[i];
         let out = &mut chunk.data;
         match self.format {
