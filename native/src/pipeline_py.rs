@@ -47,18 +47,22 @@ struct Batch {
     tally: Tally,
 }
 
-/// Everything after the parse, for one document: GeoIP, the host and time defaults.
-/// Returns the document and its `@timestamp`.
+/// The document of a parsed (and enriched) line: its host and time defaults.
 fn finish(p: Parsed, host: Option<&str>, now_text: &str) -> Map {
     let mut doc = event_doc(p);
     if let Some(h) = host {
         default_host(&mut doc, h);
     }
+    stamp_if_none(&mut doc, now_text);
+    doc
+}
+
+/// A document with no time of its own takes the ingest time, tagged so.
+fn stamp_if_none(doc: &mut Map, now_text: &str) {
     if !doc.contains("@timestamp") {
         doc.insert("@timestamp", Value::str(now_text));
         doc.tag(FROM_INGEST);
     }
-    doc
 }
 
 /// What one batch works with: the pipeline's parts, borrowed for the call (the GIL
@@ -233,11 +237,12 @@ impl PyPipeline {
 
     /// A live batch: the worker's records (`Received`: a syslog line in `text`, parsed
     /// here, or a structured event whose `(document, original)` `structured(item, position)`
-    /// gives). Besides the batch: `acks` [(position, ack)] of the records that carry one,
-    /// `structured` [(position, document)] of the structured events written. Metrics count in the bucket the record arrived in (never before
+    /// gives). Metrics count in the bucket the record arrived in (never before
     /// `open_bucket`, the first one not flushed yet); `feed`: 0 no side records, 1 those of
-    /// lines that move an index count, 2 every line's. `failed`: (position, why) of
-    /// records that could not be handled (dead-lettered by the caller).
+    /// lines that move an index count, 2 every line's. Besides the batch: `failed`
+    /// [(position, why)] of records that could not be handled (dead-lettered by the
+    /// caller), `acks` [(position, ack)] of the records that carry one, `structured`
+    /// [(position, document)] of the structured events written.
     #[pyo3(signature = (items, structured, *, open_bucket, feed = 1))]
     fn live<'py>(
         &mut self,
@@ -272,24 +277,14 @@ impl PyPipeline {
                     );
                 }
                 let received = &stamp.1;
-                let (doc, original, parsed) = match (rec.text, rec.prepared) {
-                    (Some(text), _) => {
+                let (doc, original, parsed) = match rec.body {
+                    Body::Line(text) => {
                         let p = w.parse(&text, rec.tags);
                         (finish(p, rec.peer_host.as_deref(), received), text, true)
                     }
-                    (None, Some((mut doc, original))) => {
-                        if !doc.contains("@timestamp") {
-                            doc.insert("@timestamp", Value::str(received));
-                            doc.tag(FROM_INGEST);
-                        }
+                    Body::Document(mut doc, original) => {
+                        stamp_if_none(&mut doc, received);
                         (doc, original, false)
-                    }
-                    (None, None) => {
-                        failed.push((
-                            pos,
-                            "ValueError: a record with neither text nor event".into(),
-                        ));
-                        continue;
                     }
                 };
                 let ts = doc.get("@timestamp").and_then(Value::as_str).unwrap_or("");
@@ -324,13 +319,18 @@ impl PyPipeline {
 
 /// One record of a live batch as the worker hands it over.
 struct Record {
-    text: Option<String>,
-    /// a structured event's document (a Riemann event's `to_doc()`) and its `original`
-    prepared: Option<(Map, String)>,
+    body: Body,
     tags: Vec<String>,
     received_at: f64,
     peer_host: Option<String>,
     listener: String,
+}
+
+/// A syslog line to parse, or a structured event's document (a Riemann event's
+/// `to_doc()`) with the text its `_id` is made of.
+enum Body {
+    Line(String),
+    Document(Map, String),
 }
 
 /// The worker's records as the core reads them, and what goes back to Python per record
@@ -367,18 +367,15 @@ fn records<'py>(
             out.acks.push((pos, ack));
         }
         let raw_text = item.getattr(text_k)?;
-        let text: Option<String> = match raw_text.extract::<Option<String>>() {
-            Ok(t) => t,
-            // a lone surrogate: parsed as its escape, as the per-line face does
-            Err(_) => Some(
-                raw_text
+        let body = if !raw_text.is_none() {
+            Body::Line(match raw_text.extract::<String>() {
+                Ok(t) => t,
+                // a lone surrogate: parsed as its escape, as the per-line face does
+                Err(_) => raw_text
                     .call_method1("encode", ("utf-8", "surrogatepass"))?
                     .call_method1("decode", ("utf-8", "backslashreplace"))?
                     .extract()?,
-            ),
-        };
-        let prepared = if text.is_some() {
-            None
+            })
         } else {
             let prep = structured.call1((&item, pos))?;
             if prep.is_none() {
@@ -390,7 +387,7 @@ fn records<'py>(
             match from_py(&doc) {
                 Ok(Value::Map(m)) => {
                     out.structured.push((pos, doc));
-                    Some((m, original))
+                    Body::Document(m, original)
                 }
                 Ok(_) => {
                     out.records.push(Err(
@@ -411,8 +408,7 @@ fn records<'py>(
             _ => None,
         };
         out.records.push(Ok(Record {
-            text,
-            prepared,
+            body,
             tags: item.getattr(tags_k)?.extract()?,
             received_at: item.getattr(at_k)?.extract()?,
             peer_host,
