@@ -49,9 +49,7 @@ from ..clock import Clock, SystemClock
 log = logging.getLogger("streams.geoip")
 
 FAILURE_TAG = "_geoip_lookup_failure"
-LAYOUTS = ("ecs", "logstash", "wazuh")
 DEFAULT_FIELDS = (("source.ip", "source"), ("client.ip", "client"), ("data.srcip", "source"))
-WAZUH_DATASET = "wazuh.alerts"
 _DAY = 86400.0
 # Probe lookups of a new database: MaxMind test networks and well-known public resolvers.
 _PROBES = ("81.2.69.142", "1.0.0.1", "8.8.8.8", "89.160.20.115", "216.160.83.56")
@@ -150,12 +148,7 @@ class GeoIPConfig:
     max_age_days: float = 30.0        # warn when a loaded database is older; 0: never
 
     def check(self) -> None:
-        bad = [x for x in self.layouts if x not in LAYOUTS]
-        if bad or not self.layouts:
-            raise GeoIPError(f"layouts: {bad or 'empty'}; known: {', '.join(LAYOUTS)}")
-        for f, target in self.fields:
-            if not f or not target or any(not p for p in f.split(".")):
-                raise GeoIPError(f"fields: bad entry {f!r} -> {target!r}")
+        """The bounds; layouts and fields are checked by the native enricher they configure."""
         if self.cache_size < 0 or self.reload_check_seconds < 0 or self.max_age_days < 0:
             raise GeoIPError("cache_size, reload_check_seconds and max_age_days must be >= 0")
 
@@ -163,6 +156,12 @@ class GeoIPConfig:
 class GeoIP:
     def __init__(self, config: GeoIPConfig, clock: Clock | None = None) -> None:
         config.check()
+        # the enricher the batch pipeline hands to Rust; enrich() is its method, no Python frame
+        try:
+            self.native = _native.GeoIP(list(config.fields), list(config.layouts), wazuh_alerts=config.wazuh_alerts,
+                                        cache_size=config.cache_size)
+        except ValueError as e:   # a layout or field it does not know
+            raise GeoIPError(str(e)) from None
         self.config = config
         self.clock = clock or SystemClock()
         self.databases: dict[str, _Database] = {}
@@ -173,9 +172,6 @@ class GeoIP:
         except GeoIPError:
             self.close()
             raise
-        # the enricher the batch pipeline hands to Rust; enrich() is its method, no Python frame
-        self.native = _native.GeoIP(list(config.fields), list(config.layouts), wazuh_alerts=config.wazuh_alerts,
-                                    cache_size=config.cache_size)
         for kind, db in self.databases.items():
             self.native.set_database(kind, db.reader)
         self.enrich = self.native.enrich
